@@ -1,0 +1,205 @@
+// Package mail holds the value types that every layer of satchel shares:
+// UIDs, UIDVALIDITY, MODSEQ, flag sets and mailbox state.
+//
+// It is a leaf: it imports nothing from satchel and nothing from go-imap.
+// The IMAP adapter converts go-imap's types to these, so that the engine,
+// the index and the Maildir layer never see protocol types or sequence
+// numbers.
+package mail
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// UID is an IMAP message UID (RFC 9051 §2.3.1.1). Zero is never a valid UID.
+type UID uint32
+
+// UIDValidity is a mailbox's UIDVALIDITY. A UID only names a message
+// together with the UIDVALIDITY it was issued under.
+type UIDValidity uint32
+
+// ModSeq is a CONDSTORE modification sequence (RFC 7162 §3). Zero means
+// "unknown": the server has no CONDSTORE, or reported NOMODSEQ.
+type ModSeq uint64
+
+// System flags as IMAP spells them (RFC 9051 §2.3.2), plus the $Forwarded
+// keyword, which Maildir can store (as "P").
+const (
+	FlagSeen      = `\Seen`
+	FlagAnswered  = `\Answered`
+	FlagFlagged   = `\Flagged`
+	FlagDeleted   = `\Deleted`
+	FlagDraft     = `\Draft`
+	FlagForwarded = `$Forwarded`
+	// FlagRecent is session state, never synced (RFC 3501 §2.3.2).
+	FlagRecent = `\Recent`
+)
+
+var systemFlags = map[string]string{
+	`\seen`:      FlagSeen,
+	`\answered`:  FlagAnswered,
+	`\flagged`:   FlagFlagged,
+	`\deleted`:   FlagDeleted,
+	`\draft`:     FlagDraft,
+	`$forwarded`: FlagForwarded,
+}
+
+// Flags is a set of IMAP flags: system flags (canonical case) and keywords.
+// The zero value is an empty set. Flags values are immutable once built:
+// methods that change the set return a new one.
+type Flags struct {
+	set map[string]struct{}
+}
+
+// canonical returns the canonical spelling of a flag: system flags are
+// case-insensitive in IMAP and get their standard case; keywords are kept
+// as they are (RFC 9051 §2.3.2: keywords are case-insensitive too, but
+// servers echo them as stored, and satchel never changes a server's
+// spelling).
+func canonical(f string) string {
+	if c, ok := systemFlags[strings.ToLower(f)]; ok {
+		return c
+	}
+	return f
+}
+
+// NewFlags returns the set of the given flags, without \Recent.
+func NewFlags(flags ...string) Flags {
+	s := Flags{set: make(map[string]struct{}, len(flags))}
+	for _, f := range flags {
+		if f == "" || strings.EqualFold(f, FlagRecent) {
+			continue
+		}
+		s.set[canonical(f)] = struct{}{}
+	}
+	return s
+}
+
+// ParseFlags reads the form String writes.
+func ParseFlags(s string) Flags {
+	return NewFlags(strings.Fields(s)...)
+}
+
+// Has reports whether f is in the set.
+func (s Flags) Has(f string) bool {
+	_, ok := s.set[canonical(f)]
+	return ok
+}
+
+// Len is the number of flags in the set.
+func (s Flags) Len() int { return len(s.set) }
+
+// List returns the flags in canonical order: sorted by byte value.
+func (s Flags) List() []string {
+	l := make([]string, 0, len(s.set))
+	for f := range s.set {
+		l = append(l, f)
+	}
+	sort.Strings(l)
+	return l
+}
+
+// String is the canonical, space-separated form, as stored in the index.
+func (s Flags) String() string { return strings.Join(s.List(), " ") }
+
+// Equal reports whether both sets hold the same flags.
+func (s Flags) Equal(o Flags) bool {
+	if len(s.set) != len(o.set) {
+		return false
+	}
+	for f := range s.set {
+		if _, ok := o.set[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// With returns the set with f added or removed.
+func (s Flags) With(f string, on bool) Flags {
+	n := NewFlags(s.List()...)
+	if on {
+		n.set[canonical(f)] = struct{}{}
+	} else {
+		delete(n.set, canonical(f))
+	}
+	return n
+}
+
+// Union returns the flags in s or o.
+func (s Flags) Union(o Flags) Flags {
+	return NewFlags(append(s.List(), o.List()...)...)
+}
+
+// Minus returns the flags in s that are not in o.
+func (s Flags) Minus(o Flags) Flags {
+	var l []string
+	for f := range s.set {
+		if !o.Has(f) {
+			l = append(l, f)
+		}
+	}
+	return NewFlags(l...)
+}
+
+// IsSystem reports whether f is one of the flags a Maildir file name can
+// carry. Other keywords live only in the index and on the server.
+func IsSystem(f string) bool {
+	_, ok := systemFlags[strings.ToLower(f)]
+	return ok
+}
+
+// SyncMode is how the changes of a mailbox are learned from the server.
+type SyncMode string
+
+const (
+	// ModeQResync: RFC 7162 QRESYNC, the server sends the whole delta.
+	ModeQResync SyncMode = "qresync"
+	// ModeCondStore: RFC 7162 CONDSTORE, changed flags by MODSEQ,
+	// expunges found by UID search when the message count says so.
+	ModeCondStore SyncMode = "condstore"
+	// ModeFull: a UID and FLAGS scan of every message.
+	ModeFull SyncMode = "full"
+)
+
+// RemoteMailbox is one entry of the server's mailbox list.
+type RemoteMailbox struct {
+	// Name is the mailbox name, decoded from modified UTF-7 to UTF-8.
+	Name string
+	// Delim is the hierarchy delimiter, 0 when the server has none.
+	Delim rune
+	// NoSelect is true for \Noselect and \NonExistent entries: a level of
+	// the hierarchy that holds no messages.
+	NoSelect bool
+}
+
+// Path splits the name into its hierarchy levels.
+func (m RemoteMailbox) Path() []string {
+	if m.Delim == 0 {
+		return []string{m.Name}
+	}
+	return strings.Split(m.Name, string(m.Delim))
+}
+
+// MailboxStatus is what the server reports when a mailbox is selected.
+type MailboxStatus struct {
+	UIDValidity   UIDValidity
+	UIDNext       UID
+	HighestModSeq ModSeq // 0 without CONDSTORE or with NOMODSEQ
+	Messages      uint32
+	// PermanentFlags lists the flags the server stores; CanCreateKeywords
+	// is true when it also lists \*.
+	PermanentFlags    Flags
+	CanCreateKeywords bool
+}
+
+// RemoteMessage is what satchel knows of a message on the server.
+type RemoteMessage struct {
+	UID          UID
+	Flags        Flags
+	ModSeq       ModSeq
+	Size         int64 // RFC822.SIZE, in the server's CRLF form
+	InternalDate time.Time
+}
