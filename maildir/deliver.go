@@ -1,0 +1,224 @@
+package maildir
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// Delivered describes a message written by Deliver.
+type Delivered struct {
+	Key       string // the file name before ":2,"
+	Name      string // base name, e.g. "1732570000.M123P45Q6R9f3a.host:2,S"
+	Subdir    string // "new" or "cur"
+	Size      int64  // bytes written locally (after CRLF→LF)
+	MessageID string // Message-ID header value (e.g. "<a@b>"), "" if none
+}
+
+// deliverChunk is how much of the message is read at a time; ctx is
+// checked between chunks.
+const deliverChunk = 64 << 10
+
+// Deliver streams r into a new message file, following the Maildir
+// delivery protocol (https://cr.yp.to/proto/maildir.html): the file is
+// created in tmp/ under a new unique key with mode 0600 (set explicitly,
+// whatever the umask), written with each CRLF turned into LF (bare CRs and
+// bare LFs are kept, nothing else changes, and the message is never held
+// whole in memory), its mtime and atime set to date (left alone when date
+// is zero), fsynced, and renamed into new/ when flags lacks \Seen or cur/
+// when it has it, named "<key>:2,<letters>"; that directory is then
+// fsynced. Only when Deliver returns nil is the message durable.
+//
+// The Message-ID header is read from the first 256 KiB of the header while
+// streaming; a missing or broken header gives "".
+//
+// If r fails, ctx is cancelled, or any step fails, the tmp file is removed
+// and nothing appears in new/ or cur/. ctx is checked between chunks of r.
+func (d Dir) Deliver(ctx context.Context, r io.Reader, flags mail.Flags, date time.Time) (Delivered, error) {
+	if err := ctx.Err(); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	key := newKey()
+	tmp := filepath.Join(d.Path, subTmp, key)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	closed, renamed := false, false
+	defer func() {
+		if !closed {
+			_ = f.Close()
+		}
+		if !renamed {
+			_ = os.Remove(tmp)
+		}
+	}()
+	// The umask may have removed bits from the mode given to OpenFile.
+	if err := f.Chmod(0o600); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+
+	sniff := &headerSniffer{}
+	size, err := copyLF(ctx, io.MultiWriter(f, sniff), r)
+	if err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	if !date.IsZero() {
+		// Before the fsync, so the date is durable too. Mail readers
+		// show and sort by mtime; it carries the IMAP INTERNALDATE.
+		if err := os.Chtimes(tmp, date, date); err != nil {
+			return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: fsync: %w", d.Path, err)
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+
+	sub := subNew
+	if flags.Has(mail.FlagSeen) {
+		sub = subCur
+	}
+	name := key + infoSep + InfoFromFlags(flags)
+	dst := filepath.Join(d.Path, sub, name)
+	if err := os.Rename(tmp, dst); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	renamed = true
+	if err := syncDir(filepath.Join(d.Path, sub)); err != nil {
+		// Not known to be durable: take it back, so the caller's retry
+		// cannot leave two copies.
+		_ = os.Remove(dst)
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	}
+	return Delivered{
+		Key:       key,
+		Name:      name,
+		Subdir:    sub,
+		Size:      size,
+		MessageID: sniff.messageID(),
+	}, nil
+}
+
+// copyLF copies r to w with CRLF turned into LF, checking ctx before each
+// chunk, and returns the number of bytes written to w.
+func copyLF(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	cw := &countWriter{w: w}
+	lf := NewLFWriter(cw)
+	buf := make([]byte, deliverChunk)
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if _, err := lf.Write(buf[:n]); err != nil {
+				return 0, fmt.Errorf("write: %w", err)
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return 0, fmt.Errorf("read message: %w", rerr)
+		}
+	}
+	if err := lf.Close(); err != nil {
+		return 0, fmt.Errorf("write: %w", err)
+	}
+	return cw.n, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// maxHeader bounds the header kept for sniffing the Message-ID.
+const maxHeader = 256 << 10
+
+// headerSniffer keeps the start of the message, up to the empty line that
+// ends the header (RFC 5322 §2.1) or maxHeader bytes. It sees the message
+// after CRLF→LF, and never fails a Write.
+type headerSniffer struct {
+	buf       []byte
+	done      bool // no more bytes are wanted
+	truncated bool // the header went on past maxHeader
+}
+
+func (s *headerSniffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.done {
+		return n, nil
+	}
+	from := max(len(s.buf)-1, 0) // "\n\n" may straddle two Writes
+	if room := maxHeader - len(s.buf); len(p) > room {
+		p = p[:room]
+	}
+	s.buf = append(s.buf, p...)
+	if len(s.buf) > 0 && s.buf[0] == '\n' {
+		s.buf, s.done = s.buf[:0], true // empty header
+		return n, nil
+	}
+	if i := bytes.Index(s.buf[from:], []byte("\n\n")); i >= 0 {
+		s.buf, s.done = s.buf[:from+i+1], true
+		return n, nil
+	}
+	if len(s.buf) >= maxHeader {
+		s.done, s.truncated = true, true
+	}
+	return n, nil
+}
+
+// messageID returns the unfolded, trimmed value of the first Message-ID
+// field (RFC 5322 §3.6.4), or "" if there is none or the header cannot be
+// parsed.
+func (s *headerSniffer) messageID() string {
+	h := s.buf
+	if s.truncated {
+		// The last field may be cut short, maybe inside a folded value:
+		// keep only the fields that are known to be complete, those
+		// followed by the start of another field.
+		end := -1
+		for i := len(h) - 2; i >= 0; i-- {
+			if h[i] == '\n' && h[i+1] != ' ' && h[i+1] != '\t' {
+				end = i + 1
+				break
+			}
+		}
+		if end < 0 {
+			return ""
+		}
+		h = h[:end]
+	}
+	// A message may end inside its header (no empty line, maybe no final
+	// newline); the appended newlines end the last field and the header.
+	tr := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(h), bytes.NewReader([]byte("\n\n")))))
+	hdr, err := tr.ReadMIMEHeader()
+	if err != nil {
+		return ""
+	}
+	return hdr.Get("Message-Id")
+}
