@@ -1,0 +1,50 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// unimplemented lists the keys whose features this version of satchel does
+// not have yet. Such a key may only hold a value satchel already honours
+// (its default, mostly), so that a file written for a later version fails
+// loudly instead of being half obeyed. When a feature lands, delete its row
+// (TestNotImplemented then asks for its test values to go too).
+var unimplemented = []struct {
+	key    string // path inside an account
+	accept func(a *Account) bool
+	def    string // the value to suggest, as written in YAML
+}{
+	{"layout", func(a *Account) bool { return a.Layout == "verbatim" }, "verbatim"},
+	// auth comes before oauth2_token_command: an OAuth user is told about
+	// auth first, and does not remove the token command for nothing.
+	{"imap.auth", func(a *Account) bool { return a.IMAP.Auth == "plain" || a.IMAP.Auth == "login" }, "plain"},
+	{"imap.oauth2_token_command", func(a *Account) bool { return a.IMAP.OAuth2TokenCommand == "" }, `""`},
+	{"mailboxes.map", func(a *Account) bool { return len(a.Mailboxes.Map) == 0 }, "{}"},
+	{"sync.direction", func(a *Account) bool { return a.Sync.Direction == "both" || a.Sync.Direction == "pull" }, "both"},
+	{"sync.expunge", func(a *Account) bool { return a.Sync.Expunge == "both" }, "both"},
+	{"sync.trash", func(a *Account) bool { return a.Sync.Trash == "" }, `""`},
+	{"sync.conflict", func(a *Account) bool { return a.Sync.Conflict == "merge" }, "merge"},
+	{"sync.max_delete", func(a *Account) bool { return a.Sync.MaxDelete == defaultMaxDelete }, "25%"},
+	{"sync.remove_folders", func(a *Account) bool { return !a.Sync.RemoveFolders }, "false"},
+	{"sync.since", func(a *Account) bool { return a.Sync.Since == Since{} }, `""`},
+	{"sync.max_size", func(a *Account) bool { return a.Sync.MaxSize == 0 }, "0"},
+	{"sync.max_messages", func(a *Account) bool { return a.Sync.MaxMessages == 0 }, "0"},
+	// INBOX is case-insensitive (RFC 9051 §5.1), so [inbox] is the default too.
+	{"watch", func(a *Account) bool { return len(a.Watch) == 1 && strings.EqualFold(a.Watch[0], defaultWatch) }, "[INBOX]"},
+	{"watch_interval", func(a *Account) bool { return a.WatchInterval == defaultWatchInterval }, "15m"},
+	{"hooks.pre", func(a *Account) bool { return a.Hooks.Pre == "" }, `""`},
+	{"hooks.post", func(a *Account) bool { return a.Hooks.Post == "" }, `""`},
+}
+
+// checkImplemented refuses the first key of accounts[i] that asks for a
+// feature not built yet.
+func (d *decoder) checkImplemented(a *Account, i int) {
+	for _, u := range unimplemented {
+		if d.err != nil || u.accept(a) {
+			continue
+		}
+		key := fmt.Sprintf("accounts[%d].%s", i, u.key)
+		d.fail(d.line(key, 0), key, "not implemented yet in this version of satchel; remove it or set it to %s", u.def)
+	}
+}
