@@ -1,0 +1,307 @@
+package imapremote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// Client is one authenticated IMAP connection. It is not safe for
+// concurrent use: the engine drives one connection from one goroutine.
+// A call whose ctx ends closes the connection; the Client is then unusable.
+type Client struct {
+	c        *imapclient.Client
+	log      *slog.Logger
+	caps     imap.CapSet
+	selected string
+}
+
+func (c *Client) loadCaps(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	defer stop()
+	caps := c.c.Caps()
+	if caps == nil {
+		return fmt.Errorf("%w: the server did not answer CAPABILITY: %v", ErrConnect, ctxErr(ctx, errors.New("no reply")))
+	}
+	c.caps = caps
+	return nil
+}
+
+// Capabilities lists what the server advertised, sorted.
+func (c *Client) Capabilities() []string {
+	var l []string
+	for cp := range c.caps {
+		l = append(l, string(cp))
+	}
+	slices.Sort(l)
+	return l
+}
+
+// Has reports whether the server advertised a capability.
+func (c *Client) Has(capability string) bool { return c.caps.Has(imap.Cap(capability)) }
+
+// Mode is how mailbox changes are learned from this server.
+func (c *Client) Mode() mail.SyncMode {
+	// QRESYNC (RFC 7162 §3.2) implies CONDSTORE; until the QRESYNC
+	// extension is in place, such servers are synced by CONDSTORE.
+	if c.caps.Has(imap.CapCondStore) || c.caps.Has(imap.CapQResync) {
+		return mail.ModeCondStore
+	}
+	return mail.ModeFull
+}
+
+// Close logs out politely, within a short time, and closes the connection.
+func (c *Client) Close() error {
+	done := make(chan struct{})
+	go func() {
+		c.c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return c.c.Close()
+}
+
+// guard closes the connection when ctx ends: go-imap takes no context.
+func (c *Client) guard(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { c.c.Close() })
+}
+
+// List returns every mailbox of the account (LIST "" "*"), names decoded
+// from modified UTF-7.
+func (c *Client) List(ctx context.Context) ([]mail.RemoteMailbox, error) {
+	defer c.guard(ctx)()
+	data, err := c.c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", ctxErr(ctx, err))
+	}
+	out := make([]mail.RemoteMailbox, 0, len(data))
+	for _, d := range data {
+		out = append(out, remoteMailbox(d))
+	}
+	return out, nil
+}
+
+// remoteMailbox converts a LIST reply.
+func remoteMailbox(d *imap.ListData) mail.RemoteMailbox {
+	m := mail.RemoteMailbox{Name: d.Mailbox, Delim: d.Delim}
+	if strings.EqualFold(m.Name, "INBOX") {
+		m.Name = "INBOX" // RFC 9051 §5.1: INBOX is case-insensitive
+	}
+	for _, a := range d.Attrs {
+		switch {
+		case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)),
+			strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+			m.NoSelect = true
+		}
+	}
+	return m
+}
+
+// Select opens a mailbox read-write, with CONDSTORE when the server has it
+// (RFC 7162 §3.1.8), and returns its state.
+func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, error) {
+	defer c.guard(ctx)()
+	opts := &imap.SelectOptions{CondStore: c.caps.Has(imap.CapCondStore)}
+	data, err := c.c.Select(name, opts).Wait()
+	if err != nil {
+		c.selected = ""
+		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, ctxErr(ctx, err))
+	}
+	c.selected = name
+	return mailboxStatus(data), nil
+}
+
+// mailboxStatus converts a SELECT reply. A missing HIGHESTMODSEQ (no
+// CONDSTORE, or NOMODSEQ: RFC 7162 §3.1.2.2) becomes ModSeq 0, which the
+// engine reads as "changes cannot be asked for by MODSEQ".
+func mailboxStatus(d *imap.SelectData) mail.MailboxStatus {
+	st := mail.MailboxStatus{
+		UIDValidity:   mail.UIDValidity(d.UIDValidity),
+		UIDNext:       mail.UID(d.UIDNext),
+		HighestModSeq: mail.ModSeq(d.HighestModSeq),
+		Messages:      d.NumMessages,
+	}
+	var perm []string
+	for _, f := range d.PermanentFlags {
+		if f == imap.FlagWildcard {
+			st.CanCreateKeywords = true
+			continue
+		}
+		perm = append(perm, string(f))
+	}
+	st.PermanentFlags = mail.NewFlags(perm...)
+	return st
+}
+
+// flagsFromIMAP converts a FLAGS list; \Recent is dropped.
+func flagsFromIMAP(fl []imap.Flag) mail.Flags {
+	s := make([]string, len(fl))
+	for i, f := range fl {
+		s[i] = string(f)
+	}
+	return mail.NewFlags(s...)
+}
+
+// Changes returns UID, FLAGS and MODSEQ of every message whose MODSEQ is
+// above since (RFC 7162 §3.1.4.1 CHANGEDSINCE): flag changes and new
+// messages alike.
+func (c *Client) Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error) {
+	return c.fetchMeta(ctx, allUIDs(), &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: uint64(since)})
+}
+
+// Scan returns UID and FLAGS (and MODSEQ with CONDSTORE) of every message.
+func (c *Client) Scan(ctx context.Context) ([]mail.RemoteMessage, error) {
+	return c.fetchMeta(ctx, allUIDs(), &imap.FetchOptions{UID: true, Flags: true, ModSeq: c.caps.Has(imap.CapCondStore)})
+}
+
+// Meta returns everything the index keeps of the given messages: flags,
+// MODSEQ, RFC822.SIZE and INTERNALDATE. Messages that no longer exist are
+// absent from the result.
+func (c *Client) Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessage, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	return c.fetchMeta(ctx, uidSet(uids), &imap.FetchOptions{
+		UID: true, Flags: true, ModSeq: c.caps.Has(imap.CapCondStore), RFC822Size: true, InternalDate: true,
+	})
+}
+
+func allUIDs() imap.UIDSet {
+	var s imap.UIDSet
+	s.AddRange(1, 0) // 1:*
+	return s
+}
+
+func uidSet(uids []mail.UID) imap.UIDSet {
+	var s imap.UIDSet
+	for _, u := range uids {
+		s.AddNum(imap.UID(u))
+	}
+	return s
+}
+
+func (c *Client) fetchMeta(ctx context.Context, set imap.UIDSet, opts *imap.FetchOptions) ([]mail.RemoteMessage, error) {
+	defer c.guard(ctx)()
+	cmd := c.c.Fetch(set, opts)
+	var out []mail.RemoteMessage
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, fmt.Errorf("fetch flags in %q: %w", c.selected, ctxErr(ctx, err))
+		}
+		if buf.UID == 0 {
+			// An unsolicited FETCH (a flag change by another client) has
+			// no UID; the next sync sees that change anyway.
+			continue
+		}
+		out = append(out, mail.RemoteMessage{
+			UID:          mail.UID(buf.UID),
+			Flags:        flagsFromIMAP(buf.Flags),
+			ModSeq:       mail.ModSeq(buf.ModSeq),
+			Size:         buf.RFC822Size,
+			InternalDate: buf.InternalDate,
+		})
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("fetch flags in %q: %w", c.selected, ctxErr(ctx, err))
+	}
+	return out, nil
+}
+
+// UIDs returns the UIDs of every message in the selected mailbox, with
+// ESEARCH (RFC 4731) when offered so that the answer is a compact set.
+func (c *Client) UIDs(ctx context.Context) ([]mail.UID, error) {
+	defer c.guard(ctx)()
+	var opts *imap.SearchOptions
+	if c.caps.Has(imap.CapESearch) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := c.c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("search UIDs in %q: %w", c.selected, ctxErr(ctx, err))
+	}
+	set, ok := data.All.(imap.UIDSet)
+	if data.All == nil {
+		return nil, nil
+	}
+	if !ok || set.Dynamic() {
+		return nil, fmt.Errorf("search UIDs in %q: the server sent an invalid UID set", c.selected)
+	}
+	nums, _ := set.Nums()
+	out := make([]mail.UID, len(nums))
+	for i, u := range nums {
+		out[i] = mail.UID(u)
+	}
+	return out, nil
+}
+
+// BodyFunc receives one message's BODY[] as the server sends it (CRLF line
+// endings). body must be read to the end or the call fails; size is the
+// literal's announced length.
+type BodyFunc = func(uid mail.UID, size int64, body io.Reader) error
+
+// ErrBodyOrder is returned for a message whose BODY[] arrived before its
+// UID, so that it cannot be told apart in a batch; fetch it alone.
+var ErrBodyOrder = errors.New("server sent BODY[] before UID")
+
+// FetchBodies streams BODY[] of the given messages to fn, without setting
+// \Seen (BODY.PEEK, RFC 9051 §6.4.5). Messages that no longer exist are
+// skipped. If fn fails, the rest of the batch is drained and the error is
+// returned.
+func (c *Client) FetchBodies(ctx context.Context, uids []mail.UID, fn BodyFunc) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	defer c.guard(ctx)()
+	section := &imap.FetchItemBodySection{Peek: true}
+	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var fnErr error
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var uid mail.UID
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = mail.UID(it.UID)
+			case imapclient.FetchItemDataBodySection:
+				if fnErr != nil || it.Literal == nil {
+					continue
+				}
+				if uid == 0 {
+					fnErr = fmt.Errorf("fetch message in %q: %w", c.selected, ErrBodyOrder)
+					continue
+				}
+				fnErr = fn(uid, it.Literal.Size(), it.Literal)
+			}
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("fetch messages in %q: %w", c.selected, ctxErr(ctx, err))
+	}
+	return fnErr
+}

@@ -1,0 +1,295 @@
+// Package imapremote is satchel's one place that speaks IMAP. It connects
+// (TLS, STARTTLS, authentication), and turns go-imap's types into satchel's
+// own (package mail): nothing outside this package sees a go-imap type or a
+// sequence number.
+//
+// It must not import the sync engine, the index or the Maildir layer: the
+// engine defines the interface this package satisfies.
+package imapremote
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/satchel-mail/satchel/sync/imapremote/wiretrace"
+)
+
+// TLS modes of Options.TLS.
+const (
+	TLSImplicit = "implicit"
+	TLSStartTLS = "starttls"
+	TLSNone     = "none"
+)
+
+// Auth methods of Options.Auth.
+const (
+	AuthPlain = "plain" // SASL PLAIN, or the LOGIN command when PLAIN is not offered
+	AuthLogin = "login" // the LOGIN command
+)
+
+// Options says how to reach and authenticate to a server.
+type Options struct {
+	Host string
+	Port int
+	TLS  string
+	// Fingerprint, when set, pins the SHA-256 of the server certificate's
+	// SubjectPublicKeyInfo; the pin replaces the CA check.
+	Fingerprint []byte
+	// RootCAs overrides the system roots (tests).
+	RootCAs *x509.CertPool
+	User    string
+	Auth    string
+	// Password is called only when the server asks for authentication
+	// (not for a PREAUTH session).
+	Password func(ctx context.Context) (string, error)
+	// Trace receives the protocol exchange, redacted; nil for none.
+	Trace       io.Writer
+	DialTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Errors callers branch on.
+var (
+	// ErrAuth: the server refused the credentials. Permanent: retrying
+	// with the same password cannot help.
+	ErrAuth = errors.New("authentication failed")
+	// ErrConnect: the server could not be reached or the TLS handshake
+	// failed.
+	ErrConnect = errors.New("cannot connect")
+	// ErrPlaintext: the connection would send a password unencrypted.
+	ErrPlaintext = errors.New("refusing to send a password without TLS")
+)
+
+// Dial connects and authenticates. The returned Client must be closed.
+// Cancelling ctx during Dial aborts it; after Dial returns, each call
+// takes its own ctx.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
+	timeout := opts.DialTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	d := net.Dialer{Timeout: timeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, addr, err)
+	}
+	// The connection is closed if ctx ends before Dial returns; go-imap
+	// takes no context.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
+	conn, err := secure(ctx, raw, opts)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	ic := imapclient.New(conn, &imapclient.Options{})
+	if err := ic.WaitGreeting(); err != nil {
+		ic.Close()
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %v", ErrConnect, addr, ctxErr(ctx, err))
+	}
+	c := &Client{c: ic, log: opts.Logger}
+	if ic.State() == imap.ConnStateNotAuthenticated {
+		if err := c.login(ctx, opts); err != nil {
+			ic.Close()
+			return nil, err
+		}
+	}
+	if err := c.loadCaps(ctx); err != nil {
+		ic.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// secure returns the connection go-imap will speak over, with TLS as
+// configured and the trace placed directly on the plaintext protocol
+// stream, below everything else.
+func secure(ctx context.Context, raw net.Conn, opts Options) (net.Conn, error) {
+	trace := func(c net.Conn) net.Conn {
+		if opts.Trace == nil {
+			return c
+		}
+		return wiretrace.Wrap(c, opts.Trace)
+	}
+	switch opts.TLS {
+	case TLSImplicit:
+		tc := tls.Client(raw, tlsConfig(opts))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("%w to %s: TLS: %v", ErrConnect, opts.Host, err)
+		}
+		return trace(tc), nil
+	case TLSStartTLS:
+		return startTLS(ctx, raw, trace, opts)
+	case TLSNone:
+		return trace(raw), nil
+	default:
+		return nil, fmt.Errorf("unknown tls mode %q", opts.TLS)
+	}
+}
+
+func tlsConfig(opts Options) *tls.Config {
+	cfg := &tls.Config{ServerName: opts.Host, RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	if len(opts.Fingerprint) > 0 {
+		// A pinned key is a stronger statement than any CA's: accept the
+		// server exactly when its key matches, whoever signed it.
+		cfg.InsecureSkipVerify = true
+		pin := opts.Fingerprint
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server sent no certificate")
+			}
+			got := SPKIFingerprint(cs.PeerCertificates[0])
+			if subtle.ConstantTimeCompare(got[:], pin) != 1 {
+				return fmt.Errorf("certificate key fingerprint %x does not match tls_fingerprint", got)
+			}
+			return nil
+		}
+	}
+	return cfg
+}
+
+// SPKIFingerprint is the SHA-256 of a certificate's SubjectPublicKeyInfo,
+// the value imap.tls_fingerprint pins.
+func SPKIFingerprint(cert *x509.Certificate) [32]byte {
+	return sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+}
+
+// startTLS upgrades a plaintext connection (RFC 9051 §6.2.1) before go-imap
+// sees it, so that the trace can sit on the plaintext protocol both before
+// and after the upgrade. A server that does not offer STARTTLS is an error,
+// never a fallback to plaintext.
+func startTLS(ctx context.Context, raw net.Conn, trace func(net.Conn) net.Conn, opts Options) (net.Conn, error) {
+	pre := trace(raw)
+	br := bufio.NewReader(pre)
+	greeting, err := br.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %v", ErrConnect, opts.Host, ctxErr(ctx, err))
+	}
+	if !strings.HasPrefix(greeting, "* OK") {
+		// RFC 9051 §7.1.4: a PREAUTH session cannot be upgraded.
+		return nil, fmt.Errorf("%w to %s: server greeted with %q before STARTTLS", ErrConnect, opts.Host, strings.TrimSpace(greeting))
+	}
+	if _, err := io.WriteString(pre, "S0 CAPABILITY\r\nS1 STARTTLS\r\n"); err != nil {
+		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, opts.Host, err)
+	}
+	offered := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("%w to %s: during STARTTLS: %v", ErrConnect, opts.Host, ctxErr(ctx, err))
+		}
+		up := strings.ToUpper(line)
+		if strings.HasPrefix(up, "* CAPABILITY ") && strings.Contains(up+" ", " STARTTLS ") {
+			offered = true
+		}
+		if strings.HasPrefix(up, "S1 ") {
+			if !offered || !strings.HasPrefix(up, "S1 OK") {
+				return nil, fmt.Errorf("%w to %s: the server does not offer STARTTLS (tls: starttls); use tls: implicit if it listens for TLS on another port", ErrConnect, opts.Host)
+			}
+			break
+		}
+	}
+	if br.Buffered() > 0 {
+		// Anything sent before the handshake could have been injected by
+		// a man in the middle (the STARTTLS command-injection class of
+		// bugs): refuse.
+		return nil, fmt.Errorf("%w to %s: server sent data after STARTTLS before the TLS handshake", ErrConnect, opts.Host)
+	}
+	tc := tls.Client(raw, tlsConfig(opts))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("%w to %s: TLS: %v", ErrConnect, opts.Host, err)
+	}
+	// go-imap expects a greeting; the server sends none after STARTTLS, so
+	// replay a plain one. It carries no capabilities: those from before
+	// the upgrade must be forgotten (RFC 9051 §6.2.1), and go-imap will
+	// ask again.
+	return &greetingConn{Conn: trace(tc), pending: []byte("* OK TLS established\r\n")}, nil
+}
+
+// greetingConn returns pending before the bytes of Conn.
+type greetingConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (g *greetingConn) Read(p []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	return g.Conn.Read(p)
+}
+
+func (c *Client) login(ctx context.Context, opts Options) error {
+	caps := c.c.Caps()
+	if opts.TLS == TLSNone && !isLoopback(opts.Host) {
+		return fmt.Errorf("%w to %s", ErrPlaintext, opts.Host)
+	}
+	if opts.Password == nil {
+		return fmt.Errorf("%w for %s: the server asks for a password and none is configured", ErrAuth, opts.User)
+	}
+	pass, err := opts.Password(ctx)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	defer stop()
+	switch {
+	case opts.Auth == AuthPlain && caps.Has(imap.Cap("AUTH=PLAIN")):
+		err = c.c.Authenticate(sasl.NewPlainClient("", opts.User, pass))
+	case caps.Has(imap.CapLoginDisabled):
+		return fmt.Errorf("%w for %s: the server disables LOGIN on this connection; use tls: implicit or starttls", ErrAuth, opts.User)
+	default:
+		err = c.c.Login(opts.User, pass).Wait()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ierr *imap.Error
+		if errors.As(err, &ierr) {
+			return fmt.Errorf("%w for %s: %s", ErrAuth, opts.User, strings.TrimSpace(ierr.Text))
+		}
+		return fmt.Errorf("%w to %s: during login: %v", ErrConnect, opts.Host, err)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ctxErr prefers the context's error: a connection closed because the
+// context ended should say so, not "use of closed network connection".
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
