@@ -1,0 +1,148 @@
+// Package sync is satchel's engine: for each mailbox of an account it
+// learns what changed on the server (package imapremote, through the
+// Remote interface) and in the Maildir (through Folder), decides what to
+// do as a plain-data Plan, and applies it, recording every step in the
+// index.
+//
+// It depends on the conflict package and on the small interfaces below;
+// the adapters (imapremote, store, maildir) satisfy them and never import
+// this package. cmd/satchel wires them together.
+package sync
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// Remote is one IMAP connection, driven by one goroutine at a time. A
+// method whose ctx ends closes the connection. Errors from a Remote leave
+// the connection in an unknown state: the engine reconnects.
+type Remote interface {
+	Mode() mail.SyncMode
+	List(ctx context.Context) ([]mail.RemoteMailbox, error)
+	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// Changes: UID, FLAGS and MODSEQ of messages changed after since,
+	// new ones included. Only in ModeCondStore or ModeQResync.
+	Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error)
+	// Scan: UID and FLAGS (and MODSEQ when known) of every message.
+	Scan(ctx context.Context) ([]mail.RemoteMessage, error)
+	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone
+	// are absent.
+	Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessage, error)
+	// UIDs: every UID in the selected mailbox.
+	UIDs(ctx context.Context) ([]mail.UID, error)
+	// FetchBodies streams each message's BODY[] (CRLF) to fn without
+	// setting \Seen; gone messages are skipped.
+	FetchBodies(ctx context.Context, uids []mail.UID, fn func(uid mail.UID, size int64, body io.Reader) error) error
+	Close() error
+}
+
+// Index is satchel's record of the last synced state. Each method that
+// changes it is one transaction: after it returns nil the change survives
+// a crash.
+type Index interface {
+	Mailboxes(ctx context.Context) ([]mail.Mailbox, error)
+	EnsureMailbox(ctx context.Context, name, localPath string) (mail.Mailbox, error)
+	SaveMailbox(ctx context.Context, m mail.Mailbox) error
+	// Messages returns the messages recorded under uidvalidity.
+	Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]mail.Message, error)
+	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
+	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
+}
+
+// Folder is one local Maildir folder. Every method that changes a file
+// has made the change durable (file and directory fsynced) when it
+// returns nil.
+type Folder interface {
+	// Init creates the folder if missing; it writes nothing otherwise.
+	Init() error
+	// Deliver writes a message (CRLF read as LF) under a new key, into
+	// new/ or cur/ by \Seen, mtime date. On error nothing is left behind.
+	Deliver(ctx context.Context, body io.Reader, flags mail.Flags, date time.Time) (key, messageID string, err error)
+	// Find returns the flags of key's file, looking in both cur/ and new/.
+	Find(key string) (flags mail.Flags, ok bool, err error)
+	// SetFlags renames key's file to carry flags (system flags only).
+	SetFlags(key string, flags mail.Flags) error
+	// Remove deletes key's file; an absent file is not an error.
+	Remove(key string) error
+	// Count is the number of messages in the folder.
+	Count() (int, error)
+}
+
+// Errors callers branch on.
+var (
+	// ErrUIDValidityChanged: the server renumbered a mailbox; satchel
+	// refuses to touch it rather than guess which local file is which.
+	ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
+	// ErrNameCollision: two remote mailboxes map to one local folder.
+	ErrNameCollision = errors.New("two mailboxes map to the same local folder")
+)
+
+// Options are the per-account choices of a sync.
+type Options struct {
+	Account string
+	// Include and Exclude are mailbox globs: "*" matches any run of
+	// characters, "%" any run within one hierarchy level, "?" one
+	// character. INBOX matches case-insensitively.
+	Include, Exclude []string
+	// Only, if non-empty, restricts the sync to these mailbox names.
+	Only []string
+	// DryRun computes and reports the plans and changes nothing.
+	DryRun bool
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Deps are the adapters the engine drives.
+type Deps struct {
+	Connect func(ctx context.Context) (Remote, error)
+	Index   Index
+	// Folder opens the local folder at a path relative to the Maildir
+	// root.
+	Folder func(rel string) Folder
+	// LocalPath maps a mailbox's hierarchy levels to that path.
+	LocalPath func(levels []string) (string, error)
+	// MkdirAll creates a plain directory there (a \Noselect level).
+	MkdirAll func(rel string) error
+}
+
+// MailboxResult is what happened to one mailbox.
+type MailboxResult struct {
+	Name  string
+	Local string
+	Mode  mail.SyncMode
+	Plan  *Plan
+	// Downloaded counts new messages written locally, Bytes their size
+	// on the server; FlagsChanged local files renamed for new flags;
+	// Removed local files removed because the server expunged them.
+	Downloaded, FlagsChanged, Removed int
+	Bytes                             int64
+	Err                               error
+}
+
+// Result is what happened to one account.
+type Result struct {
+	Account   string
+	Mode      mail.SyncMode
+	Mailboxes []MailboxResult
+	// Err is set when the account could not be synced at all (no
+	// connection, no listing).
+	Err      error
+	Duration time.Duration
+}
+
+// Failed reports how many mailboxes failed.
+func (r Result) Failed() int {
+	n := 0
+	for _, m := range r.Mailboxes {
+		if m.Err != nil {
+			n++
+		}
+	}
+	return n
+}
