@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
+	"github.com/satchel-mail/satchel/store"
+	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/imapremote"
+)
+
+type syncOptions struct {
+	accounts  []string
+	mailboxes []string
+	dryRun    bool
+}
+
+func newSyncCommand(g *globals, code *int) *cli.Command {
+	var opts syncOptions
+	return &cli.Command{
+		Name:      "sync",
+		Usage:     "sync all accounts, or the ones named",
+		ArgsUsage: "[ACCOUNT...]",
+		Description: `Examples:
+   satchel sync                      # every account
+   satchel sync personal             # one account
+   satchel sync personal --mailbox INBOX --mailbox Archive`,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "mailbox", Usage: "sync only this mailbox (repeatable)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and change nothing", Destination: &opts.dryRun},
+		},
+		Action: func(c *cli.Context) error {
+			opts.accounts, opts.mailboxes = c.Args().Slice(), c.StringSlice("mailbox")
+			*code = runSync(c.Context, g, opts)
+			return nil
+		},
+	}
+}
+
+// runSync syncs the selected accounts one after another and returns the
+// exit code.
+func runSync(ctx context.Context, g *globals, opts syncOptions) int {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	accounts, err := cfg.Select(opts.accounts)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	trace, closeTrace, err := openTrace(g)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	defer closeTrace()
+
+	var out outcome
+	var results []satsync.Result
+	for _, acc := range accounts {
+		res, err := syncAccount(ctx, g, acc, opts, trace)
+		if err != nil {
+			if errors.Is(err, store.ErrLocked) {
+				if !g.quiet {
+					fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
+				}
+			} else {
+				fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
+			}
+			res = satsync.Result{Account: acc.Name, Err: err}
+			out.account(err, nil)
+		} else {
+			reportAccountErrors(g, res)
+			out.account(nil, &res)
+		}
+		results = append(results, res)
+	}
+	printSyncResults(g, results, opts.dryRun)
+	return out.code()
+}
+
+// syncAccount takes the account's lock, connects, opens its index and
+// Maildir, and runs the engine. An error means the account was not synced
+// at all. Nothing is created on disk before the server has accepted the
+// login, so a wrong host or password leaves no trace.
+func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncOptions, trace io.Writer) (satsync.Result, error) {
+	lockPath := acc.Index + ".lock"
+	var lock *store.FileLock
+	takeLock := func() error {
+		l, err := store.Lock(ctx, lockPath, false)
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w (%s); try again when it has finished", store.ErrLocked, lockPath)
+		}
+		lock = l
+		return err
+	}
+	// An existing index directory means the lock can be taken before
+	// spending a login; on a first run it is created only after one.
+	if _, err := os.Stat(filepath.Dir(lockPath)); err == nil {
+		if err := takeLock(); err != nil {
+			return satsync.Result{}, err
+		}
+	}
+	ropts := remoteOptions(acc, trace, g)
+	first, err := imapremote.Dial(ctx, ropts)
+	if err != nil {
+		if lock != nil {
+			lock.Unlock()
+		}
+		return satsync.Result{}, err
+	}
+	defer func() {
+		if first != nil {
+			first.Close()
+		}
+	}()
+	if lock == nil {
+		if err := takeLock(); err != nil {
+			return satsync.Result{}, err
+		}
+	}
+	defer lock.Unlock()
+	if err := os.MkdirAll(acc.Maildir, 0o700); err != nil {
+		return satsync.Result{}, fmt.Errorf("create the Maildir root: %w", err)
+	}
+	ix, err := store.Open(ctx, acc.Index)
+	if err != nil {
+		return satsync.Result{}, err
+	}
+	defer ix.Close()
+	local := maildir.Root{Dir: acc.Maildir}
+	res := satsync.Account(ctx, satsync.Options{
+		Account: acc.Name,
+		Include: acc.Mailboxes.Include,
+		Exclude: acc.Mailboxes.Exclude,
+		Only:    opts.mailboxes,
+		DryRun:  opts.dryRun,
+		Logger:  g.log,
+		Now:     time.Now,
+	}, satsync.Deps{
+		Connect: func(ctx context.Context) (satsync.Remote, error) {
+			if first != nil {
+				c := first
+				first = nil
+				return c, nil
+			}
+			c, err := imapremote.Dial(ctx, ropts)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Index:     ix,
+		Folder:    func(rel string) satsync.Folder { return local.Folder(rel) },
+		LocalPath: local.Path,
+		MkdirAll:  local.MkdirAll,
+	})
+	return res, nil
+}
+
+// reportFatal prints an error that stops the whole run.
+func reportFatal(g *globals, err error) int {
+	fmt.Fprintf(g.stderr, "satchel: %v\n", err)
+	return exitCodeOf(err)
+}
+
+// reportAccountErrors prints what failed in an account, one line each.
+func reportAccountErrors(g *globals, res satsync.Result) {
+	if res.Err != nil {
+		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", res.Account, withHint(res.Err))
+	}
+	for _, m := range res.Mailboxes {
+		if m.Err != nil {
+			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", res.Account, m.Name, withHint(m.Err))
+		}
+	}
+}
