@@ -1,0 +1,12 @@
+// Package imaptest starts real IMAP servers for tests and seeds and inspects
+// them: Dovecot in a temporary directory (the CONDSTORE/QRESYNC reference
+// server, with its advertised capabilities narrowed per test mode) and
+// go-imap's in-memory server (no CONDSTORE; optionally behind implicit TLS).
+// It also owns the deterministic mail corpus the scenario tests fill servers
+// with.
+//
+// It is for tests only: nothing outside _test.go files may import it. It
+// talks IMAP through go-imap's client for seeding and inspection, and hands
+// raw connections to the code under test; it must not import satchel's
+// engine, adapters or CLI, which are the code it exists to test.
+package imaptest

@@ -1,0 +1,398 @@
+package imaptest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// CapsDovecot is what Dovecot 2.3.19 advertises after PREAUTH with its
+// default configuration (read from a running server). It is the base the
+// narrower modes below are cut from; StartDovecot with empty Capabilities
+// advertises Dovecot's own list, which is this one for 2.3.19.
+const CapsDovecot = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY " +
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE " +
+	"UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC " +
+	"ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY " +
+	"PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
+
+// CapsCondStoreOnly is CapsDovecot without QRESYNC: a server with CONDSTORE
+// (RFC 7162 §3.1) but without QRESYNC (§3.2), so expunges must be found by
+// comparing UID lists rather than from VANISHED.
+const CapsCondStoreOnly = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY " +
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE " +
+	"UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE " +
+	"ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY " +
+	"PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
+
+// CapsPlain is a bare RFC 3501 server: no CONDSTORE, QRESYNC, UIDPLUS, MOVE,
+// ESEARCH, LIST-STATUS or UNSELECT. LITERAL+ stays so seeding is not slowed
+// down by a round trip per literal, and IDLE stays because push is tested in
+// every mode.
+//
+// Dovecot still implements the hidden extensions (it accepts ENABLE QRESYNC
+// and still reports APPENDUID); hiding them only checks that the code under
+// test obeys the CAPABILITY list.
+const CapsPlain = "IMAP4rev1 LITERAL+ IDLE"
+
+// DovecotOptions configures StartDovecot.
+type DovecotOptions struct {
+	// Capabilities, if non-empty, replaces the advertised capability list
+	// (Dovecot's imap_capability), e.g. CapsPlain.
+	Capabilities string
+}
+
+// dovecotUser is the login name of the single Dovecot user. Sessions are
+// PREAUTH, so it never travels over the wire except in the greeting.
+const dovecotUser = "satchel"
+
+// unprivilegedID is the uid and gid Dovecot drops to when the tests run as
+// root: Dovecot refuses mail access as root ("Mail access not allowed for
+// root") and, without mail_uid, refuses to run at all as root. 65534 is
+// nobody/nogroup on Debian; numeric ids need no passwd entry.
+const unprivilegedID = 65534
+
+const installAdvice = "install Dovecot with `apt-get install dovecot-imapd` (Debian/Ubuntu)"
+
+// StartDovecot starts a real Dovecot for the test: config, mail and log in
+// t.TempDir(), a TCP listener on 127.0.0.1:0, and one Dovecot imap process
+// per accepted connection, bridged to the socket through pipes. Sessions
+// start PREAUTH as Server.User. Mailboxes use "/" as hierarchy separator.
+// Everything is stopped in t.Cleanup.
+//
+// The imap binary is run directly with -c CONF rather than through
+// `doveadm -c CONF exec imap`: doveadm re-exports only the settings of its
+// own modules to the child, so imap_capability would be lost. Pipes rather
+// than the socket itself become stdin/stdout because Dovecot 2.3 refuses to
+// run a standalone imap process as root with a socket on stdin.
+//
+// If Dovecot is not installed the test is skipped, or fails when
+// SATCHEL_REQUIRE_DOVECOT=1 (set in CI so the Dovecot modes cannot silently
+// disappear).
+func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("doveadm"); err != nil {
+		dovecotMissing(t, "doveadm not found in PATH")
+	}
+
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	for _, d := range []string{home, filepath.Join(dir, "run"), filepath.Join(dir, "state")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatalf("imaptest: create dovecot dir: %v", err)
+		}
+	}
+	root := os.Geteuid() == 0
+	if root {
+		if err := openForUnprivileged(dir, home); err != nil {
+			t.Fatalf("imaptest: prepare dovecot dirs for uid %d: %v", unprivilegedID, err)
+		}
+	}
+
+	confPath := filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities)), 0o644); err != nil {
+		t.Fatalf("imaptest: write dovecot config: %v", err)
+	}
+	imapPath, err := findDovecotIMAP(confPath)
+	if err != nil {
+		dovecotMissing(t, err.Error())
+	}
+
+	logPath := filepath.Join(dir, "dovecot.log")
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("imaptest: create dovecot log: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		logFile.Close()
+		t.Fatalf("imaptest: listen: %v", err)
+	}
+
+	d := &dovecotServer{
+		imapPath: imapPath,
+		confPath: confPath,
+		dir:      dir,
+		env:      []string{"USER=" + dovecotUser, "HOME=" + home, "PATH=" + os.Getenv("PATH")},
+		log:      logFile,
+		ln:       ln,
+		done:     make(chan struct{}),
+		sessions: make(map[*dovecotSession]struct{}),
+	}
+	go d.acceptLoop()
+
+	s := newServer(t, "dovecot", ln.Addr().(*net.TCPAddr))
+	s.User = dovecotUser
+	s.logPath = logPath
+	s.dovecot = d
+	t.Cleanup(func() {
+		s.closeClient()
+		if err := d.stop(); err != nil {
+			t.Errorf("imaptest: stop dovecot: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("imaptest: dovecot log (%s):\n%s", logPath, tail(s.DovecotLog(), 8<<10))
+		}
+	})
+	return s
+}
+
+func dovecotMissing(t testing.TB, why string) {
+	t.Helper()
+	msg := fmt.Sprintf("imaptest: DOVECOT NOT AVAILABLE (%s): the Dovecot server modes are not tested; %s", why, installAdvice)
+	if os.Getenv("SATCHEL_REQUIRE_DOVECOT") == "1" {
+		t.Fatal(msg + " (SATCHEL_REQUIRE_DOVECOT=1)")
+	}
+	t.Skip(msg)
+}
+
+// dovecotConfig renders a Dovecot 2.3 configuration. Logging needs no
+// setting: a standalone imap process logs to stderr, which the bridge sends
+// to the log file.
+func dovecotConfig(dir string, root bool, caps string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "base_dir = %s\n", filepath.Join(dir, "run"))
+	fmt.Fprintf(&b, "state_dir = %s\n", filepath.Join(dir, "state"))
+	b.WriteString(`ssl = no
+mail_location = maildir:~/Mail:LAYOUT=fs
+# Test data does not need to survive a crash; fsync per APPEND would make
+# seeding thousands of messages slow.
+mail_fsync = never
+namespace inbox {
+  separator = /
+  prefix =
+  inbox = yes
+}
+`)
+	if root {
+		fmt.Fprintf(&b, "mail_uid = %d\nmail_gid = %d\n", unprivilegedID, unprivilegedID)
+	}
+	if caps != "" {
+		fmt.Fprintf(&b, "imap_capability = %s\n", caps)
+	}
+	return b.String()
+}
+
+// findDovecotIMAP returns the path of Dovecot's imap binary, which lives in
+// libexec_dir (/usr/lib/dovecot on Debian) and comes with dovecot-imapd, not
+// with the dovecot-core package that provides doveadm.
+func findDovecotIMAP(confPath string) (string, error) {
+	libexec := "/usr/lib/dovecot"
+	if out, err := exec.Command("doveconf", "-c", confPath, "-h", "libexec_dir").Output(); err == nil {
+		if s := strings.TrimSpace(string(out)); s != "" {
+			libexec = s
+		}
+	}
+	path := filepath.Join(libexec, "imap")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("dovecot imap binary: %w", err)
+	}
+	return path, nil
+}
+
+// openForUnprivileged lets the unprivileged mail uid reach home (and own it)
+// when the tests run as root. t.TempDir() creates its parent directory with
+// mode 0700, so every directory between the system temp dir and dir gets the
+// search bit for others; nothing becomes listable or writable. Directories
+// above the temp dir are not the test's to change: if one of them is closed
+// to others, the error says so.
+func openForUnprivileged(dir, home string) error {
+	tmp := filepath.Clean(os.TempDir())
+	d := filepath.Clean(dir)
+	for ; strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+			return err
+		}
+	}
+	for ; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not searchable by others, so uid %d cannot reach %s; point TMPDIR elsewhere (e.g. /tmp)", d, unprivilegedID, home)
+		}
+		if parent := filepath.Dir(d); parent == d {
+			break
+		}
+	}
+	return os.Chown(home, unprivilegedID, unprivilegedID)
+}
+
+// dovecotServer accepts connections and runs one imap process per
+// connection.
+type dovecotServer struct {
+	imapPath, confPath, dir string
+	env                     []string
+	log                     *os.File // stderr of every imap process, and bridge errors
+	ln                      net.Listener
+	done                    chan struct{} // closed when acceptLoop returns
+
+	mu       sync.Mutex
+	closed   bool // set by stop; sessions started afterwards close at once
+	sessions map[*dovecotSession]struct{}
+	started  []*os.Process // every process ever started, for the cleanup test
+	wg       sync.WaitGroup
+}
+
+type dovecotSession struct {
+	conn net.Conn
+	proc *os.Process
+}
+
+func (d *dovecotServer) acceptLoop() {
+	defer close(d.done)
+	for {
+		conn, err := d.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				d.logf("accept: %v", err)
+			}
+			return
+		}
+		// stop waits for this loop to return before wg.Wait, so Add never
+		// races with Wait.
+		d.wg.Add(1)
+		go d.serve(conn)
+	}
+}
+
+// serve runs one imap process for conn. The process's stdin and stdout are
+// pipes: each direction is copied by its own goroutine, and closing either
+// end (client gone, or imap exited after LOGOUT) unwinds the other.
+func (d *dovecotServer) serve(conn net.Conn) {
+	defer d.wg.Done()
+	defer conn.Close()
+
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		d.logf("pipe: %v", err)
+		return
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		d.logf("pipe: %v", err)
+		return
+	}
+	cmd := exec.Command(d.imapPath, "-c", d.confPath)
+	cmd.Env = d.env
+	cmd.Dir = d.dir
+	cmd.Stdin = stdinR
+	cmd.Stdout = stdoutW
+	cmd.Stderr = d.log
+	err = cmd.Start()
+	// The child holds its own copies; the parent's would keep the pipes
+	// open after the child exits.
+	stdinR.Close()
+	stdoutW.Close()
+	if err != nil {
+		stdinW.Close()
+		stdoutR.Close()
+		d.logf("start %s: %v", d.imapPath, err)
+		return
+	}
+
+	sess := &dovecotSession{conn: conn, proc: cmd.Process}
+	d.mu.Lock()
+	d.started = append(d.started, cmd.Process)
+	closed := d.closed
+	if !closed {
+		d.sessions[sess] = struct{}{}
+	}
+	d.mu.Unlock()
+	if closed {
+		conn.Close()
+	}
+
+	var copies sync.WaitGroup
+	copies.Add(2)
+	go func() {
+		defer copies.Done()
+		io.Copy(stdinW, conn)
+		stdinW.Close() // EOF makes imap exit
+	}()
+	go func() {
+		defer copies.Done()
+		io.Copy(conn, stdoutR)
+		conn.Close() // imap is gone; the client sees EOF and stdin copying stops
+	}()
+	if err := cmd.Wait(); err != nil {
+		d.logf("imap process %d: %v", cmd.Process.Pid, err)
+	}
+	copies.Wait()
+	stdoutR.Close()
+
+	d.mu.Lock()
+	delete(d.sessions, sess)
+	d.mu.Unlock()
+}
+
+// stopTimeout is how long imap processes get to exit after their
+// connection is closed before they are killed.
+const stopTimeout = 10 * time.Second
+
+// stop closes the listener and every connection, waits for the imap
+// processes and bridge goroutines, and kills processes that do not exit.
+func (d *dovecotServer) stop() error {
+	d.ln.Close()
+	<-d.done
+
+	d.mu.Lock()
+	d.closed = true
+	for s := range d.sessions {
+		s.conn.Close()
+	}
+	d.mu.Unlock()
+
+	finished := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(finished)
+	}()
+	var err error
+	select {
+	case <-finished:
+	case <-time.After(stopTimeout):
+		d.mu.Lock()
+		for s := range d.sessions {
+			s.proc.Kill()
+		}
+		n := len(d.sessions)
+		d.mu.Unlock()
+		<-finished
+		err = fmt.Errorf("killed %d imap processes that did not exit within %v of their connection closing", n, stopTimeout)
+	}
+	if cerr := d.log.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close log: %w", cerr)
+	}
+	return err
+}
+
+func (d *dovecotServer) logf(format string, args ...any) {
+	fmt.Fprintf(d.log, "imaptest bridge: "+format+"\n", args...)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "...\n" + s
+}
