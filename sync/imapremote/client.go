@@ -143,6 +143,11 @@ func mailboxStatus(d *imap.SelectData) mail.MailboxStatus {
 		perm = append(perm, string(f))
 	}
 	st.PermanentFlags = mail.NewFlags(perm...)
+	if d.PermanentFlags == nil {
+		// RFC 3501 §7.1: without PERMANENTFLAGS, every flag can be stored.
+		st.PermanentFlags = mail.NewFlags(mail.FlagSeen, mail.FlagAnswered, mail.FlagFlagged, mail.FlagDeleted, mail.FlagDraft)
+		st.CanCreateKeywords = true
+	}
 	return st
 }
 
@@ -296,7 +301,14 @@ func (c *Client) FetchBodies(ctx context.Context, uids []mail.UID, fn BodyFunc) 
 					fnErr = fmt.Errorf("fetch message in %q: %w", c.selected, ErrBodyOrder)
 					continue
 				}
-				fnErr = fn(uid, it.Literal.Size(), it.Literal)
+				body := &literalReader{r: it.Literal, left: it.Literal.Size()}
+				fnErr = fn(uid, it.Literal.Size(), body)
+				if body.err != nil {
+					// go-imap's reader has moved on; draining the command
+					// now would race with it.
+					c.c.Close()
+					return fmt.Errorf("fetch message UID %d in %q: %w", uid, c.selected, ctxErr(ctx, body.err))
+				}
 			}
 		}
 	}
@@ -304,4 +316,28 @@ func (c *Client) FetchBodies(ctx context.Context, uids []mail.UID, fn BodyFunc) 
 		return fmt.Errorf("fetch messages in %q: %w", c.selected, ctxErr(ctx, err))
 	}
 	return fnErr
+}
+
+// literalReader reads a message literal and remembers a failure: go-imap
+// ends a literal cut short by a dropped connection with a plain io.EOF,
+// which would make a truncated message look whole.
+type literalReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (l *literalReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err == io.EOF && l.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		l.err = err
+	}
+	return n, err
 }

@@ -91,7 +91,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	d := net.Dialer{Timeout: timeout}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, addr, err)
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, addr, ctxErr(ctx, err))
 	}
 	// The connection is closed if ctx ends before Dial returns; go-imap
 	// takes no context.
@@ -106,7 +106,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	ic := imapclient.New(conn, &imapclient.Options{})
 	if err := ic.WaitGreeting(); err != nil {
 		ic.Close()
-		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %v", ErrConnect, addr, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, ctxErr(ctx, err))
 	}
 	c := &Client{c: ic, log: opts.Logger}
 	if ic.State() == imap.ConnStateNotAuthenticated {
@@ -136,7 +136,7 @@ func secure(ctx context.Context, raw net.Conn, opts Options) (net.Conn, error) {
 	case TLSImplicit:
 		tc := tls.Client(raw, tlsConfig(opts))
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w to %s: TLS: %v", ErrConnect, opts.Host, err)
+			return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 		}
 		return trace(tc), nil
 	case TLSStartTLS:
@@ -184,22 +184,22 @@ func startTLS(ctx context.Context, raw net.Conn, trace func(net.Conn) net.Conn, 
 	br := bufio.NewReader(pre)
 	greeting, err := br.ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %v", ErrConnect, opts.Host, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
 		// RFC 9051 §7.1.4: a PREAUTH session cannot be upgraded.
 		return nil, fmt.Errorf("%w to %s: server greeted with %q before STARTTLS", ErrConnect, opts.Host, strings.TrimSpace(greeting))
 	}
 	if _, err := io.WriteString(pre, "S0 CAPABILITY\r\nS1 STARTTLS\r\n"); err != nil {
-		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, opts.Host, err)
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 	}
 	offered := false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return nil, fmt.Errorf("%w to %s: during STARTTLS: %v", ErrConnect, opts.Host, ctxErr(ctx, err))
+			return nil, fmt.Errorf("%w to %s: during STARTTLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 		}
-		up := strings.ToUpper(line)
+		up := strings.ToUpper(strings.TrimRight(line, "\r\n"))
 		if strings.HasPrefix(up, "* CAPABILITY ") && strings.Contains(up+" ", " STARTTLS ") {
 			offered = true
 		}
@@ -218,7 +218,7 @@ func startTLS(ctx context.Context, raw net.Conn, trace func(net.Conn) net.Conn, 
 	}
 	tc := tls.Client(raw, tlsConfig(opts))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w to %s: TLS: %v", ErrConnect, opts.Host, err)
+		return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 	}
 	// go-imap expects a greeting; the server sends none after STARTTLS, so
 	// replay a plain one. It carries no capabilities: those from before
@@ -272,7 +272,7 @@ func (c *Client) login(ctx context.Context, opts Options) error {
 		if errors.As(err, &ierr) {
 			return fmt.Errorf("%w for %s: %s", ErrAuth, opts.User, strings.TrimSpace(ierr.Text))
 		}
-		return fmt.Errorf("%w to %s: during login: %v", ErrConnect, opts.Host, err)
+		return fmt.Errorf("%w to %s: during login: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
 	}
 	return nil
 }
