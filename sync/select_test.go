@@ -1,0 +1,87 @@
+package sync
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+func TestGlobs(t *testing.T) {
+	tests := []struct {
+		pattern, name string
+		delim         rune
+		want          bool
+	}{
+		{"*", "Archive/2024", '/', true},
+		{"%", "Archive/2024", '/', false},
+		{"%", "Archive", '/', true},
+		{"Archive/%", "Archive/2024", '/', true},
+		{"Archive/%", "Archive/2024/Q1", '/', false},
+		{"Archive/*", "Archive/2024/Q1", '/', true},
+		{"Archive.%", "Archive.2024", '.', true},
+		{"Archive.%", "Archive.2024.Q1", '.', false},
+		{"Ju?k", "Junk", '/', true},
+		{"[Gmail]/All Mail", "[Gmail]/All Mail", '/', true},
+		{"[Gmail]/All Mail", "G/All Mail", '/', false},
+		{"inbox", "INBOX", '/', true},
+		{"Sent", "sent", '/', false},
+	}
+	for _, tt := range tests {
+		g, err := compileGlobs([]string{tt.pattern})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := matchAny(g, mail.RemoteMailbox{Name: tt.name, Delim: tt.delim}); got != tt.want {
+			t.Errorf("%q matches %q: %v, want %v", tt.pattern, tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSelectMailboxes(t *testing.T) {
+	list := []mail.RemoteMailbox{
+		{Name: "INBOX", Delim: '/'},
+		{Name: "Archive", Delim: '/', NoSelect: true},
+		{Name: "Archive/2024", Delim: '/'},
+		{Name: "Junk", Delim: '/'},
+		{Name: "a.b", Delim: '.'},
+	}
+	r := &runner{
+		opts: Options{Include: []string{"*"}, Exclude: []string{"Junk"}},
+		deps: Deps{LocalPath: func(levels []string) (string, error) { return strings.Join(levels, "/"), nil }},
+	}
+	got, err := r.selectMailboxes(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got {
+		names = append(names, e.Name+"->"+e.local)
+	}
+	want := "Archive->Archive Archive/2024->Archive/2024 INBOX->INBOX a.b->a/b"
+	if strings.Join(names, " ") != want {
+		t.Fatalf("selected %q, want %q", strings.Join(names, " "), want)
+	}
+	if !got[0].NoSelect {
+		t.Fatal("the \\Noselect level lost its attribute")
+	}
+
+	// Two names for one folder are refused, naming both.
+	r.opts.Exclude = nil
+	_, err = r.selectMailboxes(append(list, mail.RemoteMailbox{Name: "a/b", Delim: '/'}))
+	if !errors.Is(err, ErrNameCollision) || !strings.Contains(err.Error(), `"a.b"`) || !strings.Contains(err.Error(), `"a/b"`) {
+		t.Fatalf("collision: %v", err)
+	}
+
+	// --mailbox names a mailbox that is not there.
+	r.opts.Only = []string{"Nope"}
+	if _, err := r.selectMailboxes(list); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Fatalf("unknown --mailbox: %v", err)
+	}
+	r.opts.Only = []string{"inbox"}
+	got, err = r.selectMailboxes(list)
+	if err != nil || len(got) != 1 || got[0].Name != "INBOX" {
+		t.Fatalf("--mailbox inbox: %v %v", got, err)
+	}
+}
