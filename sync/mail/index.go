@@ -26,4 +26,44 @@ type Message struct {
 	Size         int64 // RFC822.SIZE
 	InternalDate time.Time
 	MessageID    string
+	State        State
+	// LocalOnlyFlags are flags set locally that the server cannot store
+	// (not in its PERMANENTFLAGS): part of the local base only, so they
+	// are neither sent again nor taken as removed on the server.
+	LocalOnlyFlags Flags
+}
+
+// State says which side holds a message the index knows, and why.
+type State string
+
+const (
+	// StateSynced: on both sides.
+	StateSynced State = ""
+	// StateLocalOnly: kept in the Maildir though expunged on the server,
+	// because sync.expunge does not let the local side lose messages. It
+	// is never uploaded again.
+	StateLocalOnly State = "local-only"
+	// StateRemoteOnly: kept on the server though deleted locally (by
+	// sync.expunge, or direction: pull). It is never downloaded again.
+	StateRemoteOnly State = "remote-only"
+	// StateSkipped: on the server, not downloaded because of a limit
+	// (since, max_size, max_messages).
+	StateSkipped State = "skipped"
+	// StateHeld: a deletion held back by a safety guard.
+	StateHeld State = "held"
+)
+
+// OnServer reports whether a message in this state exists on the server.
+func (s State) OnServer() bool { return s != StateLocalOnly }
+
+// OnLocal reports whether a message in this state has a local file.
+func (s State) OnLocal() bool { return s == StateSynced || s == StateLocalOnly || s == StateHeld }
+
+// LocalInfo describes a local message as the server would see it.
+type LocalInfo struct {
+	MessageID  string
+	Size       int64    // with CRLF line endings: RFC822.SIZE once uploaded
+	HeaderHash [32]byte // SHA-256 of the CRLF header, empty line included
+	ModTime    time.Time
+	Flags      Flags
 }

@@ -203,3 +203,12 @@ type RemoteMessage struct {
 	Size         int64 // RFC822.SIZE, in the server's CRLF form
 	InternalDate time.Time
 }
+
+// FlagChange is one message's flag update on the server. A non-zero
+// UnchangedSince makes it conditional (RFC 7162 §3.1.3): the server
+// refuses it if the message changed since that MODSEQ.
+type FlagChange struct {
+	UID            UID
+	Add, Remove    Flags
+	UnchangedSince ModSeq
+}
