@@ -1,8 +1,11 @@
 package maildir
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -75,4 +78,153 @@ func (f Folder) Count() (int, error) {
 		return 0, nil
 	}
 	return n, err
+}
+
+// scanAttempts bounds how often Scan lists a folder again because a mail
+// reader changed it during the listing.
+const scanAttempts = 4
+
+// Scan lists the folder's messages, key → flags. A rename by a mail
+// reader during the listing could hide a file from it, so the listing is
+// repeated while new/ or cur/ changed (their mtime) during it. A folder
+// not created yet has no messages.
+func (f Folder) Scan() (map[string]mail.Flags, error) {
+	for attempt := 1; ; attempt++ {
+		before, err := f.dirStamps()
+		if errors.Is(err, fs.ErrNotExist) {
+			return map[string]mail.Flags{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ents, err := f.Dir.Scan()
+		if err != nil {
+			return nil, err
+		}
+		after, err := f.dirStamps()
+		if err != nil {
+			return nil, err
+		}
+		if before == after || attempt == scanAttempts {
+			out := make(map[string]mail.Flags, len(ents))
+			for k, e := range ents {
+				out[k] = e.Flags
+			}
+			return out, nil
+		}
+	}
+}
+
+// dirStamps identifies the state of new/ and cur/ by their mtimes.
+func (f Folder) dirStamps() ([2]time.Time, error) {
+	var s [2]time.Time
+	for i, sub := range []string{subNew, subCur} {
+		fi, err := os.Stat(filepath.Join(f.Dir.Path, sub))
+		if err != nil {
+			return s, err
+		}
+		s[i] = fi.ModTime()
+	}
+	return s, nil
+}
+
+// Info describes a local message as the server would see it.
+type Info = mail.LocalInfo
+
+// Info reads the file of key once to describe it.
+func (f Folder) Info(key string) (Info, error) {
+	e, ok, err := f.Dir.Find(key)
+	if err != nil {
+		return Info{}, err
+	}
+	if !ok {
+		return Info{}, fmt.Errorf("read %q in %s: %w", key, f.Dir.Path, fs.ErrNotExist)
+	}
+	file, err := os.Open(e.Path(f.Dir))
+	if err != nil {
+		return Info{}, err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return Info{}, err
+	}
+	h := sha256.New()
+	sniff := &headerSniffer{}
+	cw := &countWriter{}
+	hdr := &headerHasher{h: h}
+	if _, err := io.Copy(io.MultiWriter(cw, hdr, sniff), NewCRLFReader(bufio.NewReader(file))); err != nil {
+		return Info{}, fmt.Errorf("read %q in %s: %w", key, f.Dir.Path, err)
+	}
+	info := Info{Size: cw.n, ModTime: fi.ModTime(), Flags: e.Flags, MessageID: sniff.messageID()}
+	copy(info.HeaderHash[:], h.Sum(nil))
+	return info, nil
+}
+
+// headerHasher hashes the bytes up to and including the first empty line
+// (CRLF form), or everything if there is none.
+type headerHasher struct {
+	h    io.Writer
+	last [4]byte
+	done bool
+}
+
+func (w *headerHasher) Write(p []byte) (int, error) {
+	if w.done {
+		return len(p), nil
+	}
+	for i, c := range p {
+		w.last = [4]byte{w.last[1], w.last[2], w.last[3], c}
+		if w.last == [4]byte{'\r', '\n', '\r', '\n'} {
+			w.h.Write(p[:i+1])
+			w.done = true
+			return len(p), nil
+		}
+	}
+	w.h.Write(p)
+	return len(p), nil
+}
+
+// OpenCRLF opens the file of key as the server must receive it: LF line
+// endings turned into CRLF.
+func (f Folder) OpenCRLF(key string) (io.ReadCloser, error) {
+	e, ok, err := f.Dir.Find(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("open %q in %s: %w", key, f.Dir.Path, fs.ErrNotExist)
+	}
+	file, err := os.Open(e.Path(f.Dir))
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{NewCRLFReader(bufio.NewReader(file)), file}, nil
+}
+
+// MoveFile moves the file of key from one folder to another below the
+// root, keeping its name, and fsyncs both directories (the new entry
+// first, so a power cut can duplicate the file but never lose it).
+func (r Root) MoveFile(fromRel, toRel, key string) error {
+	from, to := r.Folder(fromRel).Dir, r.Folder(toRel).Dir
+	if err := to.Init(); err != nil {
+		return err
+	}
+	e, ok, err := from.Find(key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("move %q from %s: %w", key, from.Path, fs.ErrNotExist)
+	}
+	if err := os.Rename(e.Path(from), filepath.Join(to.Path, e.Subdir, e.Name)); err != nil {
+		return fmt.Errorf("move %q to %s: %w", key, to.Path, err)
+	}
+	if err := syncDir(filepath.Join(to.Path, e.Subdir)); err != nil {
+		return err
+	}
+	return syncDir(filepath.Join(from.Path, e.Subdir))
 }

@@ -39,18 +39,19 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.saveMailbox, `UPDATE mailboxes SET local_path = ?, uidvalidity = ?, uidnext = ?, highestmodseq = ?,
 			messages = ?, mode = ?, last_sync = ? WHERE id = ?`},
 		{&s.deleteMailbox, `DELETE FROM mailboxes WHERE id = ?`},
-		{&s.messages, `SELECT uid, maildir_key, flags, modseq, size, internal_date, message_id
+		{&s.messages, `SELECT uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags
 			FROM messages WHERE mailbox_id = ? AND uidvalidity = ?`},
 		{&s.countMessages, `SELECT count(*) FROM messages WHERE mailbox_id = ?`},
 		// An upsert, not INSERT OR REPLACE: REPLACE would also delete a
 		// row of another UID holding the same Maildir key, where that is
 		// a conflict the caller must hear about.
 		{&s.putMessage, `INSERT INTO messages
-			(mailbox_id, uidvalidity, uid, maildir_key, flags, modseq, size, internal_date, message_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(mailbox_id, uidvalidity, uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mailbox_id, uidvalidity, uid) DO UPDATE SET
 			maildir_key = excluded.maildir_key, flags = excluded.flags, modseq = excluded.modseq,
-			size = excluded.size, internal_date = excluded.internal_date, message_id = excluded.message_id`},
+			size = excluded.size, internal_date = excluded.internal_date, message_id = excluded.message_id,
+			state = excluded.state, local_only_flags = excluded.local_only_flags`},
 		{&s.setFlags, `UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`},
 		{&s.deleteMessage, `DELETE FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`},
 	} {
@@ -148,7 +149,8 @@ func (ix *Index) Messages(ctx context.Context, mailboxID int64, uidvalidity mail
 			flags             string
 			m                 = Message{UIDValidity: uidvalidity}
 		)
-		if err := rows.Scan(&uid, &m.Key, &flags, &modseq, &m.Size, &date, &m.MessageID); err != nil {
+		var state, localOnly string
+		if err := rows.Scan(&uid, &m.Key, &flags, &modseq, &m.Size, &date, &m.MessageID, &state, &localOnly); err != nil {
 			return nil, fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 		}
 		u, err := uint32Column("uid", uid)
@@ -159,6 +161,8 @@ func (ix *Index) Messages(ctx context.Context, mailboxID int64, uidvalidity mail
 		m.Flags = mail.ParseFlags(flags)
 		m.ModSeq = modSeqFromDB(modseq)
 		m.InternalDate = timeFromDB(date)
+		m.State = mail.State(state)
+		m.LocalOnlyFlags = mail.ParseFlags(localOnly)
 		msgs[m.UID] = m
 	}
 	if err := rows.Err(); err != nil {
