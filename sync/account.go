@@ -13,8 +13,10 @@ import (
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
-// Account syncs one account: every selected mailbox, one after another
-// over one connection. One mailbox failing does not stop the others; its
+// Account syncs one account in three phases over one connection: learn
+// what changed on both sides of every selected mailbox, plan all of them
+// together (so a message moved between folders is a move), then apply
+// each mailbox's plan. One mailbox failing does not stop the others; its
 // error is in its MailboxResult.
 func Account(ctx context.Context, opts Options, deps Deps) Result {
 	if opts.Logger == nil {
@@ -40,38 +42,105 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		res.Err = err
 		return res
 	}
-	boxes, err := r.selectMailboxes(list)
+	entries, err := r.selectMailboxes(list)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	for _, b := range boxes {
+
+	// Learn.
+	var boxes, failed []*box
+	results := make([]*MailboxResult, 0, len(entries))
+	for _, e := range entries {
 		if ctx.Err() != nil {
 			res.Err = ctx.Err()
 			return res
 		}
-		if b.NoSelect {
-			if !opts.DryRun {
-				if err := deps.MkdirAll(b.local); err != nil {
-					res.Mailboxes = append(res.Mailboxes, MailboxResult{Name: b.Name, Local: b.local, Err: err})
+		mr := &MailboxResult{Name: e.Name, Local: e.rel}
+		if e.NoSelect {
+			if !opts.DryRun && opts.pulls() {
+				if err := deps.MkdirAll(e.rel); err != nil {
+					mr.Err = err
+					results = append(results, mr)
 				}
 			}
 			continue
 		}
-		mr := r.mailbox(ctx, b)
-		if mr.Err != nil {
-			r.log.Error("mailbox failed", "mailbox", b.Name, "err", mr.Err)
-			if !errors.Is(mr.Err, ErrUIDValidityChanged) {
-				// The connection may be mid-command: start afresh.
-				r.closeRemote()
-			}
+		results = append(results, mr)
+		b := &box{mailboxEntry: e, res: mr}
+		remote, err := r.remote(ctx)
+		if err == nil {
+			err = r.learn(ctx, remote, b)
 		}
-		res.Mailboxes = append(res.Mailboxes, mr)
+		mr.Mode = b.mode
+		if err != nil {
+			r.fail(b, err)
+			if r.learnLocal(ctx, b) == nil {
+				failed = append(failed, b)
+			}
+			continue
+		}
+		boxes = append(boxes, b)
+	}
+
+	// Plan.
+	pl := &planner{opts: opts, log: r.log, info: map[*box]map[string]mail.LocalInfo{}}
+	if err := pl.planAll(boxes, failed); err != nil {
+		res.Err = err
+		return res
+	}
+
+	// Apply.
+	for _, b := range boxes {
+		b.res.Plan = b.plan
+		if opts.DryRun {
+			continue
+		}
+		if ctx.Err() != nil {
+			res.Err = ctx.Err()
+			break
+		}
+		remote, err := r.remote(ctx)
+		if err == nil {
+			err = r.apply(ctx, remote, b)
+		}
+		if err == nil {
+			err = r.finish(ctx, b)
+		}
+		if err != nil {
+			r.fail(b, err)
+		}
+	}
+	for _, mr := range results {
+		res.Mailboxes = append(res.Mailboxes, *mr)
 	}
 	if ctx.Err() != nil {
 		res.Err = ctx.Err()
 	}
 	return res
+}
+
+// fail records a mailbox's error. Unless the error leaves the connection
+// in a known state, the next mailbox starts on a fresh one.
+func (r *runner) fail(b *box, err error) {
+	b.res.Err = err
+	r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	if !errors.Is(err, ErrUIDValidityChanged) {
+		r.closeRemote()
+	}
+}
+
+// finish records the mailbox's server state as of the learn phase, now
+// that everything it covers is committed (RFC 7162 §3.1: a later
+// CHANGEDSINCE from an older value would otherwise miss what failed).
+func (r *runner) finish(ctx context.Context, b *box) error {
+	mb := b.mb
+	mb.UIDNext = b.st.UIDNext
+	mb.HighestModSeq = b.st.HighestModSeq
+	mb.Messages = b.st.Messages
+	mb.Mode = b.mode
+	mb.LastSync = r.opts.Now()
+	return r.deps.Index.SaveMailbox(ctx, mb)
 }
 
 type runner struct {
@@ -103,7 +172,7 @@ func (r *runner) closeRemote() {
 // mailboxEntry is a listed mailbox with its local folder.
 type mailboxEntry struct {
 	mail.RemoteMailbox
-	local string
+	rel string
 }
 
 // selectMailboxes filters the listing by the include, exclude and only
@@ -141,7 +210,7 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 			return nil, fmt.Errorf("%w: %q and %q (%s); exclude one of them", ErrNameCollision, other, m.Name, rel)
 		}
 		byLocal[strings.ToLower(rel)] = m.Name
-		out = append(out, mailboxEntry{RemoteMailbox: m, local: rel})
+		out = append(out, mailboxEntry{RemoteMailbox: m, rel: rel})
 	}
 	for _, n := range r.opts.Only {
 		if !slices.ContainsFunc(out, func(e mailboxEntry) bool { return sameMailbox(n, e.Name) }) {

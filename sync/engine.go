@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/satchel-mail/satchel/conflict"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -39,6 +40,25 @@ type Remote interface {
 	// FetchBodies streams each message's BODY[] (CRLF) to fn without
 	// setting \Seen; gone messages are skipped.
 	FetchBodies(ctx context.Context, uids []mail.UID, fn func(uid mail.UID, size int64, body io.Reader) error) error
+
+	// Store applies flag changes in the selected mailbox and returns the
+	// flags and MODSEQ of each message the server confirmed; a missing
+	// UID was refused (changed since UnchangedSince) or is gone.
+	Store(ctx context.Context, changes []mail.FlagChange) (map[mail.UID]mail.RemoteMessage, error)
+	// Append uploads a message (CRLF, exactly size bytes) and returns its
+	// UID from APPENDUID, or 0 when the server does not say.
+	Append(ctx context.Context, mailbox string, flags mail.Flags, date time.Time, size int64, body io.Reader) (mail.UIDValidity, mail.UID, error)
+	// FindNew finds, in the selected mailbox, the lowest UID >= from not
+	// in exclude whose size and header hash match; 0 if none.
+	FindNew(ctx context.Context, from mail.UID, size int64, headerHash [32]byte, exclude map[mail.UID]bool) (mail.UID, error)
+	// Move and Copy return old→new UIDs when the server reports them
+	// (COPYUID). Move returns mail.ErrNoMove, sending nothing, without
+	// the MOVE capability.
+	Move(ctx context.Context, uids []mail.UID, dest string) (map[mail.UID]mail.UID, error)
+	Copy(ctx context.Context, uids []mail.UID, dest string) (map[mail.UID]mail.UID, error)
+	// Expunge removes exactly these messages, or leaves them flagged
+	// \Deleted and returns mail.ErrExpungeDeferred.
+	Expunge(ctx context.Context, uids []mail.UID) error
 	Close() error
 }
 
@@ -47,6 +67,7 @@ type Remote interface {
 // a crash.
 type Index interface {
 	Mailboxes(ctx context.Context) ([]mail.Mailbox, error)
+	Mailbox(ctx context.Context, name string) (mail.Mailbox, bool, error)
 	EnsureMailbox(ctx context.Context, name, localPath string) (mail.Mailbox, error)
 	SaveMailbox(ctx context.Context, m mail.Mailbox) error
 	// Messages returns the messages recorded under uidvalidity.
@@ -72,6 +93,13 @@ type Folder interface {
 	Remove(key string) error
 	// Count is the number of messages in the folder.
 	Count() (int, error)
+	// Scan lists the folder, key → flags, correct while a mail reader
+	// renames files in it.
+	Scan() (map[string]mail.Flags, error)
+	// Info reads a message to describe it as the server would.
+	Info(key string) (mail.LocalInfo, error)
+	// OpenCRLF opens a message with CRLF line endings, for upload.
+	OpenCRLF(key string) (io.ReadCloser, error)
 }
 
 // Errors callers branch on.
@@ -94,8 +122,19 @@ type Options struct {
 	Only []string
 	// DryRun computes and reports the plans and changes nothing.
 	DryRun bool
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Direction is "both" (default), "pull" (never change the server) or
+	// "push" (never change the Maildir).
+	Direction string
+	// Expunge says which sides may lose messages: "both" (default),
+	// "local", "remote" or "none".
+	Expunge string
+	// Trash, when set, is the remote mailbox that locally deleted mail is
+	// moved to instead of being expunged.
+	Trash string
+	// Conflict decides the cases a per-flag merge cannot.
+	Conflict conflict.Policy
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Deps are the adapters the engine drives.
@@ -109,6 +148,8 @@ type Deps struct {
 	LocalPath func(levels []string) (string, error)
 	// MkdirAll creates a plain directory there (a \Noselect level).
 	MkdirAll func(rel string) error
+	// MoveFile moves a message file between folders, keeping its name.
+	MoveFile func(fromRel, toRel, key string) error
 }
 
 // MailboxResult is what happened to one mailbox.
@@ -117,12 +158,18 @@ type MailboxResult struct {
 	Local string
 	Mode  mail.SyncMode
 	Plan  *Plan
-	// Downloaded counts new messages written locally, Bytes their size
-	// on the server; FlagsChanged local files renamed for new flags;
-	// Removed local files removed because the server expunged them.
-	Downloaded, FlagsChanged, Removed int
-	Bytes                             int64
-	Err                               error
+	// Downloaded counts messages written locally, Bytes their size on
+	// the server; Uploaded messages appended to the server; FlagsChanged
+	// local files renamed for new flags, FlagsPushed messages whose flags
+	// were stored on the server; Removed local files removed because the
+	// server expunged them, Deleted messages deleted (or moved to the
+	// trash) on the server; Moved messages moved between mailboxes;
+	// Deferred deletions left flagged \Deleted; Conflicts cases the
+	// conflict rules decided.
+	Downloaded, Uploaded, FlagsChanged, FlagsPushed int
+	Removed, Deleted, Moved, Deferred, Conflicts    int
+	Bytes                                           int64
+	Err                                             error
 }
 
 // Result is what happened to one account.

@@ -110,6 +110,7 @@ func (e *env) sync() satsync.Result {
 		Folder:    func(rel string) satsync.Folder { return root.Folder(rel) },
 		LocalPath: root.Path,
 		MkdirAll:  root.MkdirAll,
+		MoveFile:  root.MoveFile,
 	})
 	return res
 }

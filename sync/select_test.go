@@ -57,7 +57,7 @@ func TestSelectMailboxes(t *testing.T) {
 	}
 	var names []string
 	for _, e := range got {
-		names = append(names, e.Name+"->"+e.local)
+		names = append(names, e.Name+"->"+e.rel)
 	}
 	want := "Archive->Archive Archive/2024->Archive/2024 INBOX->INBOX a.b->a/b"
 	if strings.Join(names, " ") != want {

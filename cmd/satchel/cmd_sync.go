@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/conflict"
 	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
@@ -137,14 +138,22 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	}
 	defer ix.Close()
 	local := maildir.Root{Dir: acc.Maildir}
+	policy, err := conflict.ParsePolicy(acc.Sync.Conflict)
+	if err != nil {
+		return satsync.Result{}, usageError{err}
+	}
 	res := satsync.Account(ctx, satsync.Options{
-		Account: acc.Name,
-		Include: acc.Mailboxes.Include,
-		Exclude: acc.Mailboxes.Exclude,
-		Only:    opts.mailboxes,
-		DryRun:  opts.dryRun,
-		Logger:  g.log,
-		Now:     time.Now,
+		Account:   acc.Name,
+		Include:   acc.Mailboxes.Include,
+		Exclude:   acc.Mailboxes.Exclude,
+		Only:      opts.mailboxes,
+		DryRun:    opts.dryRun,
+		Direction: acc.Sync.Direction,
+		Expunge:   acc.Sync.Expunge,
+		Trash:     acc.Sync.Trash,
+		Conflict:  policy,
+		Logger:    g.log,
+		Now:       time.Now,
 	}, satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			if first != nil {
@@ -162,6 +171,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Folder:    func(rel string) satsync.Folder { return local.Folder(rel) },
 		LocalPath: local.Path,
 		MkdirAll:  local.MkdirAll,
+		MoveFile:  local.MoveFile,
 	})
 	return res, nil
 }

@@ -1,0 +1,461 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/satchel-mail/satchel/conflict"
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// Download batches: one UID FETCH streams up to this many messages or
+// about this many bytes, so that a failure costs little and memory stays
+// flat (bodies are streamed to files, never held).
+const (
+	batchMessages = 64
+	batchBytes    = 16 << 20
+)
+
+// storeRounds bounds how often a conditional STORE refused because the
+// server's copy changed meanwhile is merged again and retried.
+const storeRounds = 3
+
+// apply carries out one mailbox's plan. Each step is committed to the
+// index right after the change it records is durable on its side. The
+// mailbox's HIGHESTMODSEQ in the index advances only when every step
+// succeeded.
+func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
+	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
+	ix := r.deps.Index
+	if !p.Empty() {
+		// Learning selected every mailbox in turn: select this one again.
+		st, err := remote.Select(ctx, b.Name)
+		if err != nil {
+			return err
+		}
+		if st.UIDValidity != b.st.UIDValidity {
+			return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+		}
+	}
+	if err := r.download(ctx, remote, b, p.Download, log); err != nil {
+		return err
+	}
+	if err := r.adopt(ctx, remote, b, log); err != nil {
+		return err
+	}
+	if err := r.upload(ctx, remote, b, log); err != nil {
+		return err
+	}
+	if err := r.pushFlags(ctx, remote, b, log); err != nil {
+		return err
+	}
+	for _, f := range p.LocalFlags {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
+			return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
+		}
+		res.FlagsChanged++
+	}
+	if err := r.moveOut(ctx, remote, b, log); err != nil {
+		return err
+	}
+	if err := r.deleteRemote(ctx, remote, b, log); err != nil {
+		return err
+	}
+	var removed []mail.UID
+	for _, m := range p.RemoveLocal {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.folder.Remove(m.Key); err != nil {
+			return fmt.Errorf("remove UID %d: %w", m.UID, err)
+		}
+		removed = append(removed, m.UID)
+		res.Removed++
+	}
+	if err := ix.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, append(removed, p.Forget...)); err != nil {
+		return err
+	}
+	if len(p.Rows) > 0 {
+		if err := ix.PutMessages(ctx, b.mb.ID, p.Rows); err != nil {
+			return err
+		}
+	}
+	res.Conflicts = len(p.Conflicts)
+	return nil
+}
+
+// download fetches messages in batches, each streamed from the socket
+// into its file; a message's index row is committed after its file is
+// durable.
+func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
+	byUID := make(map[mail.UID]mail.RemoteMessage, len(msgs))
+	for _, m := range msgs {
+		byUID[m.UID] = m
+	}
+	for start := 0; start < len(msgs); {
+		end, bytes := start, int64(0)
+		for end < len(msgs) && end-start < batchMessages && (end == start || bytes+msgs[end].Size <= batchBytes) {
+			bytes += msgs[end].Size
+			end++
+		}
+		batch := make([]mail.UID, 0, end-start)
+		for _, m := range msgs[start:end] {
+			batch = append(batch, m.UID)
+		}
+		err := remote.FetchBodies(ctx, batch, func(uid mail.UID, size int64, body io.Reader) error {
+			m, ok := byUID[uid]
+			if !ok {
+				_, err := io.Copy(io.Discard, body)
+				return err
+			}
+			key, msgID, err := b.folder.Deliver(ctx, body, systemOnly(m.Flags), m.InternalDate)
+			if err != nil {
+				return fmt.Errorf("download UID %d: %w", uid, err)
+			}
+			row := mail.Message{
+				UIDValidity: b.mb.UIDValidity, UID: uid, Key: key, Flags: m.Flags, ModSeq: m.ModSeq,
+				Size: m.Size, InternalDate: m.InternalDate, MessageID: msgID,
+			}
+			if old, ok := b.known[uid]; ok {
+				// A restore: the same message, with a new file.
+				row.LocalOnlyFlags = old.LocalOnlyFlags
+				if msgID == "" {
+					row.MessageID = old.MessageID
+				}
+			}
+			if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+				// Without its row the file would look like new local
+				// mail on the next run: take it back.
+				if rerr := b.folder.Remove(key); rerr != nil {
+					log.Error("cannot remove unrecorded message file", "key", key, "err", rerr)
+				}
+				return err
+			}
+			b.known[uid] = row
+			delete(byUID, uid)
+			b.res.Downloaded++
+			b.res.Bytes += m.Size
+			log.Debug("downloaded", "uid", uid, "size", m.Size)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// adopt moves local files into this folder for new server messages that
+// are mail the server moved here, after checking the server's copy has
+// the same header; otherwise the message is downloaded.
+func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+	var fallback []mail.RemoteMessage
+	for _, a := range b.plan.Adopt {
+		in, err := a.From.folder.Info(a.Key)
+		if err != nil {
+			fallback = append(fallback, a.Remote)
+			continue
+		}
+		uid, err := remote.FindNew(ctx, a.Remote.UID, a.Remote.Size, in.HeaderHash, nil)
+		if err != nil {
+			return err
+		}
+		if uid != a.Remote.UID {
+			log.Info("moved message does not match the local copy; downloading", "uid", a.Remote.UID)
+			fallback = append(fallback, a.Remote)
+			if a.Row != nil && a.From.gone[a.Row.UID] {
+				// The source's server copy is gone: so is the file.
+				if err := a.From.folder.Remove(a.Key); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := r.deps.MoveFile(a.FromRel, b.rel, a.Key); err != nil {
+			return fmt.Errorf("move local copy of UID %d: %w", uid, err)
+		}
+		if err := b.folder.SetFlags(a.Key, systemOnly(a.Remote.Flags)); err != nil {
+			return err
+		}
+		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: a.Key, Flags: a.Remote.Flags, ModSeq: a.Remote.ModSeq,
+			Size: a.Remote.Size, InternalDate: a.Remote.InternalDate, MessageID: in.MessageID}
+		if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+			return err
+		}
+		b.known[uid] = row
+		b.res.Moved++
+	}
+	return r.download(ctx, remote, b, fallback, log)
+}
+
+// upload appends local files to the server and records their UIDs.
+func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+	claimed := map[mail.UID]bool{}
+	for u := range b.known {
+		claimed[u] = true
+	}
+	for _, up := range b.plan.Upload {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		in, err := b.folder.Info(up.Key)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", up.Key, err)
+		}
+		flags := systemOnly(in.Flags)
+		if up.Replaces != nil {
+			// A restore brings back the keywords the server lost with it.
+			flags = flags.Union(keywords(up.Replaces.Flags))
+		}
+		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
+		if err != nil {
+			return err
+		}
+		claimed[uid] = true
+		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: up.Key, Flags: flags,
+			Size: in.Size, InternalDate: in.ModTime.Truncate(1e9), MessageID: in.MessageID}
+		if up.Replaces != nil {
+			if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, []mail.UID{up.Replaces.UID}); err != nil {
+				return err
+			}
+			delete(b.known, up.Replaces.UID)
+		}
+		if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+			return err
+		}
+		b.known[uid] = row
+		b.res.Uploaded++
+		log.Debug("uploaded", "key", up.Key, "uid", uid)
+	}
+	return nil
+}
+
+// appendOne appends one local file to this mailbox and finds its UID.
+func (r *runner) appendOne(ctx context.Context, remote Remote, b *box, key string, in mail.LocalInfo, flags mail.Flags, claimed map[mail.UID]bool) (mail.UID, error) {
+	body, err := b.folder.OpenCRLF(key)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", key, err)
+	}
+	defer body.Close()
+	uidv, uid, err := remote.Append(ctx, b.Name, flags, in.ModTime, in.Size, body)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", key, err)
+	}
+	if uid != 0 && uidv == b.mb.UIDValidity {
+		return uid, nil
+	}
+	// No APPENDUID: the new message is at or above the UIDNEXT seen
+	// before, with this size and header.
+	uid, err = remote.FindNew(ctx, b.st.UIDNext, in.Size, in.HeaderHash, claimed)
+	if err != nil {
+		return 0, fmt.Errorf("find uploaded %s: %w", key, err)
+	}
+	if uid == 0 {
+		return 0, fmt.Errorf("upload %s: the server accepted the message but it cannot be found in %q", key, b.Name)
+	}
+	return uid, nil
+}
+
+// pushFlags stores merged flags on the server, conditionally on the
+// server's copy being unchanged since it was read; a refused change is
+// merged again with the server's new flags and retried.
+func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+	pending := b.plan.RemoteFlags
+	for round := 0; len(pending) > 0; round++ {
+		changes := make([]mail.FlagChange, 0, len(pending))
+		byUID := map[mail.UID]FlagUpdate{}
+		for _, f := range pending {
+			want := storableFlags(b.st, f.Flags)
+			have := storableFlags(b.st, f.Remote)
+			ch := mail.FlagChange{UID: f.UID, Add: want.Minus(have), Remove: have.Minus(want)}
+			if b.mode != mail.ModeFull {
+				ch.UnchangedSince = f.ModSeq
+			}
+			changes = append(changes, ch)
+			byUID[f.UID] = f
+		}
+		done, err := remote.Store(ctx, changes)
+		if err != nil {
+			return err
+		}
+		var rows []mail.Message
+		var refused []mail.UID
+		for _, f := range pending {
+			got, ok := done[f.UID]
+			if !ok {
+				refused = append(refused, f.UID)
+				continue
+			}
+			row := f.Base
+			row.Flags = r.opts.baseAfter(f.Flags, b.local[f.Key], got.Flags)
+			row.LocalOnlyFlags = f.Flags.Minus(storableFlags(b.st, f.Flags))
+			row.ModSeq = got.ModSeq
+			rows = append(rows, row)
+			b.res.FlagsPushed++
+			if lf, ok := b.local[f.Key]; ok && !systemOnly(f.Flags).Equal(systemOnly(lf)) && r.opts.pulls() {
+				if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
+					return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
+				}
+				b.local[f.Key] = systemOnly(f.Flags)
+				b.res.FlagsChanged++
+			}
+		}
+		if len(rows) > 0 {
+			if err := r.deps.Index.PutMessages(ctx, b.mb.ID, rows); err != nil {
+				return err
+			}
+		}
+		if len(refused) == 0 {
+			return nil
+		}
+		if round+1 >= storeRounds {
+			log.Warn("server flags keep changing; left for the next sync", "uids", len(refused))
+			return nil
+		}
+		// The server's copies changed since they were read: read them
+		// again and merge once more.
+		now, err := remote.Meta(ctx, refused)
+		if err != nil {
+			return err
+		}
+		pending = pending[:0]
+		for _, m := range now {
+			f := byUID[m.UID]
+			local := conflict.State{Present: true, Flags: b.local[f.Key].Union(keywords(f.Base.Flags))}
+			merged := conflict.MergeFlags(f.Base.Flags, local.Flags, m.Flags.Union(f.Base.LocalOnlyFlags))
+			log.Info("server changed flags meanwhile; merged again", "uid", m.UID, "server", m.Flags.String(), "merged", merged.String())
+			f.Flags, f.Remote, f.ModSeq = merged, m.Flags, m.ModSeq
+			if storableFlags(b.st, merged).Equal(storableFlags(b.st, m.Flags)) {
+				row := f.Base
+				row.Flags, row.ModSeq = r.opts.baseAfter(merged, b.local[f.Key], m.Flags), m.ModSeq
+				row.LocalOnlyFlags = merged.Minus(storableFlags(b.st, merged))
+				if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+					return err
+				}
+				if lf, ok := b.local[f.Key]; ok && !systemOnly(merged).Equal(systemOnly(lf)) && r.opts.pulls() {
+					if err := b.folder.SetFlags(f.Key, merged); err != nil {
+						return err
+					}
+					b.res.FlagsChanged++
+				}
+				continue
+			}
+			pending = append(pending, f)
+		}
+	}
+	return nil
+}
+
+// moveOut carries out the user's moves from this mailbox: UID MOVE
+// (RFC 6851), or UID COPY and the deletion rule without MOVE — never a
+// deletion and an upload.
+func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+	for _, mv := range b.plan.MoveOut {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		uids := []mail.UID{mv.Row.UID}
+		newUIDs, err := remote.Move(ctx, uids, mv.To.Name)
+		if errors.Is(err, mail.ErrNoMove) {
+			newUIDs, err = remote.Copy(ctx, uids, mv.To.Name)
+			if err == nil {
+				err = remote.Expunge(ctx, uids)
+				if errors.Is(err, mail.ErrExpungeDeferred) {
+					b.res.Deferred++
+					log.Warn("moved message left flagged \\Deleted in the source", "uid", mv.Row.UID)
+					err = nil
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("move UID %d to %q: %w", mv.Row.UID, mv.To.Name, err)
+		}
+		in, err := mv.To.folder.Info(mv.ToKey)
+		if err != nil {
+			return err
+		}
+		uid := newUIDs[mv.Row.UID]
+		if uid == 0 {
+			// No COPYUID: find the copy in the target by size and header.
+			if _, err := remote.Select(ctx, mv.To.Name); err != nil {
+				return err
+			}
+			exclude := map[mail.UID]bool{}
+			for u := range mv.To.known {
+				exclude[u] = true
+			}
+			uid, err = remote.FindNew(ctx, mv.To.st.UIDNext, mv.Row.Size, in.HeaderHash, exclude)
+			if err != nil {
+				return err
+			}
+			if _, err := remote.Select(ctx, b.Name); err != nil {
+				return err
+			}
+		}
+		if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, uids); err != nil {
+			return err
+		}
+		delete(b.known, mv.Row.UID)
+		b.res.Moved++
+		if uid == 0 {
+			log.Warn("moved message not found in the target; the next sync will match it", "uid", mv.Row.UID, "to", mv.To.Name)
+			continue
+		}
+		row := mv.Row
+		row.UIDValidity, row.UID, row.Key = mv.To.mb.UIDValidity, uid, mv.ToKey
+		row.Flags = in.Flags.Union(keywords(mv.Row.Flags))
+		row.ModSeq = 0
+		if err := r.deps.Index.PutMessages(ctx, mv.To.mb.ID, []mail.Message{row}); err != nil {
+			return err
+		}
+		mv.To.known[uid] = row
+	}
+	return nil
+}
+
+// deleteRemote removes from the server what the user deleted locally: to
+// the trash when sync.trash is set, else expunged.
+func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+	if len(b.plan.DeleteRemote) == 0 {
+		return nil
+	}
+	var uids []mail.UID
+	for _, m := range b.plan.DeleteRemote {
+		uids = append(uids, m.UID)
+	}
+	var err error
+	if r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name) {
+		_, err = remote.Move(ctx, uids, r.opts.Trash)
+		if errors.Is(err, mail.ErrNoMove) {
+			if _, err = remote.Copy(ctx, uids, r.opts.Trash); err == nil {
+				err = remote.Expunge(ctx, uids)
+			}
+		}
+	} else {
+		err = remote.Expunge(ctx, uids)
+	}
+	if errors.Is(err, mail.ErrExpungeDeferred) {
+		// The rows stay: the next sync tries again.
+		b.res.Deferred += len(uids)
+		log.Warn("deleted messages left flagged \\Deleted on the server: other messages there are flagged \\Deleted and the server has no UIDPLUS", "count", len(uids))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete on the server: %w", err)
+	}
+	if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, uids); err != nil {
+		return err
+	}
+	for _, u := range uids {
+		delete(b.known, u)
+	}
+	b.res.Deleted += len(uids)
+	return nil
+}

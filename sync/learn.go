@@ -1,0 +1,186 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// box is one mailbox through the three phases of a sync: what was learned
+// of both sides (learn), what will be done (plan), what was done (apply).
+type box struct {
+	mailboxEntry
+	mb     mail.Mailbox
+	st     mail.MailboxStatus
+	mode   mail.SyncMode
+	folder Folder
+	// known holds the index's rows under the server's UIDVALIDITY.
+	known map[mail.UID]mail.Message
+	// changed holds server messages that changed or are new (new ones
+	// with complete metadata); gone the known UIDs the server expunged.
+	changed map[mail.UID]mail.RemoteMessage
+	gone    map[mail.UID]bool
+	// local holds the folder's files, key → flags.
+	local map[string]mail.Flags
+	plan  *Plan
+	res   *MailboxResult
+}
+
+// learn selects a mailbox, asks the server what changed since the index's
+// state, and lists the local folder. It changes nothing on the server;
+// locally it only creates a missing folder and records the UIDVALIDITY of
+// a mailbox seen for the first time.
+func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
+	ix := r.deps.Index
+	mb, err := ix.EnsureMailbox(ctx, b.Name, b.rel)
+	if err != nil {
+		return err
+	}
+	st, err := remote.Select(ctx, b.Name)
+	if err != nil {
+		return err
+	}
+	if mb.UIDValidity != 0 && st.UIDValidity != mb.UIDValidity {
+		return fmt.Errorf("%w in %q (was %d, now %d): the server renumbered its messages; nothing in this mailbox was changed",
+			ErrUIDValidityChanged, b.Name, mb.UIDValidity, st.UIDValidity)
+	}
+	b.folder = r.deps.Folder(b.rel)
+	if !r.opts.DryRun {
+		if r.opts.Direction != "push" {
+			if err := b.folder.Init(); err != nil {
+				return fmt.Errorf("create folder %s: %w", b.rel, err)
+			}
+		}
+		if mb.UIDValidity == 0 {
+			// Record UIDVALIDITY before the first message, so that rows
+			// written by an interrupted first sync are never read under
+			// another numbering.
+			mb.UIDValidity = st.UIDValidity
+			if err := ix.SaveMailbox(ctx, mb); err != nil {
+				return err
+			}
+		}
+	}
+	b.mb, b.st = mb, st
+	b.mb.UIDValidity = st.UIDValidity
+	if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
+		return err
+	}
+	if err := r.remoteDelta(ctx, remote, b); err != nil {
+		return err
+	}
+	if b.local, err = b.folder.Scan(); err != nil {
+		return fmt.Errorf("list folder %s: %w", b.rel, err)
+	}
+	return nil
+}
+
+// onServer counts the known messages that exist on the server.
+func onServer(known map[mail.UID]mail.Message) int {
+	n := 0
+	for _, m := range known {
+		if m.State.OnServer() {
+			n++
+		}
+	}
+	return n
+}
+
+// remoteDelta learns the server's changes as cheaply as its capabilities
+// allow and completes the metadata of new messages.
+func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
+	mb, st, known := b.mb, b.st, b.known
+	b.changed = map[mail.UID]mail.RemoteMessage{}
+	b.gone = map[mail.UID]bool{}
+	b.mode = remote.Mode()
+	incremental := b.mode != mail.ModeFull && mb.HighestModSeq != 0 && st.HighestModSeq != 0 &&
+		st.HighestModSeq >= mb.HighestModSeq
+	if b.mode != mail.ModeFull && !incremental {
+		// First sync, NOMODSEQ, or a HIGHESTMODSEQ that went backwards
+		// (a restored server): nothing to compare against.
+		b.mode = mail.ModeFull
+	}
+	var changed []mail.RemoteMessage
+	if incremental {
+		present := onServer(known)
+		if st.HighestModSeq == mb.HighestModSeq && int(st.Messages) == present {
+			// No message changed or arrived since the last sync (both
+			// raise HIGHESTMODSEQ, RFC 7162 §3.1.1) and none was
+			// expunged: the count still matches.
+			return nil
+		}
+		var err error
+		if changed, err = remote.Changes(ctx, mb.HighestModSeq); err != nil {
+			return err
+		}
+		news := 0
+		for _, m := range changed {
+			if k, ok := known[m.UID]; !ok || !k.State.OnServer() {
+				news++
+			}
+		}
+		// With CONDSTORE alone an expunge need not raise HIGHESTMODSEQ;
+		// the message count tells whether there were any.
+		if int(st.Messages) != present+news {
+			uids, err := remote.UIDs(ctx)
+			if err != nil {
+				return err
+			}
+			for _, u := range goneUIDs(known, uids) {
+				b.gone[u] = true
+			}
+		}
+	} else {
+		all, err := remote.Scan(ctx)
+		if err != nil {
+			return err
+		}
+		changed = all
+		uids := make([]mail.UID, len(all))
+		for i, m := range all {
+			uids[i] = m.UID
+		}
+		for _, u := range goneUIDs(known, uids) {
+			b.gone[u] = true
+		}
+	}
+	var news []mail.UID
+	for _, m := range changed {
+		if _, ok := known[m.UID]; ok {
+			b.changed[m.UID] = m
+		} else {
+			news = append(news, m.UID)
+		}
+	}
+	if len(news) == 0 {
+		return nil
+	}
+	// New messages need size and INTERNALDATE as well as flags; one that
+	// is missing from the answer was expunged meanwhile.
+	meta, err := remote.Meta(ctx, news)
+	if err != nil {
+		return err
+	}
+	for _, m := range meta {
+		b.changed[m.UID] = m
+	}
+	return nil
+}
+
+// learnLocal reads what the index and the folder say of a mailbox whose
+// server side could not be learned, so that files moved out of it are not
+// taken for new mail elsewhere.
+func (r *runner) learnLocal(ctx context.Context, b *box) error {
+	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
+	if err != nil || !ok {
+		return fmt.Errorf("no index row for %q", b.Name)
+	}
+	b.mb = mb
+	if b.known, err = r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+		return err
+	}
+	b.folder = r.deps.Folder(b.rel)
+	b.local, err = b.folder.Scan()
+	return err
+}
