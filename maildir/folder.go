@@ -151,9 +151,12 @@ func (f Folder) Info(key string) (Info, error) {
 	}
 	h := sha256.New()
 	sniff := &headerSniffer{}
-	cw := &countWriter{}
+	cw := &countWriter{w: io.Discard}
 	hdr := &headerHasher{h: h}
-	if _, err := io.Copy(io.MultiWriter(cw, hdr, sniff), NewCRLFReader(bufio.NewReader(file))); err != nil {
+	// The sniffer reads the file as stored (LF); size and hash are of the
+	// CRLF form.
+	lf := io.TeeReader(bufio.NewReader(file), sniff)
+	if _, err := io.Copy(io.MultiWriter(cw, hdr), NewCRLFReader(lf)); err != nil {
 		return Info{}, fmt.Errorf("read %q in %s: %w", key, f.Dir.Path, err)
 	}
 	info := Info{Size: cw.n, ModTime: fi.ModTime(), Flags: e.Flags, MessageID: sniff.messageID()}

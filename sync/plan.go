@@ -501,12 +501,14 @@ func (pl *planner) keepRemote(b *box, row mail.Message, merged, remoteFlags mail
 	b.plan.RemoteFlags = append(b.plan.RemoteFlags, FlagUpdate{UID: row.UID, Key: row.Key, Base: row, Flags: merged, Remote: remoteFlags, ModSeq: remoteModSeq})
 }
 
-// storableFlags is the part of f the server can store (PERMANENTFLAGS,
-// and any keyword when it lists \*).
+// storableFlags is the part of f the server can store: what PERMANENTFLAGS
+// lists, and anything when it lists \* (RFC 9051 §7.1: new keywords may be
+// created; some servers list only the system flags in use, so \* is read
+// as "any flag").
 func storableFlags(st mail.MailboxStatus, f mail.Flags) mail.Flags {
 	var l []string
 	for _, x := range f.List() {
-		if st.PermanentFlags.Has(x) || !mail.IsSystem(x) && !strings.HasPrefix(x, `\`) && st.CanCreateKeywords {
+		if st.PermanentFlags.Has(x) || st.CanCreateKeywords {
 			l = append(l, x)
 		}
 	}
