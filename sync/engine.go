@@ -27,6 +27,12 @@ type Remote interface {
 	Mode() mail.SyncMode
 	List(ctx context.Context) ([]mail.RemoteMailbox, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// SelectChanges selects with QRESYNC (RFC 7162 §3.2.5), only in
+	// ModeQResync: the server reports the messages changed since the
+	// given MODSEQ (new ones included) and which of the known UIDs
+	// vanished. A UIDVALIDITY other than the one given makes it a plain
+	// SELECT: compare before trusting an empty answer.
+	SelectChanges(ctx context.Context, name string, uidValidity mail.UIDValidity, since mail.ModSeq, known []mail.UID) (mail.MailboxStatus, []mail.RemoteMessage, []mail.UID, error)
 	// Changes: UID, FLAGS and MODSEQ of messages changed after since,
 	// new ones included. Only in ModeCondStore or ModeQResync.
 	Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error)
@@ -35,6 +41,8 @@ type Remote interface {
 	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone
 	// are absent.
 	Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessage, error)
+	// Since: full metadata of the messages with UID >= from.
+	Since(ctx context.Context, from mail.UID) ([]mail.RemoteMessage, error)
 	// UIDs: every UID in the selected mailbox.
 	UIDs(ctx context.Context) ([]mail.UID, error)
 	// FetchBodies streams each message's BODY[] (CRLF) to fn without

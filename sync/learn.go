@@ -21,8 +21,8 @@ type box struct {
 	// with complete metadata); gone the known UIDs the server expunged.
 	changed map[mail.UID]mail.RemoteMessage
 	gone    map[mail.UID]bool
-	// local holds the folder's files, key → flags.
-	local map[string]mail.Flags
+	// files holds the folder's files, key → flags.
+	files map[string]mail.Flags
 	plan  *Plan
 	res   *MailboxResult
 }
@@ -37,10 +37,29 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	if err != nil {
 		return err
 	}
-	st, err := remote.Select(ctx, b.Name)
+	if b.known, err = ix.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+		return err
+	}
+	var st mail.MailboxStatus
+	var qchanged []mail.RemoteMessage
+	var qgone []mail.UID
+	qresync := remote.Mode() == mail.ModeQResync && mb.UIDValidity != 0 && mb.HighestModSeq != 0
+	if qresync {
+		var onServerUIDs []mail.UID
+		for u, m := range b.known {
+			if m.State.OnServer() {
+				onServerUIDs = append(onServerUIDs, u)
+			}
+		}
+		st, qchanged, qgone, err = remote.SelectChanges(ctx, b.Name, mb.UIDValidity, mb.HighestModSeq, onServerUIDs)
+	} else {
+		st, err = remote.Select(ctx, b.Name)
+	}
 	if err != nil {
 		return err
 	}
+	// Compared before anything else: a server given a stale UIDVALIDITY
+	// with QRESYNC answers as to a plain SELECT, with no changes.
 	if mb.UIDValidity != 0 && st.UIDValidity != mb.UIDValidity {
 		return fmt.Errorf("%w in %q (was %d, now %d): the server renumbered its messages; nothing in this mailbox was changed",
 			ErrUIDValidityChanged, b.Name, mb.UIDValidity, st.UIDValidity)
@@ -64,16 +83,41 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	b.mb, b.st = mb, st
 	b.mb.UIDValidity = st.UIDValidity
-	if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
+	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
+		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
+	} else {
+		// Not QRESYNC, or NOMODSEQ, or a HIGHESTMODSEQ lower than the
+		// index's (a restored server): ask the slower ways.
+		err = r.remoteDelta(ctx, remote, b)
+	}
+	if err != nil {
 		return err
 	}
-	if err := r.remoteDelta(ctx, remote, b); err != nil {
-		return err
-	}
-	if b.local, err = b.folder.Scan(); err != nil {
+	if b.files, err = b.folder.Scan(); err != nil {
 		return fmt.Errorf("list folder %s: %w", b.rel, err)
 	}
 	return nil
+}
+
+// qresyncDelta takes the server's changes as QRESYNC reported them during
+// SELECT: no UID list, no flag scan.
+func (r *runner) qresyncDelta(ctx context.Context, remote Remote, b *box, changed []mail.RemoteMessage, gone []mail.UID) error {
+	b.mode = mail.ModeQResync
+	b.changed = map[mail.UID]mail.RemoteMessage{}
+	b.gone = map[mail.UID]bool{}
+	for _, u := range gone {
+		b.gone[u] = true
+	}
+	if b.st.UIDNext > b.mb.UIDNext && b.mb.UIDNext != 0 {
+		// known-uids limits QRESYNC's report to known messages; new ones
+		// are above the last UIDNEXT.
+		news, err := remote.Since(ctx, b.mb.UIDNext)
+		if err != nil {
+			return err
+		}
+		changed = append(changed, news...)
+	}
+	return r.completeNew(ctx, remote, b, changed)
 }
 
 // onServer counts the known messages that exist on the server.
@@ -145,9 +189,18 @@ func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
 			b.gone[u] = true
 		}
 	}
+	return r.completeNew(ctx, remote, b, changed)
+}
+
+// completeNew files the changed messages, asking the server for the size
+// and INTERNALDATE of new ones.
+func (r *runner) completeNew(ctx context.Context, remote Remote, b *box, changed []mail.RemoteMessage) error {
 	var news []mail.UID
 	for _, m := range changed {
-		if _, ok := known[m.UID]; ok {
+		if b.gone[m.UID] {
+			continue
+		}
+		if _, ok := b.known[m.UID]; ok || !m.InternalDate.IsZero() {
 			b.changed[m.UID] = m
 		} else {
 			news = append(news, m.UID)
@@ -181,6 +234,6 @@ func (r *runner) learnLocal(ctx context.Context, b *box) error {
 		return err
 	}
 	b.folder = r.deps.Folder(b.rel)
-	b.local, err = b.folder.Scan()
+	b.files, err = b.folder.Scan()
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/satchel-mail/satchel/sync/imapremote/qresync"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -24,6 +25,8 @@ type Client struct {
 	log      *slog.Logger
 	caps     imap.CapSet
 	selected string
+	q        *qresync.Conn
+	fetches  *fetchCollector
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -52,9 +55,11 @@ func (c *Client) Has(capability string) bool { return c.caps.Has(imap.Cap(capabi
 
 // Mode is how mailbox changes are learned from this server.
 func (c *Client) Mode() mail.SyncMode {
-	// QRESYNC (RFC 7162 §3.2) implies CONDSTORE; until the QRESYNC
-	// extension is in place, such servers are synced by CONDSTORE.
-	if c.caps.Has(imap.CapCondStore) || c.caps.Has(imap.CapQResync) {
+	switch {
+	case c.q.Enabled():
+		return mail.ModeQResync
+	case c.caps.Has(imap.CapCondStore) || c.caps.Has(imap.CapQResync):
+		// QRESYNC (RFC 7162 §3.2) implies CONDSTORE.
 		return mail.ModeCondStore
 	}
 	return mail.ModeFull
@@ -182,6 +187,19 @@ func (c *Client) Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessag
 	return c.fetchMeta(ctx, uidSet(uids), &imap.FetchOptions{
 		UID: true, Flags: true, ModSeq: c.caps.Has(imap.CapCondStore), RFC822Size: true, InternalDate: true,
 	})
+}
+
+// Since returns everything the index keeps of the messages with UID at
+// or above from: the new messages, when QRESYNC reported only changes to
+// known ones (RFC 7162 §3.2.5: known-uids limits the report).
+func (c *Client) Since(ctx context.Context, from mail.UID) ([]mail.RemoteMessage, error) {
+	var s imap.UIDSet
+	s.AddRange(imap.UID(from), 0)
+	msgs, err := c.fetchMeta(ctx, s, &imap.FetchOptions{
+		UID: true, Flags: true, ModSeq: c.caps.Has(imap.CapCondStore), RFC822Size: true, InternalDate: true,
+	})
+	// "n:*" names the last message even when n is above every UID.
+	return slices.DeleteFunc(msgs, func(m mail.RemoteMessage) bool { return m.UID < from }), err
 }
 
 func allUIDs() imap.UIDSet {

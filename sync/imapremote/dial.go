@@ -27,6 +27,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/satchel-mail/satchel/sync/imapremote/qresync"
 	"github.com/satchel-mail/satchel/sync/imapremote/wiretrace"
 )
 
@@ -62,6 +63,8 @@ type Options struct {
 	Trace       io.Writer
 	DialTimeout time.Duration
 	Logger      *slog.Logger
+	// NoQResync keeps to CONDSTORE even when the server offers QRESYNC.
+	NoQResync bool
 }
 
 // Errors callers branch on.
@@ -103,12 +106,18 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		raw.Close()
 		return nil, err
 	}
-	ic := imapclient.New(conn, &imapclient.Options{})
+	// The QRESYNC extension sits between the trace and go-imap, so that
+	// --trace records what really crossed the socket.
+	q := qresync.Wrap(conn)
+	col := &fetchCollector{}
+	ic := imapclient.New(q, &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Fetch: col.handle},
+	})
 	if err := ic.WaitGreeting(); err != nil {
 		ic.Close()
 		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, ctxErr(ctx, err))
 	}
-	c := &Client{c: ic, log: opts.Logger}
+	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col}
 	if ic.State() == imap.ConnStateNotAuthenticated {
 		if err := c.login(ctx, opts); err != nil {
 			ic.Close()
@@ -118,6 +127,17 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err := c.loadCaps(ctx); err != nil {
 		ic.Close()
 		return nil, err
+	}
+	if c.caps.Has(imap.CapQResync) && !opts.NoQResync {
+		switch err := q.Enable(ctx); {
+		case err == nil:
+		case errors.Is(err, qresync.ErrNotEnabled):
+			// RFC 5161 §3.1: the server may decline; CONDSTORE remains.
+			c.log.Debug("server declined QRESYNC")
+		default:
+			ic.Close()
+			return nil, fmt.Errorf("%w to %s: enable QRESYNC: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+		}
 	}
 	return c, nil
 }
