@@ -39,13 +39,14 @@ var serverModes = []struct {
 
 // env is one account under test: a server, a Maildir, an index.
 type env struct {
-	t     *testing.T
-	srv   *imaptest.Server
-	root  string
-	ix    *store.Index
-	trace lockedBuffer
-	wrap  func(satsync.Remote) satsync.Remote
-	opts  satsync.Options
+	t      *testing.T
+	srv    *imaptest.Server
+	root   string
+	ix     *store.Index
+	trace  lockedBuffer
+	wrap   func(satsync.Remote) satsync.Remote
+	folder func(rel string) satsync.Folder
+	opts   satsync.Options
 }
 
 type lockedBuffer struct {
@@ -95,6 +96,10 @@ func (e *env) sync() satsync.Result {
 		Password: func(context.Context) (string, error) { return e.srv.Password, nil },
 		Trace:    &e.trace,
 	}
+	folder := e.folder
+	if folder == nil {
+		folder = func(rel string) satsync.Folder { return root.Folder(rel) }
+	}
 	res := satsync.Account(context.Background(), e.opts, satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			c, err := imapremote.Dial(ctx, ropts)
@@ -107,7 +112,7 @@ func (e *env) sync() satsync.Result {
 			return c, nil
 		},
 		Index:     e.ix,
-		Folder:    func(rel string) satsync.Folder { return root.Folder(rel) },
+		Folder:    folder,
 		LocalPath: root.Path,
 		MkdirAll:  root.MkdirAll,
 		MoveFile:  root.MoveFile,

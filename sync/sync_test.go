@@ -294,3 +294,51 @@ func deleteMailbox(t *testing.T, srv *imaptest.Server, name string) {
 		t.Fatalf("delete %q: %v", name, err)
 	}
 }
+
+// TestQResyncDelta: against Dovecot with QRESYNC, a sync after expunges
+// and flag changes on the server learns them from the SELECT itself
+// (VANISHED (EARLIER) and FETCH), with no UID list and no flag scan; a
+// sync with nothing changed sends nothing after the SELECT.
+func TestQResyncDelta(t *testing.T) {
+	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
+	seed(t, srv, 40, 0)
+	e := newEnv(t, srv)
+	e.mustSync()
+	if !strings.Contains(e.trace.String(), "C: Q1 ENABLE QRESYNC") {
+		t.Fatal("QRESYNC was not enabled")
+	}
+	inbox := srv.Messages("INBOX")
+	srv.Expunge("INBOX", inbox[0].UID, inbox[2].UID)
+	srv.AddFlags("INBOX", inbox[1].UID, `\Flagged`)
+	srv.Append("INBOX", []byte("Subject: late\r\n\r\nlate\r\n"), nil, day)
+
+	res := e.mustSync()
+	e.assertMirror(false)
+	tr := e.trace.String()
+	if !strings.Contains(tr, "VANISHED (EARLIER)") {
+		t.Fatalf("no VANISHED in the trace:\n%s", tr)
+	}
+	for _, line := range strings.Split(tr, "\n") {
+		if !strings.HasPrefix(line, "C: ") {
+			continue
+		}
+		if strings.Contains(line, "UID FETCH 1:*") || strings.Contains(line, "SEARCH") {
+			t.Fatalf("QRESYNC sync scanned the mailbox: %s", line)
+		}
+	}
+	if res.Mode != mail.ModeQResync {
+		t.Fatalf("mode %s", res.Mode)
+	}
+	for _, m := range res.Mailboxes {
+		if m.Name == "INBOX" && (m.Removed != 2 || m.FlagsChanged != 1 || m.Downloaded != 1) {
+			t.Fatalf("INBOX: %+v", m)
+		}
+	}
+
+	e.mustSync()
+	for _, line := range strings.Split(e.trace.String(), "\n") {
+		if strings.HasPrefix(line, "C: ") && (strings.Contains(line, "FETCH") || strings.Contains(line, "SEARCH") || strings.Contains(line, "STORE")) {
+			t.Fatalf("no-op QRESYNC sync sent %s", line)
+		}
+	}
+}
