@@ -62,7 +62,7 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 			ca.Capabilities = c.Capabilities()
 			ca.Mode = string(c.Mode())
 			if c.Has("QRESYNC") && c.Mode() != mail.ModeQResync {
-				ca.Note = "the server offers QRESYNC; this version of satchel syncs it by CONDSTORE"
+				ca.Note = "the server offers QRESYNC but declined to enable it; satchel uses CONDSTORE"
 			}
 			c.Close()
 			out.account(nil, nil)
