@@ -294,16 +294,16 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 				continue
 			}
 			row := f.Base
-			row.Flags = r.opts.baseAfter(f.Flags, b.local[f.Key], got.Flags)
+			row.Flags = r.opts.baseAfter(f.Flags, b.files[f.Key], got.Flags)
 			row.LocalOnlyFlags = f.Flags.Minus(storableFlags(b.st, f.Flags))
 			row.ModSeq = got.ModSeq
 			rows = append(rows, row)
 			b.res.FlagsPushed++
-			if lf, ok := b.local[f.Key]; ok && !systemOnly(f.Flags).Equal(systemOnly(lf)) && r.opts.pulls() {
+			if lf, ok := b.files[f.Key]; ok && !systemOnly(f.Flags).Equal(systemOnly(lf)) && r.opts.pulls() {
 				if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
 					return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 				}
-				b.local[f.Key] = systemOnly(f.Flags)
+				b.files[f.Key] = systemOnly(f.Flags)
 				b.res.FlagsChanged++
 			}
 		}
@@ -328,18 +328,18 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 		pending = pending[:0]
 		for _, m := range now {
 			f := byUID[m.UID]
-			local := conflict.State{Present: true, Flags: b.local[f.Key].Union(keywords(f.Base.Flags))}
+			local := conflict.State{Present: true, Flags: b.files[f.Key].Union(keywords(f.Base.Flags))}
 			merged := conflict.MergeFlags(f.Base.Flags, local.Flags, m.Flags.Union(f.Base.LocalOnlyFlags))
 			log.Info("server changed flags meanwhile; merged again", "uid", m.UID, "server", m.Flags.String(), "merged", merged.String())
 			f.Flags, f.Remote, f.ModSeq = merged, m.Flags, m.ModSeq
 			if storableFlags(b.st, merged).Equal(storableFlags(b.st, m.Flags)) {
 				row := f.Base
-				row.Flags, row.ModSeq = r.opts.baseAfter(merged, b.local[f.Key], m.Flags), m.ModSeq
+				row.Flags, row.ModSeq = r.opts.baseAfter(merged, b.files[f.Key], m.Flags), m.ModSeq
 				row.LocalOnlyFlags = merged.Minus(storableFlags(b.st, merged))
 				if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
 					return err
 				}
-				if lf, ok := b.local[f.Key]; ok && !systemOnly(merged).Equal(systemOnly(lf)) && r.opts.pulls() {
+				if lf, ok := b.files[f.Key]; ok && !systemOnly(merged).Equal(systemOnly(lf)) && r.opts.pulls() {
 					if err := b.folder.SetFlags(f.Key, merged); err != nil {
 						return err
 					}

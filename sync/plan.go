@@ -198,7 +198,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 		for _, m := range b.known {
 			keys[m.Key] = true
 		}
-		for k := range b.local {
+		for k := range b.files {
 			if !keys[k] {
 				unknown[b][k] = true
 			}
@@ -207,7 +207,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 			if !m.State.OnLocal() {
 				continue
 			}
-			if _, ok := b.local[m.Key]; ok {
+			if _, ok := b.files[m.Key]; ok {
 				continue
 			}
 			// Not in the listing: look again in both cur/ and new/
@@ -218,7 +218,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 				return err
 			}
 			if ok {
-				b.local[m.Key] = f
+				b.files[m.Key] = f
 				continue
 			}
 			vanished[b] = append(vanished[b], m)
@@ -380,7 +380,7 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 			remoteFlags, remoteModSeq = rm.Flags, rm.ModSeq
 		}
 		onServer := row.State.OnServer() && !b.gone[row.UID]
-		lf, onLocal := b.local[row.Key]
+		lf, onLocal := b.files[row.Key]
 
 		switch row.State {
 		case mail.StateLocalOnly:
