@@ -29,7 +29,7 @@ var serverModes = []struct {
 }{
 	{"dovecot", func(t testing.TB) *imaptest.Server {
 		return imaptest.StartDovecot(t, imaptest.DovecotOptions{})
-	}, mail.ModeCondStore},
+	}, mail.ModeQResync},
 	{"dovecot-condstore", func(t testing.TB) *imaptest.Server {
 		return imaptest.StartDovecot(t, imaptest.DovecotOptions{Capabilities: imaptest.CapsCondStoreOnly})
 	}, mail.ModeCondStore},
@@ -150,7 +150,7 @@ func TestSelect(t *testing.T) {
 		if st.Messages != 3 {
 			t.Errorf("Messages = %d, want 3", st.Messages)
 		}
-		condstore := mode == mail.ModeCondStore
+		condstore := mode != mail.ModeFull
 		if condstore != (st.HighestModSeq > 0) {
 			t.Errorf("HighestModSeq = %d in mode %s", st.HighestModSeq, mode)
 		}
@@ -207,12 +207,12 @@ func TestScan(t *testing.T) {
 			t.Errorf("Dovecot sent no \\Recent, so its removal is not tested:\n%s", trace.String())
 		}
 		for _, m := range got {
-			if (m.ModSeq > 0) != (mode == mail.ModeCondStore) {
+			if (m.ModSeq > 0) != (mode != mail.ModeFull) {
 				t.Errorf("UID %d: ModSeq %d in mode %s", m.UID, m.ModSeq, mode)
 			}
 		}
 		fetch := commandLine(trace.String(), "UID")
-		if got := strings.Contains(strings.ToUpper(fetch), "MODSEQ"); got != (mode == mail.ModeCondStore) {
+		if got := strings.Contains(strings.ToUpper(fetch), "MODSEQ"); got != (mode != mail.ModeFull) {
 			t.Errorf("Scan sent %q in mode %s", fetch, mode)
 		}
 	})
@@ -254,7 +254,7 @@ func assertFlags(t *testing.T, got []mail.RemoteMessage, want map[mail.UID]mail.
 
 func TestChanges(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *imaptest.Server, mode mail.SyncMode) {
-		if mode != mail.ModeCondStore {
+		if mode == mail.ModeFull {
 			t.Skip("no CONDSTORE")
 		}
 		var uids []uint32
@@ -352,7 +352,7 @@ func TestMeta(t *testing.T) {
 			if !m.InternalDate.Equal(dates[i]) {
 				t.Errorf("UID %d: InternalDate %v, want %v", m.UID, m.InternalDate, dates[i])
 			}
-			if (m.ModSeq > 0) != (mode == mail.ModeCondStore) {
+			if (m.ModSeq > 0) != (mode != mail.ModeFull) {
 				t.Errorf("UID %d: ModSeq %d in mode %s", m.UID, m.ModSeq, mode)
 			}
 		}
