@@ -114,7 +114,7 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 				_, err := io.Copy(io.Discard, body)
 				return err
 			}
-			key, msgID, err := b.folder.Deliver(ctx, body, systemOnly(m.Flags), m.InternalDate)
+			key, msgID, err := b.folder.Deliver(ctx, body, m.Flags.System(), m.InternalDate)
 			if err != nil {
 				return fmt.Errorf("download UID %d: %w", uid, err)
 			}
@@ -181,7 +181,7 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 		if err := r.deps.MoveFile(a.FromRel, b.rel, a.Key); err != nil {
 			return fmt.Errorf("move local copy of UID %d: %w", uid, err)
 		}
-		if err := b.folder.SetFlags(a.Key, systemOnly(a.Remote.Flags)); err != nil {
+		if err := b.folder.SetFlags(a.Key, a.Remote.Flags.System()); err != nil {
 			return err
 		}
 		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: a.Key, Flags: a.Remote.Flags, ModSeq: a.Remote.ModSeq,
@@ -209,10 +209,10 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", up.Key, err)
 		}
-		flags := systemOnly(in.Flags)
+		flags := in.Flags.System()
 		if up.Replaces != nil {
 			// A restore brings back the keywords the server lost with it.
-			flags = flags.Union(keywords(up.Replaces.Flags))
+			flags = flags.Union(up.Replaces.Flags.Keywords())
 		}
 		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
 		if err != nil {
@@ -299,11 +299,11 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 			row.ModSeq = got.ModSeq
 			rows = append(rows, row)
 			b.res.FlagsPushed++
-			if lf, ok := b.files[f.Key]; ok && !systemOnly(f.Flags).Equal(systemOnly(lf)) && r.opts.pulls() {
+			if lf, ok := b.files[f.Key]; ok && !f.Flags.System().Equal(lf.System()) && r.opts.pulls() {
 				if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
 					return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 				}
-				b.files[f.Key] = systemOnly(f.Flags)
+				b.files[f.Key] = f.Flags.System()
 				b.res.FlagsChanged++
 			}
 		}
@@ -328,7 +328,7 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 		pending = pending[:0]
 		for _, m := range now {
 			f := byUID[m.UID]
-			local := conflict.State{Present: true, Flags: b.files[f.Key].Union(keywords(f.Base.Flags))}
+			local := conflict.State{Present: true, Flags: b.files[f.Key].Union(f.Base.Flags.Keywords())}
 			merged := conflict.MergeFlags(f.Base.Flags, local.Flags, m.Flags.Union(f.Base.LocalOnlyFlags))
 			log.Info("server changed flags meanwhile; merged again", "uid", m.UID, "server", m.Flags.String(), "merged", merged.String())
 			f.Flags, f.Remote, f.ModSeq = merged, m.Flags, m.ModSeq
@@ -339,7 +339,7 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 				if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
 					return err
 				}
-				if lf, ok := b.files[f.Key]; ok && !systemOnly(merged).Equal(systemOnly(lf)) && r.opts.pulls() {
+				if lf, ok := b.files[f.Key]; ok && !merged.System().Equal(lf.System()) && r.opts.pulls() {
 					if err := b.folder.SetFlags(f.Key, merged); err != nil {
 						return err
 					}
@@ -410,7 +410,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 		}
 		row := mv.Row
 		row.UIDValidity, row.UID, row.Key = mv.To.mb.UIDValidity, uid, mv.ToKey
-		row.Flags = in.Flags.Union(keywords(mv.Row.Flags))
+		row.Flags = in.Flags.Union(mv.Row.Flags.Keywords())
 		row.ModSeq = 0
 		if err := r.deps.Index.PutMessages(ctx, mv.To.mb.ID, []mail.Message{row}); err != nil {
 			return err

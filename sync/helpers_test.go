@@ -188,7 +188,7 @@ func (e *env) assertMirror(fresh bool) {
 				e.t.Fatalf("%s: UID %d: no file for key %s", name, m.UID, row.Key)
 			}
 			want := mail.NewFlags(m.Flags...)
-			if got := ent.Flags; !got.Equal(systemFlags(want)) {
+			if got := ent.Flags; !got.Equal(want.System()) {
 				e.t.Errorf("%s: UID %d: file flags %q, server %q", name, m.UID, got, want)
 			}
 			if !row.Flags.Equal(want) {
@@ -219,16 +219,6 @@ func (e *env) assertMirror(fresh bool) {
 			}
 		}
 	}
-}
-
-func systemFlags(f mail.Flags) mail.Flags {
-	var l []string
-	for _, x := range f.List() {
-		if mail.IsSystem(x) {
-			l = append(l, x)
-		}
-	}
-	return mail.NewFlags(l...)
 }
 
 // snapshot lists every file below the Maildir root with its size and

@@ -150,7 +150,7 @@ func (o Options) baseAfter(merged, localFile, remote mail.Flags) mail.Flags {
 	case !o.pushes():
 		return remote
 	case !o.pulls():
-		return systemOnly(localFile).Union(keywords(merged))
+		return localFile.System().Union(merged.Keywords())
 	}
 	return merged
 }
@@ -401,7 +401,7 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 
 		// A Maildir name cannot carry keywords, and the server cannot
 		// store local-only flags: each side is read as unchanged there.
-		local := conflict.State{Present: onLocal, Flags: lf.Union(keywords(row.Flags))}
+		local := conflict.State{Present: onLocal, Flags: lf.Union(row.Flags.Keywords())}
 		remote := conflict.State{Present: onServer, Flags: remoteFlags.Union(row.LocalOnlyFlags)}
 		out := conflict.Decide(row.Flags, true, local, remote, o.Conflict)
 		if out.Conflict {
@@ -476,7 +476,7 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 // keep plans the flag updates of a message both sides keep.
 func (pl *planner) keep(b *box, row mail.Message, merged, localFile, remoteFlags mail.Flags, remoteModSeq mail.ModSeq) {
 	p := b.plan
-	if pl.opts.pulls() && !systemOnly(merged).Equal(systemOnly(localFile)) {
+	if pl.opts.pulls() && !merged.System().Equal(localFile.System()) {
 		p.LocalFlags = append(p.LocalFlags, FlagUpdate{UID: row.UID, Key: row.Key, Base: row, Flags: merged, Local: localFile})
 	}
 	storable := storableFlags(b.st, merged)
@@ -520,26 +520,6 @@ func describe(s conflict.State) string {
 		return "(gone)"
 	}
 	return s.Flags.String()
-}
-
-func keywords(f mail.Flags) mail.Flags {
-	var l []string
-	for _, x := range f.List() {
-		if !mail.IsSystem(x) {
-			l = append(l, x)
-		}
-	}
-	return mail.NewFlags(l...)
-}
-
-func systemOnly(f mail.Flags) mail.Flags {
-	var l []string
-	for _, x := range f.List() {
-		if mail.IsSystem(x) {
-			l = append(l, x)
-		}
-	}
-	return mail.NewFlags(l...)
 }
 
 // goneUIDs returns the known UIDs that should be on the server and are

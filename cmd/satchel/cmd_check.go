@@ -36,11 +36,7 @@ type checkAccount struct {
 }
 
 func runCheck(ctx context.Context, g *globals, names []string) int {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	accounts, err := cfg.Select(names)
+	accounts, err := loadAccounts(g, names)
 	if err != nil {
 		return reportFatal(g, err)
 	}

@@ -52,11 +52,7 @@ type statusAccount struct {
 }
 
 func runStatus(ctx context.Context, g *globals, names []string) int {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	accounts, err := cfg.Select(names)
+	accounts, err := loadAccounts(g, names)
 	if err != nil {
 		return reportFatal(g, err)
 	}

@@ -50,11 +50,7 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 // runSync syncs the selected accounts one after another and returns the
 // exit code.
 func runSync(ctx context.Context, g *globals, opts syncOptions) int {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	accounts, err := cfg.Select(opts.accounts)
+	accounts, err := loadAccounts(g, opts.accounts)
 	if err != nil {
 		return reportFatal(g, err)
 	}

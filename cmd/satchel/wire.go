@@ -34,6 +34,16 @@ func loadConfig(g *globals) (*config.Config, error) {
 	return cfg, nil
 }
 
+// loadAccounts loads the configuration and selects the named accounts
+// (all of them when none is named).
+func loadAccounts(g *globals, names []string) ([]config.Account, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Select(names)
+}
+
 // openTrace opens the --trace file, shared by every connection of the run.
 func openTrace(g *globals) (io.Writer, func(), error) {
 	if g.trace == "" {

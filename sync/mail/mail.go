@@ -144,6 +144,23 @@ func (s Flags) Minus(o Flags) Flags {
 	return NewFlags(l...)
 }
 
+// System returns the flags a Maildir file name can carry (IsSystem).
+func (s Flags) System() Flags { return s.filter(true) }
+
+// Keywords returns the other flags, which live only in the index and on
+// the server.
+func (s Flags) Keywords() Flags { return s.filter(false) }
+
+func (s Flags) filter(system bool) Flags {
+	var l []string
+	for f := range s.set {
+		if IsSystem(f) == system {
+			l = append(l, f)
+		}
+	}
+	return NewFlags(l...)
+}
+
 // IsSystem reports whether f is one of the flags a Maildir file name can
 // carry. Other keywords live only in the index and on the server.
 func IsSystem(f string) bool {
