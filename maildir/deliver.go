@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -44,10 +45,19 @@ const deliverChunk = 64 << 10
 // If r fails, ctx is cancelled, or any step fails, the tmp file is removed
 // and nothing appears in new/ or cur/. ctx is checked between chunks of r.
 func (d Dir) Deliver(ctx context.Context, r io.Reader, flags mail.Flags, date time.Time) (Delivered, error) {
+	return d.DeliverKey(ctx, NewKey(), r, flags, date)
+}
+
+// DeliverKey is Deliver under a key the caller chose (from NewKey): a
+// caller that records its intent before delivering can then find the
+// file after a crash.
+func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time) (Delivered, error) {
 	if err := ctx.Err(); err != nil {
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
-	key := newKey()
+	if !validKey(key) {
+		return Delivered{}, fmt.Errorf("deliver to %s: invalid key %q: %w", d.Path, key, fs.ErrInvalid)
+	}
 	tmp := filepath.Join(d.Path, subTmp, key)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

@@ -40,13 +40,16 @@ type Folder struct{ Dir Dir }
 // Init creates the folder if missing.
 func (f Folder) Init() error { return f.Dir.Init() }
 
-// Deliver writes a message durably; see Dir.Deliver.
-func (f Folder) Deliver(ctx context.Context, body io.Reader, flags mail.Flags, date time.Time) (key, messageID string, err error) {
-	d, err := f.Dir.Deliver(ctx, body, flags, date)
+// NewKey returns a new unique message key.
+func (f Folder) NewKey() string { return NewKey() }
+
+// Deliver writes a message durably under key; see Dir.DeliverKey.
+func (f Folder) Deliver(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error) {
+	d, err := f.Dir.DeliverKey(ctx, key, body, flags, date)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	return d.Key, d.MessageID, nil
+	return d.MessageID, nil
 }
 
 // Find returns the flags of key's file.

@@ -32,12 +32,12 @@ func escapeHost(h string) string {
 	return strings.NewReplacer("/", `\057`, ":", `\072`, "\x00", `\000`).Replace(h)
 }
 
-// newKey returns a new unique key in the modern Maildir form
+// NewKey returns a new unique key in the modern Maildir form
 // "<seconds>.M<microseconds>P<pid>Q<counter>R<random>.<host>". Time, pid
 // and counter make it unique on this host; 64 random bits guard against
 // pid reuse across reboots and clock steps; the host name against other
 // machines delivering into a shared directory.
-func newKey() string {
+func NewKey() string {
 	now := time.Now()
 	var rnd [8]byte
 	// crypto/rand.Read never returns an error (it aborts the program

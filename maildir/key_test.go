@@ -9,7 +9,7 @@ func TestNewKey(t *testing.T) {
 	re := regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+R[0-9a-f]{16}\.[^:/]+$`)
 	seen := make(map[string]bool)
 	for range 1000 {
-		k := newKey()
+		k := NewKey()
 		if !re.MatchString(k) {
 			t.Fatalf("key %q does not have the form <sec>.M<usec>P<pid>Q<n>R<hex>.<host>", k)
 		}

@@ -114,7 +114,8 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 				_, err := io.Copy(io.Discard, body)
 				return err
 			}
-			key, msgID, err := b.folder.Deliver(ctx, body, m.Flags.System(), m.InternalDate)
+			key := b.folder.NewKey()
+			msgID, err := b.folder.Deliver(ctx, key, body, m.Flags.System(), m.InternalDate)
 			if err != nil {
 				return fmt.Errorf("download UID %d: %w", uid, err)
 			}

@@ -90,9 +90,11 @@ type Index interface {
 type Folder interface {
 	// Init creates the folder if missing; it writes nothing otherwise.
 	Init() error
-	// Deliver writes a message (CRLF read as LF) under a new key, into
-	// new/ or cur/ by \Seen, mtime date. On error nothing is left behind.
-	Deliver(ctx context.Context, body io.Reader, flags mail.Flags, date time.Time) (key, messageID string, err error)
+	// NewKey returns a fresh message key for Deliver.
+	NewKey() string
+	// Deliver writes a message (CRLF read as LF) under key, into new/ or
+	// cur/ by \Seen, mtime date. On error nothing is left behind.
+	Deliver(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error)
 	// Find returns the flags of key's file, looking in both cur/ and new/.
 	Find(key string) (flags mail.Flags, ok bool, err error)
 	// SetFlags renames key's file to carry flags (system flags only).
