@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/satchel-mail/satchel/conflict"
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -91,64 +92,74 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 }
 
 // download fetches messages in batches, each streamed from the socket
-// into its file; a message's index row is committed after its file is
-// durable.
+// into its file. Each batch's intents (UID and chosen key) are recorded
+// first, so that a file a crash left without its index row is recognised
+// on the next run; a message's row is committed, and its intent
+// forgotten, once its file is durable.
 func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
-	byUID := make(map[mail.UID]mail.RemoteMessage, len(msgs))
-	for _, m := range msgs {
-		byUID[m.UID] = m
-	}
+	ix := r.deps.Index
 	for start := 0; start < len(msgs); {
 		end, bytes := start, int64(0)
 		for end < len(msgs) && end-start < batchMessages && (end == start || bytes+msgs[end].Size <= batchBytes) {
 			bytes += msgs[end].Size
 			end++
 		}
-		batch := make([]mail.UID, 0, end-start)
-		for _, m := range msgs[start:end] {
-			batch = append(batch, m.UID)
+		batch := msgs[start:end]
+		start = end
+		ins := make([]mail.Intent, len(batch))
+		uids := make([]mail.UID, len(batch))
+		for i, m := range batch {
+			row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: m.UID, Key: b.folder.NewKey(), Flags: m.Flags,
+				ModSeq: m.ModSeq, Size: m.Size, InternalDate: m.InternalDate}
+			if old, ok := b.known[m.UID]; ok {
+				// A restore: the same message, with a new file.
+				row.LocalOnlyFlags, row.MessageID = old.LocalOnlyFlags, old.MessageID
+			}
+			ins[i] = mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentDownload, UID: m.UID, Key: row.Key, Row: row}
+			uids[i] = m.UID
 		}
-		err := remote.FetchBodies(ctx, batch, func(uid mail.UID, size int64, body io.Reader) error {
-			m, ok := byUID[uid]
+		ids, err := ix.AddIntents(ctx, ins)
+		if err != nil {
+			return err
+		}
+		pending := make(map[mail.UID]int, len(batch))
+		for i, m := range batch {
+			pending[m.UID] = i
+		}
+		err = remote.FetchBodies(ctx, uids, func(uid mail.UID, size int64, body io.Reader) error {
+			i, ok := pending[uid]
 			if !ok {
 				_, err := io.Copy(io.Discard, body)
 				return err
 			}
-			key := b.folder.NewKey()
-			msgID, err := b.folder.Deliver(ctx, key, body, m.Flags.System(), m.InternalDate)
+			in := ins[i]
+			row := in.Row
+			msgID, err := b.folder.Deliver(ctx, row.Key, body, row.Flags.System(), row.InternalDate)
 			if err != nil {
 				return fmt.Errorf("download UID %d: %w", uid, err)
 			}
-			row := mail.Message{
-				UIDValidity: b.mb.UIDValidity, UID: uid, Key: key, Flags: m.Flags, ModSeq: m.ModSeq,
-				Size: m.Size, InternalDate: m.InternalDate, MessageID: msgID,
+			if msgID != "" {
+				row.MessageID = msgID
 			}
-			if old, ok := b.known[uid]; ok {
-				// A restore: the same message, with a new file.
-				row.LocalOnlyFlags = old.LocalOnlyFlags
-				if msgID == "" {
-					row.MessageID = old.MessageID
-				}
-			}
-			if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
-				// Without its row the file would look like new local
-				// mail on the next run: take it back.
-				if rerr := b.folder.Remove(key); rerr != nil {
-					log.Error("cannot remove unrecorded message file", "key", key, "err", rerr)
-				}
+			if err := ix.CompleteIntent(ctx, ids[i], []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}); err != nil {
 				return err
 			}
+			delete(pending, uid)
 			b.known[uid] = row
-			delete(byUID, uid)
 			b.res.Downloaded++
-			b.res.Bytes += m.Size
-			log.Debug("downloaded", "uid", uid, "size", m.Size)
+			b.res.Bytes += row.Size
+			log.Debug("downloaded", "uid", uid, "size", row.Size)
 			return nil
 		})
+		// What was not delivered left no file: forget its intent.
+		for _, i := range pending {
+			if derr := ix.DropIntent(ctx, ids[i]); derr != nil && err == nil {
+				err = derr
+			}
+		}
 		if err != nil {
 			return err
 		}
-		start = end
 	}
 	return nil
 }
@@ -160,24 +171,39 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 	var fallback []mail.RemoteMessage
 	for _, a := range b.plan.Adopt {
 		in, err := a.From.folder.Info(a.Key)
-		if err != nil {
-			fallback = append(fallback, a.Remote)
-			continue
-		}
-		uid, err := remote.FindNew(ctx, a.Remote.UID, a.Remote.Size, in.HeaderHash, nil)
-		if err != nil {
-			return err
+		var uid mail.UID
+		if err == nil {
+			if uid, err = remote.FindNew(ctx, a.Remote.UID, a.Remote.Size, in.HeaderHash, nil); err != nil {
+				return err
+			}
 		}
 		if uid != a.Remote.UID {
 			log.Info("moved message does not match the local copy; downloading", "uid", a.Remote.UID)
 			fallback = append(fallback, a.Remote)
-			if a.Row != nil && a.From.gone[a.Row.UID] {
-				// The source's server copy is gone: so is the file.
-				if err := a.From.folder.Remove(a.Key); err != nil {
+			if a.Row != nil {
+				if a.From == a.RowBox {
+					// The file's own server copy is gone: so goes the file.
+					if err := a.From.folder.Remove(a.Key); err != nil {
+						return err
+					}
+				}
+				if err := r.deps.Index.DeleteMessages(ctx, a.RowBox.mb.ID, a.Row.UIDValidity, []mail.UID{a.Row.UID}); err != nil {
 					return err
 				}
 			}
 			continue
+		}
+		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: a.Key, Flags: a.Remote.Flags, ModSeq: a.Remote.ModSeq,
+			Size: a.Remote.Size, InternalDate: a.Remote.InternalDate, MessageID: in.MessageID}
+		intent := mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentAdopt, UID: uid, Key: a.Key, Row: row}
+		changes := []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}
+		if a.Row != nil {
+			intent.From, intent.FromUIDValidity, intent.FromUID = a.RowBox.mb.ID, a.Row.UIDValidity, a.Row.UID
+			changes = append(changes, mail.RowChange{MailboxID: a.RowBox.mb.ID, Row: *a.Row, Delete: true})
+		}
+		ids, err := r.deps.Index.AddIntents(ctx, []mail.Intent{intent})
+		if err != nil {
+			return err
 		}
 		if err := r.deps.MoveFile(a.FromRel, b.rel, a.Key); err != nil {
 			return fmt.Errorf("move local copy of UID %d: %w", uid, err)
@@ -185,9 +211,7 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 		if err := b.folder.SetFlags(a.Key, a.Remote.Flags.System()); err != nil {
 			return err
 		}
-		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: a.Key, Flags: a.Remote.Flags, ModSeq: a.Remote.ModSeq,
-			Size: a.Remote.Size, InternalDate: a.Remote.InternalDate, MessageID: in.MessageID}
-		if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+		if err := r.deps.Index.CompleteIntent(ctx, ids[0], changes); err != nil {
 			return err
 		}
 		b.known[uid] = row
@@ -196,7 +220,10 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 	return r.download(ctx, remote, b, fallback, log)
 }
 
-// upload appends local files to the server and records their UIDs.
+// upload appends local files to the server and records their UIDs. The
+// intent, recorded before each APPEND, holds the UIDNEXT seen before, the
+// size and the header hash: after a crash the next run finds the message
+// if the APPEND went through, and never uploads it twice.
 func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
 	claimed := map[mail.UID]bool{}
 	for u := range b.known {
@@ -215,21 +242,32 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 			// A restore brings back the keywords the server lost with it.
 			flags = flags.Union(up.Replaces.Flags.Keywords())
 		}
-		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
+		row := mail.Message{UIDValidity: b.mb.UIDValidity, Key: up.Key, Flags: flags,
+			Size: in.Size, InternalDate: in.ModTime.Truncate(time.Second), MessageID: in.MessageID}
+		intent := mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentUpload, Key: up.Key, UIDNext: b.st.UIDNext,
+			Size: in.Size, HeaderHash: in.HeaderHash, Row: row}
+		var changes []mail.RowChange
+		if up.Replaces != nil {
+			intent.From, intent.FromUIDValidity, intent.FromUID = b.mb.ID, up.Replaces.UIDValidity, up.Replaces.UID
+			changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: *up.Replaces, Delete: true})
+		}
+		ids, err := r.deps.Index.AddIntents(ctx, []mail.Intent{intent})
 		if err != nil {
 			return err
 		}
-		claimed[uid] = true
-		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: up.Key, Flags: flags,
-			Size: in.Size, InternalDate: in.ModTime.Truncate(1e9), MessageID: in.MessageID}
-		if up.Replaces != nil {
-			if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, []mail.UID{up.Replaces.UID}); err != nil {
-				return err
-			}
-			delete(b.known, up.Replaces.UID)
-		}
-		if err := r.deps.Index.PutMessages(ctx, b.mb.ID, []mail.Message{row}); err != nil {
+		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
+		if err != nil {
+			// The intent stays: whether the server took the message is
+			// not known; the next run looks for it.
 			return err
+		}
+		claimed[uid] = true
+		row.UID = uid
+		if err := r.deps.Index.CompleteIntent(ctx, ids[0], append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})); err != nil {
+			return err
+		}
+		if up.Replaces != nil {
+			delete(b.known, up.Replaces.UID)
 		}
 		b.known[uid] = row
 		b.res.Uploaded++
@@ -356,10 +394,25 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 
 // moveOut carries out the user's moves from this mailbox: UID MOVE
 // (RFC 6851), or UID COPY and the deletion rule without MOVE — never a
-// deletion and an upload.
+// deletion and an upload. The intent, recorded in the target mailbox,
+// lets the next run find the moved message after a crash.
 func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
 	for _, mv := range b.plan.MoveOut {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		in, err := mv.To.folder.Info(mv.ToKey)
+		if err != nil {
+			return err
+		}
+		row := mv.Row
+		row.UIDValidity, row.UID, row.Key = mv.To.mb.UIDValidity, 0, mv.ToKey
+		row.Flags = in.Flags.Union(mv.Row.Flags.Keywords())
+		row.ModSeq = 0
+		intent := mail.Intent{MailboxID: mv.To.mb.ID, Kind: mail.IntentMove, UID: 0, Key: mv.ToKey, UIDNext: mv.To.st.UIDNext,
+			Size: mv.Row.Size, HeaderHash: in.HeaderHash, Row: row, From: b.mb.ID, FromUIDValidity: mv.Row.UIDValidity, FromUID: mv.Row.UID}
+		ids, err := r.deps.Index.AddIntents(ctx, []mail.Intent{intent})
+		if err != nil {
 			return err
 		}
 		uids := []mail.UID{mv.Row.UID}
@@ -377,10 +430,6 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 		}
 		if err != nil {
 			return fmt.Errorf("move UID %d to %q: %w", mv.Row.UID, mv.To.Name, err)
-		}
-		in, err := mv.To.folder.Info(mv.ToKey)
-		if err != nil {
-			return err
 		}
 		uid := newUIDs[mv.Row.UID]
 		if uid == 0 {
@@ -400,20 +449,19 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 				return err
 			}
 		}
-		if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, uids); err != nil {
-			return err
-		}
 		delete(b.known, mv.Row.UID)
 		b.res.Moved++
 		if uid == 0 {
-			log.Warn("moved message not found in the target; the next sync will match it", "uid", mv.Row.UID, "to", mv.To.Name)
+			// The intent stays: the next run looks for it again.
+			log.Warn("moved message not found in the target; the next sync will look again", "uid", mv.Row.UID, "to", mv.To.Name)
 			continue
 		}
-		row := mv.Row
-		row.UIDValidity, row.UID, row.Key = mv.To.mb.UIDValidity, uid, mv.ToKey
-		row.Flags = in.Flags.Union(mv.Row.Flags.Keywords())
-		row.ModSeq = 0
-		if err := r.deps.Index.PutMessages(ctx, mv.To.mb.ID, []mail.Message{row}); err != nil {
+		row.UID = uid
+		err = r.deps.Index.CompleteIntent(ctx, ids[0], []mail.RowChange{
+			{MailboxID: b.mb.ID, Row: mv.Row, Delete: true},
+			{MailboxID: mv.To.mb.ID, Row: row},
+		})
+		if err != nil {
 			return err
 		}
 		mv.To.known[uid] = row

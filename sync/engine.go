@@ -82,6 +82,15 @@ type Index interface {
 	Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]mail.Message, error)
 	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
 	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
+
+	// AddIntents records steps before they start; CompleteIntent records
+	// a step's result and forgets its intent in one transaction;
+	// DropIntent forgets a step that did not happen. Intents returns the
+	// steps of a mailbox a crash left behind.
+	AddIntents(ctx context.Context, ins []mail.Intent) ([]int64, error)
+	Intents(ctx context.Context, mailboxID int64) ([]mail.Intent, error)
+	CompleteIntent(ctx context.Context, id int64, changes []mail.RowChange) error
+	DropIntent(ctx context.Context, id int64) error
 }
 
 // Folder is one local Maildir folder. Every method that changes a file

@@ -83,6 +83,20 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	b.mb, b.st = mb, st
 	b.mb.UIDValidity = st.UIDValidity
+	if !r.opts.DryRun {
+		// Steps a crash interrupted are completed or undone first, while
+		// the mailbox is selected: a message appended before the crash
+		// is then known, not taken for new mail.
+		recovered, err := r.recover(ctx, remote, b)
+		if err != nil {
+			return err
+		}
+		if recovered {
+			if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
+				return err
+			}
+		}
+	}
 	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
 		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
 	} else {
@@ -236,4 +250,74 @@ func (r *runner) learnLocal(ctx context.Context, b *box) error {
 	b.folder = r.deps.Folder(b.rel)
 	b.files, err = b.folder.Scan()
 	return err
+}
+
+// recover completes or undoes the steps a crash left recorded as intents
+// for this mailbox, and reports whether it changed the index.
+//
+//   - download, adopt: the file under the chosen key is in the folder →
+//     record its row; else the step did not happen → forget it.
+//   - upload, move: a message with the recorded size and header at or
+//     above the recorded UIDNEXT → record its row (and remove the row it
+//     replaces); else the server never got it → forget the intent, and
+//     the file is handled like any other.
+func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, error) {
+	ix := r.deps.Index
+	ins, err := ix.Intents(ctx, b.mb.ID)
+	if err != nil || len(ins) == 0 {
+		return false, err
+	}
+	exclude := map[mail.UID]bool{}
+	for u, m := range b.known {
+		if m.State.OnServer() {
+			exclude[u] = true
+		}
+	}
+	for _, in := range ins {
+		row := in.Row
+		found := false
+		switch in.Kind {
+		case mail.IntentDownload, mail.IntentAdopt:
+			_, ok, err := b.folder.Find(in.Key)
+			if err != nil {
+				return false, err
+			}
+			found = ok && in.Row.UIDValidity == b.st.UIDValidity
+			if found && row.MessageID == "" {
+				if info, err := b.folder.Info(in.Key); err == nil {
+					row.MessageID = info.MessageID
+				}
+			}
+		case mail.IntentUpload, mail.IntentMove:
+			if in.Row.UIDValidity != b.st.UIDValidity {
+				break
+			}
+			uid, err := remote.FindNew(ctx, in.UIDNext, in.Size, in.HeaderHash, exclude)
+			if err != nil {
+				return false, err
+			}
+			if uid != 0 {
+				found = true
+				row.UID = uid
+				exclude[uid] = true
+			}
+		}
+		if !found {
+			r.log.Info("interrupted step did not happen; forgotten", "mailbox", b.Name, "step", in.Kind, "key", in.Key)
+			if err := ix.DropIntent(ctx, in.ID); err != nil {
+				return false, err
+			}
+			continue
+		}
+		changes := []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}
+		if in.From != 0 {
+			changes = append(changes, mail.RowChange{MailboxID: in.From, Delete: true,
+				Row: mail.Message{UIDValidity: in.FromUIDValidity, UID: in.FromUID}})
+		}
+		r.log.Info("completed an interrupted step", "mailbox", b.Name, "step", in.Kind, "uid", row.UID, "key", in.Key)
+		if err := ix.CompleteIntent(ctx, in.ID, changes); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }

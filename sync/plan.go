@@ -82,8 +82,10 @@ type Adoption struct {
 	Key     string
 	FromRel string
 	From    *box
-	// Row is the source folder's row the file belonged to, if any.
-	Row *mail.Message
+	// Row is the index row the file belonged to, in RowBox; it is
+	// removed when the adoption completes.
+	Row    *mail.Message
+	RowBox *box
 }
 
 // Empty reports whether the plan changes nothing on either side.
@@ -293,8 +295,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 					claimed[dst][key] = true
 					moved[src][row.UID] = true
 					r := row
-					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: key, FromRel: dst.rel, From: dst, Row: &r})
-					src.plan.Forget = append(src.plan.Forget, row.UID)
+					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: key, FromRel: dst.rel, From: dst, Row: &r, RowBox: src})
 				}
 				continue
 			}
@@ -417,8 +418,7 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 				if t, ok := pl.takeServerMove(newRemote, row, adopted); ok && t.box != b {
 					// Moved on the server: the local file follows it.
 					r := row
-					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: row.Key, FromRel: b.rel, From: b, Row: &r})
-					p.Forget = append(p.Forget, row.UID)
+					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: row.Key, FromRel: b.rel, From: b, Row: &r, RowBox: b})
 					continue
 				}
 				p.RemoveLocal = append(p.RemoveLocal, row)

@@ -67,3 +67,42 @@ type LocalInfo struct {
 	ModTime    time.Time
 	Flags      Flags
 }
+
+// Intent kinds.
+const (
+	IntentDownload = "download"
+	IntentUpload   = "upload"
+	IntentMove     = "move"
+	IntentAdopt    = "adopt"
+)
+
+// Intent is a step that changes two places, recorded before it starts so
+// that the next run can complete or undo it after a crash.
+type Intent struct {
+	ID        int64
+	MailboxID int64 // the mailbox the step's result belongs to
+	Kind      string
+	UID       UID    // the message's UID, when known
+	Key       string // the local file's key
+	// UIDNext, Size and HeaderHash say where and how to find a message an
+	// upload or a move created on the server: at or above the target's
+	// UIDNEXT from before the step, with this size and header.
+	UIDNext    UID
+	Size       int64
+	HeaderHash [32]byte
+	// Row is the index row the step will record.
+	Row Message
+	// From names the row the step replaces, removed when it completes:
+	// the source of a move or an adoption, or the expunged message an
+	// upload restores. From is 0 for none.
+	From            int64
+	FromUIDValidity UIDValidity
+	FromUID         UID
+}
+
+// RowChange is one index row to write or delete when an intent completes.
+type RowChange struct {
+	MailboxID int64
+	Row       Message
+	Delete    bool // delete Row.UIDValidity/Row.UID instead of writing Row
+}
