@@ -109,16 +109,8 @@ func (ix *Index) Intents(ctx context.Context, mailboxID int64) ([]mail.Intent, e
 // transaction: after a crash either both happened or neither.
 func (ix *Index) CompleteIntent(ctx context.Context, id int64, changes []mail.RowChange) error {
 	return ix.Update(ctx, func(tx *Tx) error {
-		for _, c := range changes {
-			var err error
-			if c.Delete {
-				err = tx.DeleteMessage(c.MailboxID, c.Row.UIDValidity, c.Row.UID)
-			} else {
-				err = tx.PutMessage(c.MailboxID, c.Row)
-			}
-			if err != nil {
-				return err
-			}
+		if err := tx.apply(changes); err != nil {
+			return err
 		}
 		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM intents WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("forget intent %d: %w", id, err)
@@ -130,4 +122,30 @@ func (ix *Index) CompleteIntent(ctx context.Context, id int64, changes []mail.Ro
 // DropIntent forgets a step that did not happen.
 func (ix *Index) DropIntent(ctx context.Context, id int64) error {
 	return ix.CompleteIntent(ctx, id, nil)
+}
+
+// Apply writes and deletes rows in one transaction, deletions first (so
+// that a row can move to another UID under the same Maildir key).
+func (ix *Index) Apply(ctx context.Context, changes []mail.RowChange) error {
+	return ix.Update(ctx, func(tx *Tx) error { return tx.apply(changes) })
+}
+
+func (tx *Tx) apply(changes []mail.RowChange) error {
+	for _, del := range []bool{true, false} {
+		for _, c := range changes {
+			if c.Delete != del {
+				continue
+			}
+			var err error
+			if c.Delete {
+				err = tx.DeleteMessage(c.MailboxID, c.Row.UIDValidity, c.Row.UID)
+			} else {
+				err = tx.PutMessage(c.MailboxID, c.Row)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
