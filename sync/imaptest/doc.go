@@ -3,7 +3,8 @@
 // server, with its advertised capabilities narrowed per test mode) and
 // go-imap's in-memory server (no CONDSTORE; optionally behind implicit TLS).
 // It also owns the deterministic mail corpus the scenario tests fill servers
-// with.
+// with, and Proxy, which sits between the code under test and a server to
+// cut, stall or slow down the connection.
 //
 // It is for tests only: nothing outside _test.go files may import it. It
 // talks IMAP through go-imap's client for seeding and inspection, and hands
