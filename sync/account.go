@@ -57,6 +57,11 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 			return res
 		}
 		mr := &MailboxResult{Name: e.Name, Local: e.rel}
+		if e.err != nil {
+			mr.Err = e.err
+			results = append(results, mr)
+			continue
+		}
 		if e.NoSelect {
 			if !opts.DryRun && opts.pulls() {
 				if err := deps.MkdirAll(e.rel); err != nil {
@@ -89,6 +94,7 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		res.Err = err
 		return res
 	}
+	boxes = guardPlans(boxes, opts, r.log)
 
 	// Apply.
 	for _, b := range boxes {
@@ -154,7 +160,7 @@ func (r *runner) remote(ctx context.Context) (Remote, error) {
 	if r.conn != nil {
 		return r.conn, nil
 	}
-	c, err := r.deps.Connect(ctx)
+	c, err := r.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +175,12 @@ func (r *runner) closeRemote() {
 	}
 }
 
-// mailboxEntry is a listed mailbox with its local folder.
+// mailboxEntry is a listed mailbox with its local folder, or the reason
+// it cannot have one.
 type mailboxEntry struct {
 	mail.RemoteMailbox
 	rel string
+	err error
 }
 
 // selectMailboxes filters the listing by the include, exclude and only
@@ -202,9 +210,15 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 		}
 		rel, err := r.deps.LocalPath(levels)
 		if err != nil {
-			return nil, fmt.Errorf("mailbox %q: %w", m.Name, err)
+			// That mailbox fails, not the account. The name is cut: it
+			// may be thousands of bytes long.
+			out = append(out, mailboxEntry{RemoteMailbox: m, err: fmt.Errorf("mailbox %.80q (%d bytes): %w", m.Name, len(m.Name), err)})
+			continue
 		}
 		if other, ok := byLocal[strings.ToLower(rel)]; ok {
+			if other == m.Name {
+				continue // listed twice: one mailbox
+			}
 			// Compared case-insensitively: the Maildir may live on a
 			// case-insensitive file system.
 			return nil, fmt.Errorf("%w: %q and %q (%s); exclude one of them", ErrNameCollision, other, m.Name, rel)

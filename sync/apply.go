@@ -107,7 +107,6 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		batch := msgs[start:end]
 		start = end
 		ins := make([]mail.Intent, len(batch))
-		uids := make([]mail.UID, len(batch))
 		for i, m := range batch {
 			row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: m.UID, Key: b.folder.NewKey(), Flags: m.Flags,
 				ModSeq: m.ModSeq, Size: m.Size, InternalDate: m.InternalDate}
@@ -116,7 +115,6 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 				row.LocalOnlyFlags, row.MessageID = old.LocalOnlyFlags, old.MessageID
 			}
 			ins[i] = mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentDownload, UID: m.UID, Key: row.Key, Row: row}
-			uids[i] = m.UID
 		}
 		ids, err := ix.AddIntents(ctx, ins)
 		if err != nil {
@@ -126,7 +124,7 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		for i, m := range batch {
 			pending[m.UID] = i
 		}
-		err = remote.FetchBodies(ctx, uids, func(uid mail.UID, size int64, body io.Reader) error {
+		err = remote.FetchBodies(ctx, batch, func(uid mail.UID, size int64, body io.Reader) error {
 			i, ok := pending[uid]
 			if !ok {
 				_, err := io.Copy(io.Discard, body)
@@ -256,6 +254,21 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 			return err
 		}
 		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
+		if errors.Is(err, errNotFound) {
+			// Appended, but not to be found: the file waits in limbo so
+			// that it is never appended again; the server's copy will be
+			// downloaded as a message of its own.
+			log.Warn("uploaded message cannot be found on the server; kept locally and not uploaded again", "key", up.Key)
+			next, err := r.nextLimboUID(ctx, b.mb.ID)
+			if err != nil {
+				return err
+			}
+			row.UIDValidity, row.UID, row.State = limbo, next, mail.StateLocalOnly
+			if err := r.deps.Index.CompleteIntent(ctx, ids[0], append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			// The intent stays: whether the server took the message is
 			// not known; the next run looks for it.
@@ -291,15 +304,24 @@ func (r *runner) appendOne(ctx context.Context, remote Remote, b *box, key strin
 		return uid, nil
 	}
 	// No APPENDUID: the new message is at or above the UIDNEXT seen
-	// before, with this size and header.
-	uid, err = remote.FindNew(ctx, b.st.UIDNext, in.Size, in.HeaderHash, claimed)
-	if err != nil {
-		return 0, fmt.Errorf("find uploaded %s: %w", key, err)
+	// before, with this size and header; or, since some servers change
+	// a message as they store it (Dovecot drops a CR at its very end),
+	// with this header whatever its size.
+	return findAppended(ctx, remote, b.st.UIDNext, in.Size, in.HeaderHash, claimed)
+}
+
+// errNotFound: the server accepted a message that cannot be found again.
+var errNotFound = errors.New("the server accepted the message but it cannot be found")
+
+// findAppended finds a message satchel appended or copied.
+func findAppended(ctx context.Context, remote Remote, from mail.UID, size int64, hash [32]byte, exclude map[mail.UID]bool) (mail.UID, error) {
+	for _, sz := range []int64{size, -1} {
+		uid, err := remote.FindNew(ctx, from, sz, hash, exclude)
+		if err != nil || uid != 0 {
+			return uid, err
+		}
 	}
-	if uid == 0 {
-		return 0, fmt.Errorf("upload %s: the server accepted the message but it cannot be found in %q", key, b.Name)
-	}
-	return uid, nil
+	return 0, errNotFound
 }
 
 // pushFlags stores merged flags on the server, conditionally on the

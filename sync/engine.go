@@ -43,11 +43,17 @@ type Remote interface {
 	Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessage, error)
 	// Since: full metadata of the messages with UID >= from.
 	Since(ctx context.Context, from mail.UID) ([]mail.RemoteMessage, error)
+	// Identify: UID, flags, size, INTERNALDATE and Message-ID of every
+	// message, to match messages when UIDs cannot (renumbered mailbox,
+	// adopted Maildir).
+	Identify(ctx context.Context) ([]mail.RemoteMessage, error)
 	// UIDs: every UID in the selected mailbox.
 	UIDs(ctx context.Context) ([]mail.UID, error)
 	// FetchBodies streams each message's BODY[] (CRLF) to fn without
-	// setting \Seen; gone messages are skipped.
-	FetchBodies(ctx context.Context, uids []mail.UID, fn func(uid mail.UID, size int64, body io.Reader) error) error
+	// setting \Seen; gone messages are skipped. Only UID and Size
+	// (RFC822.SIZE, which decides how a message is fetched) of msgs are
+	// read.
+	FetchBodies(ctx context.Context, msgs []mail.RemoteMessage, fn func(uid mail.UID, size int64, body io.Reader) error) error
 
 	// Store applies flag changes in the selected mailbox and returns the
 	// flags and MODSEQ of each message the server confirmed; a missing
@@ -91,6 +97,8 @@ type Index interface {
 	Intents(ctx context.Context, mailboxID int64) ([]mail.Intent, error)
 	CompleteIntent(ctx context.Context, id int64, changes []mail.RowChange) error
 	DropIntent(ctx context.Context, id int64) error
+	// Apply writes and deletes rows in one transaction, deletions first.
+	Apply(ctx context.Context, changes []mail.RowChange) error
 }
 
 // Folder is one local Maildir folder. Every method that changes a file
@@ -152,8 +160,18 @@ type Options struct {
 	Trash string
 	// Conflict decides the cases a per-flag merge cannot.
 	Conflict conflict.Policy
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// MaxDelete caps what one run may delete in one mailbox
+	// (sync.max_delete); nil: no cap. See guardPlans.
+	MaxDelete *DeleteLimit
+	// Force lets the run do what the safety guards would hold back: more
+	// deletions than MaxDelete allows, the mass upload of a first sync.
+	Force bool
+	// Reindex pairs local files with server messages as for a folder
+	// synced for the first time, keeping unpaired files local (the index
+	// was lost: they may be mail deleted on the server since).
+	Reindex bool
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Deps are the adapters the engine drives.
@@ -187,8 +205,18 @@ type MailboxResult struct {
 	// conflict rules decided.
 	Downloaded, Uploaded, FlagsChanged, FlagsPushed int
 	Removed, Deleted, Moved, Deferred, Conflicts    int
-	Bytes                                           int64
-	Err                                             error
+	// Reassociated counts messages paired with new UIDs after the
+	// mailbox was renumbered (UIDVALIDITY changed).
+	Reassociated int
+	Bytes        int64
+	Err          error
+	// Held counts what a safety guard held back: the deletions of a
+	// mailbox over MaxDelete, or the uploads of a first sync. Safety says
+	// why (it wraps ErrTooManyDeletions or ErrTooManyUploads); nil when
+	// nothing was held. The mailbox did not fail: the rest of its plan was
+	// applied, except after ErrTooManyUploads, where nothing was.
+	Held   int
+	Safety error
 }
 
 // Result is what happened to one account.

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -23,27 +24,36 @@ type box struct {
 	gone    map[mail.UID]bool
 	// files holds the folder's files, key → flags.
 	files map[string]mail.Flags
+	// limbo holds local messages kept without a server counterpart
+	// (see rebase); their files are neither uploaded nor deleted.
+	limbo map[mail.UID]mail.Message
 	plan  *Plan
 	res   *MailboxResult
 }
 
 // learn selects a mailbox, asks the server what changed since the index's
-// state, and lists the local folder. It changes nothing on the server;
-// locally it only creates a missing folder and records the UIDVALIDITY of
-// a mailbox seen for the first time.
+// state, and lists the local folder. It changes nothing on the server.
+// Locally it creates a missing folder, records the UIDVALIDITY of a
+// mailbox seen for the first time, and brings the index up to date with
+// the server's numbering: it completes steps a crash interrupted,
+// re-associates a renumbered mailbox's messages, and adopts the files of
+// a folder synced for the first time.
 func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	ix := r.deps.Index
 	mb, err := ix.EnsureMailbox(ctx, b.Name, b.rel)
 	if err != nil {
 		return err
 	}
-	if b.known, err = ix.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
-		return err
+	first := mb.UIDValidity == 0
+	if !first {
+		if b.known, err = ix.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+			return err
+		}
 	}
 	var st mail.MailboxStatus
 	var qchanged []mail.RemoteMessage
 	var qgone []mail.UID
-	qresync := remote.Mode() == mail.ModeQResync && mb.UIDValidity != 0 && mb.HighestModSeq != 0
+	qresync := remote.Mode() == mail.ModeQResync && !first && mb.HighestModSeq != 0
 	if qresync {
 		var onServerUIDs []mail.UID
 		for u, m := range b.known {
@@ -58,44 +68,55 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	if err != nil {
 		return err
 	}
+	b.folder = r.deps.Folder(b.rel)
+	b.mb, b.st = mb, st
 	// Compared before anything else: a server given a stale UIDVALIDITY
 	// with QRESYNC answers as to a plain SELECT, with no changes.
-	if mb.UIDValidity != 0 && st.UIDValidity != mb.UIDValidity {
-		return fmt.Errorf("%w in %q (was %d, now %d): the server renumbered its messages; nothing in this mailbox was changed",
-			ErrUIDValidityChanged, b.Name, mb.UIDValidity, st.UIDValidity)
-	}
-	b.folder = r.deps.Folder(b.rel)
-	if !r.opts.DryRun {
+	renumbered := !first && st.UIDValidity != mb.UIDValidity
+	if r.opts.DryRun {
+		if renumbered {
+			return fmt.Errorf("%w in %q (was %d, now %d): a sync will re-associate its messages; a dry run cannot show how",
+				ErrUIDValidityChanged, b.Name, mb.UIDValidity, st.UIDValidity)
+		}
+	} else {
 		if r.opts.Direction != "push" {
 			if err := b.folder.Init(); err != nil {
 				return fmt.Errorf("create folder %s: %w", b.rel, err)
 			}
 		}
-		if mb.UIDValidity == 0 {
+		switch {
+		case renumbered:
+			n, err := r.rebase(ctx, remote, b, st)
+			if err != nil {
+				return fmt.Errorf("re-associate the messages of renumbered %q: %w", b.Name, err)
+			}
+			b.res.Reassociated = n
+			qresync = false
+		case first:
 			// Record UIDVALIDITY before the first message, so that rows
 			// written by an interrupted first sync are never read under
 			// another numbering.
-			mb.UIDValidity = st.UIDValidity
-			if err := ix.SaveMailbox(ctx, mb); err != nil {
+			b.mb.UIDValidity = st.UIDValidity
+			if err := ix.SaveMailbox(ctx, b.mb); err != nil {
 				return err
 			}
+			if _, err := r.adoptExisting(ctx, remote, b, r.opts.Reindex); err != nil {
+				return fmt.Errorf("adopt the existing messages of %s: %w", b.rel, err)
+			}
 		}
-	}
-	b.mb, b.st = mb, st
-	b.mb.UIDValidity = st.UIDValidity
-	if !r.opts.DryRun {
 		// Steps a crash interrupted are completed or undone first, while
 		// the mailbox is selected: a message appended before the crash
 		// is then known, not taken for new mail.
-		recovered, err := r.recover(ctx, remote, b)
-		if err != nil {
+		if _, err := r.recover(ctx, remote, b); err != nil {
 			return err
 		}
-		if recovered {
-			if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
-				return err
-			}
-		}
+	}
+	b.mb.UIDValidity = st.UIDValidity
+	if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
+		return err
+	}
+	if b.limbo, err = ix.Messages(ctx, mb.ID, limbo); err != nil {
+		return err
 	}
 	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
 		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
@@ -292,8 +313,8 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 			if in.Row.UIDValidity != b.st.UIDValidity {
 				break
 			}
-			uid, err := remote.FindNew(ctx, in.UIDNext, in.Size, in.HeaderHash, exclude)
-			if err != nil {
+			uid, err := findAppended(ctx, remote, in.UIDNext, in.Size, in.HeaderHash, exclude)
+			if err != nil && !errors.Is(err, errNotFound) {
 				return false, err
 			}
 			if uid != 0 {

@@ -200,6 +200,9 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 		for _, m := range b.known {
 			keys[m.Key] = true
 		}
+		for _, m := range b.limbo {
+			keys[m.Key] = true
+		}
 		for k := range b.files {
 			if !keys[k] {
 				unknown[b][k] = true

@@ -85,3 +85,23 @@ func TestSelectMailboxes(t *testing.T) {
 		t.Fatalf("--mailbox inbox: %v %v", got, err)
 	}
 }
+
+// FuzzGlob: any pattern compiles or is refused, and a pattern without
+// wildcards matches exactly the name it spells.
+func FuzzGlob(f *testing.F) {
+	for _, s := range []string{"*", "%", "Archive/%", "[Gmail]/All Mail", "a.b?c", `\`, "(", ""} {
+		f.Add(s, "Archive/2024")
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		g, err := compileGlobs([]string{pattern})
+		if err != nil {
+			return
+		}
+		matchAny(g, mail.RemoteMailbox{Name: name, Delim: '/'})
+		if !strings.ContainsAny(pattern, "*%?") && !strings.EqualFold(pattern, "INBOX") {
+			if !matchAny(g, mail.RemoteMailbox{Name: pattern, Delim: '/'}) {
+				t.Fatalf("literal pattern %q does not match itself", pattern)
+			}
+		}
+	})
+}

@@ -3,7 +3,6 @@ package sync_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -155,18 +154,27 @@ func TestLocalFlagsSurviveRemoteChange(t *testing.T) {
 	}
 }
 
-// TestUIDValidityChangeTouchesNothing: a mailbox renumbered on the server
-// fails with ErrUIDValidityChanged and its folder is left as it was,
-// while the other mailboxes still sync.
-func TestUIDValidityChangeTouchesNothing(t *testing.T) {
+// TestUIDValidityChangeReassociates: a mailbox renumbered on the server
+// (deleted and recreated with the same mail, as a server migration does)
+// is re-associated message by message: nothing is downloaded again,
+// offline flag changes and deletions made before the sync still apply, a
+// message the server lost in the renumbering stays local and is not
+// uploaded, and only the really new message is downloaded.
+func TestUIDValidityChangeReassociates(t *testing.T) {
 	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
 	srv.CreateMailbox("Lists")
-	srv.Append("Lists", []byte("Subject: one\r\n\r\n1\r\n"), nil, time.Now().Truncate(time.Second))
-	srv.Append("INBOX", []byte("Subject: in\r\n\r\n1\r\n"), nil, time.Now().Truncate(time.Second))
+	subjects := []string{"one", "two", "three", "dup", "dup", "lost in migration"}
+	for _, s := range subjects {
+		srv.Append("Lists", msg(s), nil, day)
+	}
+	srv.Append("INBOX", msg("inbox"), nil, day)
 	e := newEnv(t, srv)
 	e.mustSync()
-	before := e.dir("Lists")
-	beforeFiles, _ := before.Scan()
+
+	// Offline: flag "one", delete "two".
+	d := e.dir("Lists")
+	d.SetFlags(e.keyOf("Lists", "one"), mail.NewFlags(mail.FlagFlagged))
+	d.Remove(e.keyOf("Lists", "two"))
 
 	old := srv.UIDValidity("Lists")
 	deleteMailbox(t, srv, "Lists")
@@ -174,36 +182,40 @@ func TestUIDValidityChangeTouchesNothing(t *testing.T) {
 	if srv.UIDValidity("Lists") == old {
 		t.Skip("the server reused the UIDVALIDITY")
 	}
-	srv.Append("Lists", []byte("Subject: two\r\n\r\n2\r\n"), nil, time.Now().Truncate(time.Second))
-	srv.Append("INBOX", []byte("Subject: in2\r\n\r\n2\r\n"), nil, time.Now().Truncate(time.Second))
+	for _, s := range subjects[:5] {
+		srv.Append("Lists", msg(s), nil, day)
+	}
+	srv.Append("Lists", msg("new after migration"), nil, day)
 
-	res := e.sync()
-	var listsErr error
+	res := e.mustSync()
+	var lists satsync.MailboxResult
 	for _, m := range res.Mailboxes {
-		switch m.Name {
-		case "Lists":
-			listsErr = m.Err
-		case "INBOX":
-			if m.Err != nil || m.Downloaded != 1 {
-				t.Fatalf("INBOX: err %v, downloaded %d; want it synced", m.Err, m.Downloaded)
-			}
+		if m.Name == "Lists" {
+			lists = m
 		}
 	}
-	if !errors.Is(listsErr, satsync.ErrUIDValidityChanged) {
-		t.Fatalf("Lists: err %v, want ErrUIDValidityChanged", listsErr)
+	if lists.Reassociated != 5 || lists.Downloaded != 1 || lists.Uploaded != 0 {
+		t.Fatalf("Lists: reassociated %d, downloaded %d, uploaded %d; want 5, 1, 0", lists.Reassociated, lists.Downloaded, lists.Uploaded)
 	}
-	afterFiles, _ := before.Scan()
-	if fmt.Sprint(afterFiles) != fmt.Sprint(beforeFiles) {
-		t.Fatalf("Lists changed locally: %v -> %v", beforeFiles, afterFiles)
+	if m, ok := serverMsg(srv, "Lists", "one"); !ok || !mail.NewFlags(m.Flags...).Has(mail.FlagFlagged) {
+		t.Fatal("the offline flag change did not reach the renumbered message")
 	}
+	if _, ok := serverMsg(srv, "Lists", "two"); ok {
+		t.Fatal("the offline deletion did not reach the renumbered message")
+	}
+	e.keyOf("Lists", "lost in migration") // still here locally
+	if _, ok := serverMsg(srv, "Lists", "lost in migration"); ok {
+		t.Fatal("a message kept locally was uploaded")
+	}
+	e.assertSettled()
 }
 
 // failingRemote cuts every message body after a few bytes, as a dropped
 // connection would.
 type failingRemote struct{ satsync.Remote }
 
-func (f failingRemote) FetchBodies(ctx context.Context, uids []mail.UID, fn func(mail.UID, int64, io.Reader) error) error {
-	return f.Remote.FetchBodies(ctx, uids, func(uid mail.UID, size int64, body io.Reader) error {
+func (f failingRemote) FetchBodies(ctx context.Context, msgs []mail.RemoteMessage, fn func(mail.UID, int64, io.Reader) error) error {
+	return f.Remote.FetchBodies(ctx, msgs, func(uid mail.UID, size int64, body io.Reader) error {
 		err := fn(uid, size, io.MultiReader(io.LimitReader(body, 10), errReader{}))
 		io.Copy(io.Discard, body)
 		return err

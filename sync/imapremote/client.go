@@ -27,6 +27,8 @@ type Client struct {
 	selected string
 	q        *qresync.Conn
 	fetches  *fetchCollector
+	wd       *watchdog
+	large    int64 // Options.LargeMessage
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -34,7 +36,7 @@ func (c *Client) loadCaps(ctx context.Context) error {
 	defer stop()
 	caps := c.c.Caps()
 	if caps == nil {
-		return fmt.Errorf("%w: the server did not answer CAPABILITY: %v", ErrConnect, ctxErr(ctx, errors.New("no reply")))
+		return fmt.Errorf("%w: the server did not answer CAPABILITY: %w", ErrConnect, c.ioErr(ctx, errors.New("no reply")))
 	}
 	c.caps = caps
 	return nil
@@ -79,9 +81,21 @@ func (c *Client) Close() error {
 	return c.c.Close()
 }
 
-// guard closes the connection when ctx ends: go-imap takes no context.
-func (c *Client) guard(ctx context.Context) func() bool {
-	return context.AfterFunc(ctx, func() { c.c.Close() })
+// guard covers one call: it closes the connection when ctx ends (go-imap
+// takes no context) or when the server stays silent for Options.Timeout.
+// The returned function ends the guard.
+func (c *Client) guard(ctx context.Context) func() {
+	disarm := c.wd.arm()
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	return func() {
+		stop()
+		disarm()
+	}
+}
+
+// ioErr is the error to report for a failed call: see watchdog.explain.
+func (c *Client) ioErr(ctx context.Context, err error) error {
+	return c.wd.explain(ctx, err)
 }
 
 // List returns every mailbox of the account (LIST "" "*"), names decoded
@@ -90,7 +104,7 @@ func (c *Client) List(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	defer c.guard(ctx)()
 	data, err := c.c.List("", "*", nil).Collect()
 	if err != nil {
-		return nil, fmt.Errorf("list mailboxes: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
 	}
 	out := make([]mail.RemoteMailbox, 0, len(data))
 	for _, d := range data {
@@ -123,9 +137,15 @@ func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, e
 	data, err := c.c.Select(name, opts).Wait()
 	if err != nil {
 		c.selected = ""
-		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, ctxErr(ctx, err))
+		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 	}
 	c.selected = name
+	if data.UIDValidity == 0 {
+		// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a non-zero
+		// UIDVALIDITY. Without one, a UID cannot be matched to the same
+		// message in a later session.
+		return mail.MailboxStatus{}, fmt.Errorf("select %q: the server sent no UIDVALIDITY; its UIDs cannot be relied on", name)
+	}
 	return mailboxStatus(data), nil
 }
 
@@ -225,26 +245,16 @@ func (c *Client) fetchMeta(ctx context.Context, set imap.UIDSet, opts *imap.Fetc
 		if msg == nil {
 			break
 		}
-		buf, err := msg.Collect()
-		if err != nil {
-			cmd.Close()
-			return nil, fmt.Errorf("fetch flags in %q: %w", c.selected, ctxErr(ctx, err))
-		}
-		if buf.UID == 0 {
+		m := readMeta(msg)
+		if m.UID == 0 {
 			// An unsolicited FETCH (a flag change by another client) has
 			// no UID; the next sync sees that change anyway.
 			continue
 		}
-		out = append(out, mail.RemoteMessage{
-			UID:          mail.UID(buf.UID),
-			Flags:        flagsFromIMAP(buf.Flags),
-			ModSeq:       mail.ModSeq(buf.ModSeq),
-			Size:         buf.RFC822Size,
-			InternalDate: buf.InternalDate,
-		})
+		out = append(out, m)
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("fetch flags in %q: %w", c.selected, ctxErr(ctx, err))
+		return nil, fmt.Errorf("fetch flags in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	return out, nil
 }
@@ -259,7 +269,7 @@ func (c *Client) UIDs(ctx context.Context) ([]mail.UID, error) {
 	}
 	data, err := c.c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
 	if err != nil {
-		return nil, fmt.Errorf("search UIDs in %q: %w", c.selected, ctxErr(ctx, err))
+		return nil, fmt.Errorf("search UIDs in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	set, ok := data.All.(imap.UIDSet)
 	if data.All == nil {
@@ -278,7 +288,8 @@ func (c *Client) UIDs(ctx context.Context) ([]mail.UID, error) {
 
 // BodyFunc receives one message's BODY[] as the server sends it (CRLF line
 // endings). body must be read to the end or the call fails; size is the
-// literal's announced length.
+// literal's announced length, or for a message fetched in parts the size
+// FetchBodies was given.
 type BodyFunc = func(uid mail.UID, size int64, body io.Reader) error
 
 // ErrBodyOrder is returned for a message whose BODY[] arrived before its
@@ -286,10 +297,36 @@ type BodyFunc = func(uid mail.UID, size int64, body io.Reader) error
 var ErrBodyOrder = errors.New("server sent BODY[] before UID")
 
 // FetchBodies streams BODY[] of the given messages to fn, without setting
-// \Seen (BODY.PEEK, RFC 9051 §6.4.5). Messages that no longer exist are
-// skipped. If fn fails, the rest of the batch is drained and the error is
-// returned.
-func (c *Client) FetchBodies(ctx context.Context, uids []mail.UID, fn BodyFunc) error {
+// \Seen (BODY.PEEK, RFC 9051 §6.4.5); of each message only UID and Size
+// (RFC822.SIZE) are read. Messages up to Options.LargeMessage are fetched
+// together in one command, then each larger one on its own, in parts
+// (fetchParts), so that no literal is long enough to outlast go-imap's
+// per-literal read deadline on a slow link. Messages that no longer exist
+// are skipped. If fn fails, the rest of the batch is drained and the
+// error is returned.
+func (c *Client) FetchBodies(ctx context.Context, msgs []mail.RemoteMessage, fn BodyFunc) error {
+	var whole []mail.UID
+	var large []mail.RemoteMessage
+	for _, m := range msgs {
+		if m.Size > c.large {
+			large = append(large, m)
+		} else {
+			whole = append(whole, m.UID)
+		}
+	}
+	if err := c.fetchWhole(ctx, whole, fn); err != nil {
+		return err
+	}
+	for _, m := range large {
+		if err := c.fetchParts(ctx, m.UID, m.Size, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchWhole fetches BODY[] of the messages in one command.
+func (c *Client) fetchWhole(ctx context.Context, uids []mail.UID, fn BodyFunc) error {
 	if len(uids) == 0 {
 		return nil
 	}
@@ -325,13 +362,13 @@ func (c *Client) FetchBodies(ctx context.Context, uids []mail.UID, fn BodyFunc) 
 					// go-imap's reader has moved on; draining the command
 					// now would race with it.
 					c.c.Close()
-					return fmt.Errorf("fetch message UID %d in %q: %w", uid, c.selected, ctxErr(ctx, body.err))
+					return fmt.Errorf("fetch message UID %d in %q: %w", uid, c.selected, c.ioErr(ctx, body.err))
 				}
 			}
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("fetch messages in %q: %w", c.selected, ctxErr(ctx, err))
+		return fmt.Errorf("fetch messages in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	return fnErr
 }

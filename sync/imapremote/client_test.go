@@ -401,10 +401,14 @@ func TestUIDs(t *testing.T) {
 
 func TestFetchBodies(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *imaptest.Server, _ mail.SyncMode) {
+		// The big one is above DefaultLargeMessage: it comes in parts.
 		bodies := [][]byte{testMessage(1), testBigMessage(5 << 20), testMessage(3), testMessage(4)}
 		var uids []mail.UID
+		var msgs []mail.RemoteMessage
 		for _, b := range bodies {
-			uids = append(uids, mail.UID(s.Append("INBOX", b, nil, time.Time{})))
+			u := mail.UID(s.Append("INBOX", b, nil, time.Time{}))
+			uids = append(uids, u)
+			msgs = append(msgs, mail.RemoteMessage{UID: u, Size: int64(len(b))})
 		}
 		c := connect(t, s, nil)
 		if _, err := c.Select(t.Context(), "INBOX"); err != nil {
@@ -415,7 +419,7 @@ func TestFetchBodies(t *testing.T) {
 		s.Expunge("INBOX", uint32(uids[2]))
 
 		got := map[mail.UID][]byte{}
-		err := c.FetchBodies(t.Context(), uids, func(uid mail.UID, size int64, body io.Reader) error {
+		err := c.FetchBodies(t.Context(), msgs, func(uid mail.UID, size int64, body io.Reader) error {
 			b, err := io.ReadAll(body)
 			if err != nil {
 				return err
@@ -463,9 +467,9 @@ func TestFetchBodies(t *testing.T) {
 func TestFetchBodiesCallbackError(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *imaptest.Server, _ mail.SyncMode) {
 		bodies := [][]byte{testBigMessage(300 << 10), testMessage(2), testMessage(3)}
-		var uids []mail.UID
+		var msgs []mail.RemoteMessage
 		for _, b := range bodies {
-			uids = append(uids, mail.UID(s.Append("INBOX", b, nil, time.Time{})))
+			msgs = append(msgs, mail.RemoteMessage{UID: mail.UID(s.Append("INBOX", b, nil, time.Time{})), Size: int64(len(b))})
 		}
 		s.CreateMailbox("Other")
 		other := s.Append("Other", testMessage(4), nil, time.Time{})
@@ -476,7 +480,7 @@ func TestFetchBodiesCallbackError(t *testing.T) {
 
 		errDisk := errors.New("disk full")
 		calls := 0
-		err := c.FetchBodies(t.Context(), uids, func(uid mail.UID, size int64, body io.Reader) error {
+		err := c.FetchBodies(t.Context(), msgs, func(uid mail.UID, size int64, body io.Reader) error {
 			calls++
 			// Stop in the middle of the body.
 			if _, err := io.ReadFull(body, make([]byte, 10)); err != nil {
@@ -501,7 +505,7 @@ func TestFetchBodiesCallbackError(t *testing.T) {
 			t.Errorf("Select Other: %d messages, want 1", st.Messages)
 		}
 		var got []byte
-		err = c.FetchBodies(t.Context(), []mail.UID{mail.UID(other)}, func(_ mail.UID, _ int64, body io.Reader) error {
+		err = c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: mail.UID(other)}}, func(_ mail.UID, _ int64, body io.Reader) error {
 			var err error
 			got, err = io.ReadAll(body)
 			return err
@@ -620,7 +624,7 @@ func TestFetchBodiesCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	calls := 0
-	err := c.FetchBodies(ctx, []mail.UID{7}, func(uid mail.UID, size int64, body io.Reader) error {
+	err := c.FetchBodies(ctx, []mail.RemoteMessage{{UID: 7, Size: 100}}, func(uid mail.UID, size int64, body io.Reader) error {
 		calls++
 		if uid != 7 || size != 100 {
 			t.Errorf("callback for UID %d of %d bytes, want UID 7 of 100", uid, size)
@@ -672,7 +676,7 @@ func TestFetchBodiesTruncated(t *testing.T) {
 	})
 	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t)})
 
-	err := c.FetchBodies(t.Context(), []mail.UID{7}, func(uid mail.UID, size int64, body io.Reader) error {
+	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: 100}}, func(uid mail.UID, size int64, body io.Reader) error {
 		b, err := io.ReadAll(body)
 		if err == nil && int64(len(b)) != size {
 			t.Errorf("body of UID %d ended cleanly after %d of %d bytes", uid, len(b), size)

@@ -60,9 +60,19 @@ type Options struct {
 	// (not for a PREAUTH session).
 	Password func(ctx context.Context) (string, error)
 	// Trace receives the protocol exchange, redacted; nil for none.
-	Trace       io.Writer
+	Trace io.Writer
+	// DialTimeout bounds the TCP connect (default 30 s).
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// Timeout bounds the server's silence while satchel waits for it:
+	// during Dial (TLS handshake, greeting, login) and during every call
+	// of the Client, a connection on which nothing arrives for Timeout is
+	// closed and the call fails with ErrTimeout. An idle connection with
+	// no call pending never times out. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// LargeMessage: FetchBodies fetches a message whose known size is
+	// above it in parts (see FetchBodies). 0 means DefaultLargeMessage.
+	LargeMessage int64
+	Logger       *slog.Logger
 	// NoQResync keeps to CONDSTORE even when the server offers QRESYNC.
 	NoQResync bool
 }
@@ -73,7 +83,9 @@ var (
 	// with the same password cannot help.
 	ErrAuth = errors.New("authentication failed")
 	// ErrConnect: the server could not be reached or the TLS handshake
-	// failed.
+	// failed. When a retry may succeed (the connection was refused, reset
+	// or closed, the server stopped answering, greeted with BYE or said
+	// [UNAVAILABLE]), the error is also mail.ErrTransient.
 	ErrConnect = errors.New("cannot connect")
 	// ErrPlaintext: the connection would send a password unencrypted.
 	ErrPlaintext = errors.New("refusing to send a password without TLS")
@@ -81,7 +93,8 @@ var (
 
 // Dial connects and authenticates. The returned Client must be closed.
 // Cancelling ctx during Dial aborts it; after Dial returns, each call
-// takes its own ctx.
+// takes its own ctx. An authentication failure (ErrAuth) is permanent;
+// errors.Is(err, mail.ErrTransient) says when trying again may help.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -92,14 +105,23 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		timeout = 30 * time.Second
 	}
 	d := net.Dialer{Timeout: timeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	tcp, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, addr, ctxErr(ctx, err))
+		err = ctxErr(ctx, err)
+		if ctx.Err() == nil && transientNetErr(err) {
+			err = transient(err)
+		}
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, addr, err)
 	}
 	// The connection is closed if ctx ends before Dial returns; go-imap
 	// takes no context.
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	stop := context.AfterFunc(ctx, func() { tcp.Close() })
 	defer stop()
+	// From here on every wait for the server is bounded by Timeout: the
+	// TLS handshake and the greeting (go-imap gives its own greeting 30 s,
+	// but not STARTTLS's, which is read before it) as much as any reply.
+	raw := newWatchdog(tcp, opts.Timeout)
+	defer raw.arm()()
 
 	conn, err := secure(ctx, raw, opts)
 	if err != nil {
@@ -114,10 +136,21 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Fetch: col.handle},
 	})
 	if err := ic.WaitGreeting(); err != nil {
+		var ierr *imap.Error
+		if errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeBye {
+			// RFC 9051 §7.1.5: the server will not take the connection
+			// now (too many connections, shutting down).
+			err = transient(err)
+		} else {
+			err = raw.explain(ctx, err)
+		}
 		ic.Close()
-		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, err)
 	}
-	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col}
+	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col, wd: raw, large: opts.LargeMessage}
+	if c.large <= 0 {
+		c.large = DefaultLargeMessage
+	}
 	if ic.State() == imap.ConnStateNotAuthenticated {
 		if err := c.login(ctx, opts); err != nil {
 			ic.Close()
@@ -135,8 +168,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 			// RFC 5161 §3.1: the server may decline; CONDSTORE remains.
 			c.log.Debug("server declined QRESYNC")
 		default:
+			err = c.ioErr(ctx, err)
 			ic.Close()
-			return nil, fmt.Errorf("%w to %s: enable QRESYNC: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+			return nil, fmt.Errorf("%w to %s: enable QRESYNC: %w", ErrConnect, opts.Host, err)
 		}
 	}
 	return c, nil
@@ -145,7 +179,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 // secure returns the connection go-imap will speak over, with TLS as
 // configured and the trace placed directly on the plaintext protocol
 // stream, below everything else.
-func secure(ctx context.Context, raw net.Conn, opts Options) (net.Conn, error) {
+func secure(ctx context.Context, raw *watchdog, opts Options) (net.Conn, error) {
 	trace := func(c net.Conn) net.Conn {
 		if opts.Trace == nil {
 			return c
@@ -156,7 +190,7 @@ func secure(ctx context.Context, raw net.Conn, opts Options) (net.Conn, error) {
 	case TLSImplicit:
 		tc := tls.Client(raw, tlsConfig(opts))
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+			return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 		}
 		return trace(tc), nil
 	case TLSStartTLS:
@@ -199,25 +233,25 @@ func SPKIFingerprint(cert *x509.Certificate) [32]byte {
 // sees it, so that the trace can sit on the plaintext protocol both before
 // and after the upgrade. A server that does not offer STARTTLS is an error,
 // never a fallback to plaintext.
-func startTLS(ctx context.Context, raw net.Conn, trace func(net.Conn) net.Conn, opts Options) (net.Conn, error) {
+func startTLS(ctx context.Context, raw *watchdog, trace func(net.Conn) net.Conn, opts Options) (net.Conn, error) {
 	pre := trace(raw)
 	br := bufio.NewReader(pre)
 	greeting, err := br.ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
 		// RFC 9051 §7.1.4: a PREAUTH session cannot be upgraded.
 		return nil, fmt.Errorf("%w to %s: server greeted with %q before STARTTLS", ErrConnect, opts.Host, strings.TrimSpace(greeting))
 	}
 	if _, err := io.WriteString(pre, "S0 CAPABILITY\r\nS1 STARTTLS\r\n"); err != nil {
-		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	offered := false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return nil, fmt.Errorf("%w to %s: during STARTTLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+			return nil, fmt.Errorf("%w to %s: during STARTTLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 		}
 		up := strings.ToUpper(strings.TrimRight(line, "\r\n"))
 		if strings.HasPrefix(up, "* CAPABILITY ") && strings.Contains(up+" ", " STARTTLS ") {
@@ -238,7 +272,7 @@ func startTLS(ctx context.Context, raw net.Conn, trace func(net.Conn) net.Conn, 
 	}
 	tc := tls.Client(raw, tlsConfig(opts))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+		return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	// go-imap expects a greeting; the server sends none after STARTTLS, so
 	// replay a plain one. It carries no capabilities: those from before
@@ -290,9 +324,14 @@ func (c *Client) login(ctx context.Context, opts Options) error {
 		}
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {
+			if ierr.Code == imap.ResponseCodeUnavailable {
+				// RFC 5530 §3: a subsystem the server needs is down;
+				// the credentials were not judged.
+				return transient(fmt.Errorf("%w to %s: the server cannot log in now: %s", ErrConnect, opts.Host, strings.TrimSpace(ierr.Text)))
+			}
 			return fmt.Errorf("%w for %s: %s", ErrAuth, opts.User, strings.TrimSpace(ierr.Text))
 		}
-		return fmt.Errorf("%w to %s: during login: %w", ErrConnect, opts.Host, ctxErr(ctx, err))
+		return fmt.Errorf("%w to %s: during login: %w", ErrConnect, opts.Host, c.ioErr(ctx, err))
 	}
 	return nil
 }

@@ -28,15 +28,15 @@ type fetchCollector struct {
 }
 
 func (f *fetchCollector) handle(msg *imapclient.FetchMessageData) {
-	buf, err := msg.Collect()
+	m := readMeta(msg)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cond == nil {
 		f.cond = gosync.NewCond(&f.mu)
 	}
 	f.seen++
-	if err == nil && buf.UID != 0 {
-		f.msgs = append(f.msgs, mail.RemoteMessage{UID: mail.UID(buf.UID), Flags: flagsFromIMAP(buf.Flags), ModSeq: mail.ModSeq(buf.ModSeq)})
+	if m.UID != 0 {
+		f.msgs = append(f.msgs, mail.RemoteMessage{UID: m.UID, Flags: m.Flags, ModSeq: m.ModSeq})
 	}
 	f.cond.Broadcast()
 }
@@ -82,7 +82,7 @@ func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mai
 		// RFC 7162 §3.2.11: FETCHes for the old mailbox could otherwise
 		// be taken for this one's.
 		if err := c.c.Unselect().Wait(); err != nil {
-			return mail.MailboxStatus{}, nil, nil, fmt.Errorf("unselect %q: %w", c.selected, ctxErr(ctx, err))
+			return mail.MailboxStatus{}, nil, nil, fmt.Errorf("unselect %q: %w", c.selected, c.ioErr(ctx, err))
 		}
 		c.selected = ""
 	}
@@ -93,7 +93,7 @@ func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mai
 	}
 	data, err := c.c.Select(name, &imap.SelectOptions{CondStore: true}).Wait()
 	if err != nil {
-		return mail.MailboxStatus{}, nil, nil, fmt.Errorf("select %q: %w", name, ctxErr(ctx, err))
+		return mail.MailboxStatus{}, nil, nil, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 	}
 	c.selected = name
 	st := mailboxStatus(data)

@@ -78,7 +78,7 @@ func (c *Client) Store(ctx context.Context, changes []FlagChange) (map[mail.UID]
 	}
 	defer c.guard(ctx)()
 	if err := c.c.Noop().Wait(); err != nil {
-		return nil, fmt.Errorf("store flags in %q: noop: %w", c.selected, ctxErr(ctx, err))
+		return nil, fmt.Errorf("store flags in %q: noop: %w", c.selected, c.ioErr(ctx, err))
 	}
 	cmds, err := c.planStore(ctx, want, order)
 	if err != nil {
@@ -86,7 +86,7 @@ func (c *Client) Store(ctx context.Context, changes []FlagChange) (map[mail.UID]
 	}
 	replies, err := c.runStores(cmds)
 	if err != nil {
-		return nil, fmt.Errorf("store flags in %q: %w", c.selected, ctxErr(ctx, err))
+		return nil, fmt.Errorf("store flags in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 
 	var recheck []mail.UID
@@ -429,14 +429,14 @@ func (c *Client) Append(ctx context.Context, mailbox string, flags mail.Flags, d
 			// the one to report.
 			err = werr
 		}
-		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, ctxErr(ctx, err))
+		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
 	}
 	if err := cmd.Close(); err != nil {
-		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, ctxErr(ctx, err))
+		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
 	}
 	data, err := cmd.Wait()
 	if err != nil {
-		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, ctxErr(ctx, err))
+		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
 	}
 	if !c.caps.Has(imap.CapUIDPlus) {
 		return 0, 0, nil
@@ -484,7 +484,7 @@ func HeaderHash(crlfHeader []byte) [32]byte {
 func (c *Client) FindNew(ctx context.Context, from mail.UID, size int64, headerHash [32]byte, exclude map[mail.UID]bool) (mail.UID, error) {
 	defer c.guard(ctx)()
 	if err := c.c.Noop().Wait(); err != nil {
-		return 0, fmt.Errorf("find new message in %q: noop: %w", c.selected, ctxErr(ctx, err))
+		return 0, fmt.Errorf("find new message in %q: noop: %w", c.selected, c.ioErr(ctx, err))
 	}
 	if from == 0 {
 		from = 1
@@ -495,14 +495,14 @@ func (c *Client) FindNew(ctx context.Context, from mail.UID, size int64, headerH
 	all.AddRange(imap.UID(from), 0)
 	sizes, err := c.c.Fetch(all, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
 	if err != nil {
-		return 0, fmt.Errorf("find new message in %q: %w", c.selected, ctxErr(ctx, err))
+		return 0, fmt.Errorf("find new message in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	var cand imap.UIDSet
 	for _, m := range sizes {
 		uid := mail.UID(m.UID)
 		// A reply without RFC822.SIZE (an update about the message's
 		// flags, say) is checked in full below.
-		if uid < from || exclude[uid] || (m.RFC822Size != 0 && m.RFC822Size != size) {
+		if uid < from || exclude[uid] || (size >= 0 && m.RFC822Size != 0 && m.RFC822Size != size) {
 			continue
 		}
 		cand.AddNum(m.UID)
@@ -513,13 +513,13 @@ func (c *Client) FindNew(ctx context.Context, from mail.UID, size int64, headerH
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
 	heads, err := c.c.Fetch(cand, &imap.FetchOptions{UID: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 	if err != nil {
-		return 0, fmt.Errorf("find new message in %q: %w", c.selected, ctxErr(ctx, err))
+		return 0, fmt.Errorf("find new message in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	var found mail.UID
 	for _, m := range heads {
 		uid := mail.UID(m.UID)
 		head := m.FindBodySection(section)
-		if uid < from || exclude[uid] || m.RFC822Size != size || head == nil || HeaderHash(head) != headerHash {
+		if uid < from || exclude[uid] || (size >= 0 && m.RFC822Size != size) || head == nil || HeaderHash(head) != headerHash {
 			continue
 		}
 		if found == 0 || uid < found {
@@ -550,7 +550,7 @@ func (c *Client) Move(ctx context.Context, uids []mail.UID, dest string) (map[ma
 	}
 	data, err := c.c.Move(uidSet(uids), dest).Wait()
 	if err != nil {
-		return nil, fmt.Errorf("move from %q to %q: %w", c.selected, dest, ctxErr(ctx, err))
+		return nil, fmt.Errorf("move from %q to %q: %w", c.selected, dest, c.ioErr(ctx, err))
 	}
 	return c.copyUIDs(uids, data.SourceUIDs, data.DestUIDs), nil
 }
@@ -565,7 +565,7 @@ func (c *Client) Copy(ctx context.Context, uids []mail.UID, dest string) (map[ma
 	defer c.guard(ctx)()
 	data, err := c.c.Copy(uidSet(uids), dest).Wait()
 	if err != nil {
-		return nil, fmt.Errorf("copy from %q to %q: %w", c.selected, dest, ctxErr(ctx, err))
+		return nil, fmt.Errorf("copy from %q to %q: %w", c.selected, dest, c.ioErr(ctx, err))
 	}
 	return c.copyUIDs(uids, data.SourceUIDs, data.DestUIDs), nil
 }
@@ -627,10 +627,10 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 		serr := store.Close()
 		eerr := <-expDone
 		if serr != nil {
-			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, ctxErr(ctx, serr))
+			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, serr))
 		}
 		if eerr != nil {
-			return fmt.Errorf("expunge messages in %q: %w", c.selected, ctxErr(ctx, eerr))
+			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, eerr))
 		}
 		return nil
 	}
@@ -639,10 +639,10 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 	serr := store.Close()
 	data, err := search.Wait()
 	if serr != nil {
-		return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, ctxErr(ctx, serr))
+		return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, serr))
 	}
 	if err != nil {
-		return fmt.Errorf("search deleted messages in %q: %w", c.selected, ctxErr(ctx, err))
+		return fmt.Errorf("search deleted messages in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	found, ok := data.All.(imap.UIDSet)
 	if data.All != nil && (!ok || found.Dynamic()) {
@@ -662,7 +662,7 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 		return nil // none of them is left to expunge
 	}
 	if err := c.c.Expunge().Close(); err != nil {
-		return fmt.Errorf("expunge messages in %q: %w", c.selected, ctxErr(ctx, err))
+		return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	return nil
 }

@@ -49,12 +49,15 @@ const (
 	// StateSkipped: on the server, not downloaded because of a limit
 	// (since, max_size, max_messages).
 	StateSkipped State = "skipped"
-	// StateHeld: a deletion held back by a safety guard.
+	// StateHeld: expunged on the server, its local file kept because a
+	// safety guard (sync.max_delete) held back the removal. Every run
+	// decides the removal again, as for a synced message the server
+	// expunged; the file is never uploaded as new mail.
 	StateHeld State = "held"
 )
 
 // OnServer reports whether a message in this state exists on the server.
-func (s State) OnServer() bool { return s != StateLocalOnly }
+func (s State) OnServer() bool { return s != StateLocalOnly && s != StateHeld }
 
 // OnLocal reports whether a message in this state has a local file.
 func (s State) OnLocal() bool { return s == StateSynced || s == StateLocalOnly || s == StateHeld }

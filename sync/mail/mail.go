@@ -219,6 +219,8 @@ type RemoteMessage struct {
 	ModSeq       ModSeq
 	Size         int64 // RFC822.SIZE, in the server's CRLF form
 	InternalDate time.Time
+	// MessageID is filled only by the calls that ask for it.
+	MessageID string
 }
 
 // FlagChange is one message's flag update on the server. A non-zero

@@ -1,0 +1,83 @@
+package sync_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/satchel-mail/satchel/maildir"
+)
+
+// writeForeign writes a message file as another tool would have named it.
+func writeForeign(t *testing.T, d maildir.Dir, name string, body []byte, mtime time.Time) {
+	t.Helper()
+	if err := d.Init(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(d.Path, "cur", name)
+	if err := os.WriteFile(p, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, mtime, mtime)
+}
+
+// TestAdoptExistingMaildir: the first sync against a Maildir made by
+// mbsync (",U=" names, an X-TUID header) or OfflineIMAP (",U=...,FMD5=")
+// pairs its files with the server's messages: nothing is uploaded or
+// downloaded twice; the one file the server lacks is uploaded and the one
+// message the Maildir lacks is downloaded.
+func TestAdoptExistingMaildir(t *testing.T) {
+	for _, mode := range serverModes {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			srv.CreateMailbox("Lists")
+			var uids []uint32
+			for i := range 6 {
+				uids = append(uids, srv.Append("INBOX", msg(fmt.Sprintf("old %d", i)), []string{`\Seen`}, day))
+			}
+			noID := []byte("From: x@example.org\r\nSubject: no id\r\n\r\nbody\r\n")
+			noIDUID := srv.Append("INBOX", noID, []string{`\Seen`}, day)
+			lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+			srv.Append("Lists", msg("only on the server"), nil, day)
+
+			e := newEnv(t, srv)
+			in := e.dir("INBOX")
+			// mbsync: ",U=" names; one file carries the X-TUID header
+			// mbsync adds while propagating.
+			for i := range 3 {
+				writeForeign(t, in, fmt.Sprintf("1700000000.%d_%d.host,U=%d:2,S", 100+i, i, uids[i]), lf(msg(fmt.Sprintf("old %d", i))), day)
+			}
+			tuid := lf(msg("old 3"))
+			tuid = append([]byte("X-TUID: abcdefghijkl\n"), tuid...)
+			writeForeign(t, in, fmt.Sprintf("1700000000.103_3.host,U=%d:2,S", uids[3]), tuid, day)
+			// OfflineIMAP names.
+			writeForeign(t, in, fmt.Sprintf("1700000000_4.1234.host,U=%d,FMD5=0123456789abcdef:2,S", uids[4]), lf(msg("old 4")), day)
+			// A copy without any UID in its name, paired by Message-ID.
+			writeForeign(t, in, "1700000001.plain.host:2,S", lf(msg("old 5")), day)
+			// No Message-ID: paired by the name's UID and the size.
+			writeForeign(t, in, fmt.Sprintf("1700000002.x.host,U=%d:2,S", noIDUID), lf(noID), day)
+			// Local only.
+			writeForeign(t, in, "1700000003.y.host:2,S", lf(msg("written offline")), day)
+
+			res := e.mustSync()
+			var down, up int
+			for _, m := range res.Mailboxes {
+				down += m.Downloaded
+				up += m.Uploaded
+			}
+			if down != 1 || up != 1 {
+				t.Fatalf("downloaded %d, uploaded %d; want 1 and 1", down, up)
+			}
+			if n := len(srv.Messages("INBOX")); n != 8 {
+				t.Fatalf("INBOX on the server has %d messages, want 8", n)
+			}
+			if n, _ := in.Count(); n != 8 {
+				t.Fatalf("INBOX locally has %d files, want 8", n)
+			}
+			e.assertSettled()
+		})
+	}
+}
