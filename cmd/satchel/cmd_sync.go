@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,12 +18,16 @@ import (
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 type syncOptions struct {
 	accounts  []string
 	mailboxes []string
 	dryRun    bool
+	// force lets the safety guards' held work through; wait waits for
+	// the account's lock instead of giving up.
+	force, wait bool
 }
 
 func newSyncCommand(g *globals, code *int) *cli.Command {
@@ -34,10 +39,14 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 		Description: `Examples:
    satchel sync                      # every account
    satchel sync personal             # one account
-   satchel sync personal --mailbox INBOX --mailbox Archive`,
+   satchel sync personal --mailbox INBOX --mailbox Archive
+   satchel sync --dry-run            # show each mailbox's plan; change nothing
+   satchel sync --force              # do what a safety check held back`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "mailbox", Usage: "sync only this mailbox (repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and change nothing", Destination: &opts.dryRun},
+			&cli.BoolFlag{Name: "force", Usage: "do what a safety check held back: more deletions than sync.max_delete, a first sync's mass upload", Destination: &opts.force},
+			&cli.BoolFlag{Name: "wait", Usage: "wait for another satchel run on the account to finish instead of exiting 75", Destination: &opts.wait},
 		},
 		Action: func(c *cli.Context) error {
 			opts.accounts, opts.mailboxes = c.Args().Slice(), c.StringSlice("mailbox")
@@ -65,7 +74,7 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 	for _, acc := range accounts {
 		res, err := syncAccount(ctx, g, acc, opts, trace)
 		if err != nil {
-			if errors.Is(err, store.ErrLocked) {
+			if errors.Is(err, store.ErrLocked) && !errors.Is(err, context.Canceled) {
 				if !g.quiet {
 					fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
 				}
@@ -85,23 +94,37 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 }
 
 // syncAccount takes the account's lock, connects, opens its index and
-// Maildir, and runs the engine. An error means the account was not synced
-// at all. Nothing is created on disk before the server has accepted the
-// login, so a wrong host or password leaves no trace.
+// Maildir, checks they belong together, and runs the engine. An error
+// means the account was not synced at all. Nothing is created on disk
+// before the server has accepted the login, so a wrong host or password
+// leaves no trace; with --dry-run nothing is created or changed at all.
 func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncOptions, trace io.Writer) (satsync.Result, error) {
 	lockPath := acc.Index + ".lock"
 	var lock *store.FileLock
 	takeLock := func() error {
 		l, err := store.Lock(ctx, lockPath, false)
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w (%s); try again when it has finished", store.ErrLocked, lockPath)
+		if errors.Is(err, store.ErrLocked) && opts.wait {
+			g.log.Info("waiting for another satchel run to finish", "account", acc.Name, "lock", lockPath)
+			l, err = store.Lock(ctx, lockPath, true)
+		}
+		if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
+			return fmt.Errorf("%w (%s); try again when it has finished, or use sync --wait", store.ErrLocked, lockPath)
 		}
 		lock = l
 		return err
 	}
 	// An existing index directory means the lock can be taken before
-	// spending a login; on a first run it is created only after one.
-	if _, err := os.Stat(filepath.Dir(lockPath)); err == nil {
+	// spending a login; on a first run it is created only after one. A
+	// dry run takes it only if its file exists: it creates nothing.
+	lockable := func() bool {
+		p := filepath.Dir(lockPath)
+		if opts.dryRun {
+			p = lockPath
+		}
+		_, err := os.Stat(p)
+		return err == nil
+	}
+	if lockable() {
 		if err := takeLock(); err != nil {
 			return satsync.Result{}, err
 		}
@@ -119,24 +142,35 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 			first.Close()
 		}
 	}()
-	if lock == nil {
+	if lock == nil && (!opts.dryRun || lockable()) {
 		if err := takeLock(); err != nil {
 			return satsync.Result{}, err
 		}
 	}
-	defer lock.Unlock()
-	if err := os.MkdirAll(acc.Maildir, 0o700); err != nil {
-		return satsync.Result{}, fmt.Errorf("create the Maildir root: %w", err)
+	if lock != nil {
+		defer lock.Unlock()
 	}
-	ix, err := store.Open(ctx, acc.Index)
+	policy, err := conflict.ParsePolicy(acc.Sync.Conflict)
+	if err != nil {
+		return satsync.Result{}, usageError{err}
+	}
+	open := store.Open
+	if opts.dryRun {
+		open = store.OpenReadOnly
+	}
+	ix, err := open(ctx, acc.Index)
 	if err != nil {
 		return satsync.Result{}, err
 	}
 	defer ix.Close()
+	// Creates the Maildir root on a first sync.
+	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, !opts.dryRun); err != nil {
+		return satsync.Result{}, err
+	}
 	local := maildir.Root{Dir: acc.Maildir}
-	policy, err := conflict.ParsePolicy(acc.Sync.Conflict)
-	if err != nil {
-		return satsync.Result{}, usageError{err}
+	folder := func(rel string) satsync.Folder { return local.Folder(rel) }
+	if opts.dryRun {
+		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
 	}
 	res := satsync.Account(ctx, satsync.Options{
 		Account:   acc.Name,
@@ -148,6 +182,8 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Expunge:   acc.Sync.Expunge,
 		Trash:     acc.Sync.Trash,
 		Conflict:  policy,
+		MaxDelete: &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
+		Force:     opts.force,
 		Logger:    g.log,
 		Now:       time.Now,
 	}, satsync.Deps{
@@ -164,12 +200,25 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 			return c, nil
 		},
 		Index:     ix,
-		Folder:    func(rel string) satsync.Folder { return local.Folder(rel) },
+		Folder:    folder,
 		LocalPath: local.Path,
 		MkdirAll:  local.MkdirAll,
 		MoveFile:  local.MoveFile,
 	})
 	return res, nil
+}
+
+// dryFolder is a Maildir folder as a dry run reads it: a sync creates a
+// missing folder before looking into it, a dry run creates none, so a
+// missing folder has no files (Scan already reads it so).
+type dryFolder struct{ maildir.Folder }
+
+func (f dryFolder) Find(key string) (mail.Flags, bool, error) {
+	flags, ok, err := f.Folder.Find(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return mail.Flags{}, false, nil
+	}
+	return flags, ok, err
 }
 
 // reportFatal prints an error that stops the whole run.
@@ -186,6 +235,9 @@ func reportAccountErrors(g *globals, res satsync.Result) {
 	for _, m := range res.Mailboxes {
 		if m.Err != nil {
 			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", res.Account, m.Name, withHint(m.Err))
+		}
+		if m.Safety != nil {
+			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", res.Account, m.Name, m.Safety)
 		}
 	}
 }

@@ -45,7 +45,9 @@ func exitCodeOf(err error) int {
 		return exitInterrupted
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
-	case errors.Is(err, satsync.ErrUIDValidityChanged):
+	case errors.Is(err, satsync.ErrUIDValidityChanged),
+		errors.Is(err, satsync.ErrTooManyDeletions), errors.Is(err, satsync.ErrTooManyUploads),
+		errors.Is(err, errMaildirMissing), errors.Is(err, errMaildirMismatch):
 		return exitSafety
 	default:
 		return exitFailure
@@ -72,6 +74,8 @@ func (o *outcome) account(err error, res *satsync.Result) {
 			o.lockedAccounts++
 		case exitInterrupted:
 			o.interrupted = true
+		case exitSafety:
+			o.safety++
 		default:
 			o.failedAccounts++
 		}
@@ -82,6 +86,9 @@ func (o *outcome) account(err error, res *satsync.Result) {
 	}
 	failed := 0
 	for _, m := range res.Mailboxes {
+		if m.Safety != nil {
+			o.safety++
+		}
 		switch {
 		case m.Err == nil:
 		case exitCodeOf(m.Err) == exitSafety:

@@ -261,7 +261,9 @@ func TestLockHeldExit75(t *testing.T) {
 	}
 }
 
-func TestUIDValidityChangeExit4(t *testing.T) {
+// TestUIDValidityChangeIsReported: a renumbered mailbox is re-associated,
+// not refused, and the run says so on stderr (a warning, exit 0).
+func TestUIDValidityChangeIsReported(t *testing.T) {
 	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
 	srv.CreateMailbox("Lists")
 	srv.Append("Lists", []byte("Subject: a\r\n\r\na\r\n"), nil, time.Now().Truncate(time.Second))
@@ -280,11 +282,14 @@ func TestUIDValidityChangeExit4(t *testing.T) {
 	}
 	ix.Close()
 	code, _, errs := runCLI(t, "--config", a.config, "sync")
-	if code != exitSafety {
-		t.Fatalf("exit %d, want 4 (stderr %q)", code, errs)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0 (stderr %q)", code, errs)
 	}
-	if !strings.Contains(errs, "UIDVALIDITY changed") || !strings.Contains(errs, "Lists") {
-		t.Fatalf("stderr %q", errs)
+	if !strings.Contains(errs, "renumbered") || !strings.Contains(errs, "Lists") {
+		t.Fatalf("stderr %q does not report the renumbering", errs)
+	}
+	if n, _ := os.ReadDir(filepath.Join(a.maildir, "Lists", "new")); len(n) != 1 {
+		t.Fatalf("Lists/new holds %d files, want 1 (no second copy)", len(n))
 	}
 }
 

@@ -31,7 +31,9 @@ type jsonMailbox struct {
 	Bytes        int64  `json:"bytes"`
 	FlagsChanged int    `json:"flags_changed"`
 	Removed      int    `json:"removed"`
+	Held         int    `json:"held"`
 	Error        string `json:"error,omitempty"`
+	Safety       string `json:"safety,omitempty"`
 }
 
 type jsonAccount struct {
@@ -55,9 +57,12 @@ func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
 				ja.Error = withHint(r.Err)
 			}
 			for _, m := range r.Mailboxes {
-				jm := jsonMailbox{Name: m.Name, Local: m.Local, Mode: string(m.Mode), Downloaded: m.Downloaded, Bytes: m.Bytes, FlagsChanged: m.FlagsChanged, Removed: m.Removed}
+				jm := jsonMailbox{Name: m.Name, Local: m.Local, Mode: string(m.Mode), Downloaded: m.Downloaded, Bytes: m.Bytes, FlagsChanged: m.FlagsChanged, Removed: m.Removed, Held: m.Held}
 				if m.Err != nil {
 					jm.Error = withHint(m.Err)
+				}
+				if m.Safety != nil {
+					jm.Safety = m.Safety.Error()
 				}
 				ja.Mailboxes = append(ja.Mailboxes, jm)
 			}
@@ -72,13 +77,16 @@ func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
 				if m.Plan != nil {
 					fmt.Fprint(g.stdout, m.Plan.String())
 				}
+				if m.Safety != nil {
+					fmt.Fprintf(g.stdout, "  held back (%d): %s\n", m.Held, m.Safety)
+				}
 			}
 			continue
 		}
 		if g.quiet || r.Err != nil {
 			continue
 		}
-		var down, flags, removed, failed int
+		var down, flags, removed, failed, held int
 		var bytes int64
 		for _, m := range r.Mailboxes {
 			down += m.Downloaded
@@ -88,10 +96,14 @@ func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
 			if m.Err != nil {
 				failed++
 			}
+			held += m.Held
 		}
 		fmt.Fprintf(g.stdout, "%s: %d mailboxes, %d downloaded (%s), %d flag updates, %d removed", r.Account, len(r.Mailboxes), down, humanBytes(bytes), flags, removed)
 		if failed > 0 {
 			fmt.Fprintf(g.stdout, ", %d failed", failed)
+		}
+		if held > 0 {
+			fmt.Fprintf(g.stdout, ", %d held back by safety checks", held)
 		}
 		fmt.Fprintf(g.stdout, " in %s\n", r.Duration.Round(time.Millisecond))
 	}

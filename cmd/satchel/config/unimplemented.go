@@ -21,7 +21,6 @@ var unimplemented = []struct {
 	{"imap.auth", func(a *Account) bool { return a.IMAP.Auth == "plain" || a.IMAP.Auth == "login" }, "plain"},
 	{"imap.oauth2_token_command", func(a *Account) bool { return a.IMAP.OAuth2TokenCommand == "" }, `""`},
 	{"mailboxes.map", func(a *Account) bool { return len(a.Mailboxes.Map) == 0 }, "{}"},
-	{"sync.max_delete", func(a *Account) bool { return a.Sync.MaxDelete == defaultMaxDelete }, "25%"},
 	{"sync.remove_folders", func(a *Account) bool { return !a.Sync.RemoveFolders }, "false"},
 	{"sync.since", func(a *Account) bool { return a.Sync.Since == Since{} }, `""`},
 	{"sync.max_size", func(a *Account) bool { return a.Sync.MaxSize == 0 }, "0"},

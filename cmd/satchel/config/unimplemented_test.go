@@ -37,7 +37,6 @@ var notImplemented = map[string]struct {
 	"imap.auth":                 {refused: []string{"xoauth2", "oauthbearer"}, accepted: []string{"plain", "login"}, extra: []string{"oauth2_token_command: get-token"}},
 	"imap.oauth2_token_command": {refused: []string{"get-token"}, accepted: []string{`""`}},
 	"mailboxes.map":             {refused: []string{`{'\Sent': Sent}`, "{Archiv: Archive}"}, accepted: []string{"{}"}},
-	"sync.max_delete":           {refused: []string{"50%", "25%,0", "10", "100%"}, accepted: []string{"25%", "25%,10", "25.0%, 10"}},
 	"sync.remove_folders":       {refused: []string{"true"}, accepted: []string{"false"}},
 	"sync.since":                {refused: []string{"90d", "2024-01-31"}, accepted: []string{`""`}},
 	"sync.max_size":             {refused: []string{"20MB", "1"}, accepted: []string{"0", "0KB"}},
