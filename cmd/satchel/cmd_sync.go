@@ -28,6 +28,8 @@ type syncOptions struct {
 	// force lets the safety guards' held work through; wait waits for
 	// the account's lock instead of giving up.
 	force, wait bool
+	// reindex rebuilds the index from the Maildir and the server.
+	reindex bool
 }
 
 func newSyncCommand(g *globals, code *int) *cli.Command {
@@ -158,6 +160,11 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	if opts.dryRun {
 		open = store.OpenReadOnly
 	}
+	if opts.reindex {
+		if err := setIndexAside(acc.Index, time.Now()); err != nil {
+			return satsync.Result{}, err
+		}
+	}
 	ix, err := open(ctx, acc.Index)
 	if err != nil {
 		return satsync.Result{}, err
@@ -184,6 +191,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Conflict:  policy,
 		MaxDelete: &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
 		Force:     opts.force,
+		Reindex:   opts.reindex,
 		Logger:    g.log,
 		Now:       time.Now,
 	}, satsync.Deps{

@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			newSyncCommand(g, &code),
 			newStatusCommand(g, &code),
 			newCheckCommand(g, &code),
+			newReindexCommand(g, &code),
 			newDemoCommand(g, &code),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

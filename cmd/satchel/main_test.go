@@ -345,3 +345,43 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("unknown command: %d %q", code, errs)
 	}
 }
+
+// TestReindex: with the index deleted, reindex pairs every file with its
+// server message: nothing is downloaded or uploaded, a local file the
+// server lacks is kept and not uploaded, and the next sync does nothing.
+func TestReindex(t *testing.T) {
+	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
+	srv.CreateMailbox("Lists")
+	for i := range 5 {
+		srv.Append("INBOX", []byte(fmt.Sprintf("Subject: m%d\r\nMessage-ID: <m%d@x>\r\n\r\nbody %d\r\n", i, i, i)), []string{`\Seen`}, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	}
+	srv.Append("Lists", []byte("Subject: l\r\nMessage-ID: <l@x>\r\n\r\nl\r\n"), nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := writeConfig(t, srv.Host, srv.Port, srv.User, "unused", "")
+	if code, _, errs := runCLI(t, "--config", a.config, "sync"); code != exitOK {
+		t.Fatalf("first sync: %d %q", code, errs)
+	}
+	// A message the server loses while the index is gone.
+	msgs := srv.Messages("INBOX")
+	srv.Expunge("INBOX", msgs[0].UID)
+	for _, ext := range []string{"", "-wal", "-shm"} {
+		os.Remove(a.index + ext)
+	}
+	code, out, errs := runCLI(t, "--config", a.config, "reindex")
+	if code != exitOK {
+		t.Fatalf("reindex: %d %q", code, errs)
+	}
+	if !strings.Contains(out, "0 downloaded") {
+		t.Fatalf("reindex transferred mail: %q", out)
+	}
+	if n := len(srv.Messages("INBOX")); n != 4 {
+		t.Fatalf("INBOX on the server has %d messages, want 4 (nothing uploaded)", n)
+	}
+	cur, _ := os.ReadDir(filepath.Join(a.maildir, "INBOX", "cur"))
+	if len(cur) != 5 {
+		t.Fatalf("INBOX/cur has %d files, want 5 (nothing removed)", len(cur))
+	}
+	code, out, errs = runCLI(t, "--config", a.config, "sync")
+	if code != exitOK || !strings.Contains(out, "0 downloaded") || !strings.Contains(out, "0 flag updates, 0 removed") {
+		t.Fatalf("sync after reindex: %d %q %q", code, out, errs)
+	}
+}

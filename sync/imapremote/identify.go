@@ -33,7 +33,7 @@ func (c *Client) Identify(ctx context.Context) ([]mail.RemoteMessage, error) {
 		buf, err := msg.Collect()
 		if err != nil {
 			cmd.Close()
-			return nil, fmt.Errorf("identify messages in %q: %w", c.selected, ctxErr(ctx, err))
+			return nil, fmt.Errorf("identify messages in %q: %w", c.selected, c.ioErr(ctx, err))
 		}
 		if buf.UID == 0 {
 			continue
@@ -45,7 +45,7 @@ func (c *Client) Identify(ctx context.Context) ([]mail.RemoteMessage, error) {
 		})
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("identify messages in %q: %w", c.selected, ctxErr(ctx, err))
+		return nil, fmt.Errorf("identify messages in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
 	return out, nil
 }
