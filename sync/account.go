@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -25,19 +26,25 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Connections < 1 {
+		opts.Connections = 1
+	}
 	start := opts.Now()
 	res := Result{Account: opts.Account}
 	defer func() { res.Duration = opts.Now().Sub(start) }()
 
 	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account)}
-	defer r.closeRemote()
-	remote, err := r.remote(ctx)
+	first := &session{r: r}
+	defer first.close()
+	remote, err := first.remote(ctx)
 	if err != nil {
 		res.Err = err
 		return res
 	}
 	res.Mode = remote.Mode()
-	list, err := remote.List(ctx)
+	// The listing carries each mailbox's status where the server can:
+	// a mailbox unchanged on both sides is then not selected at all.
+	list, err := remote.ListStatus(ctx)
 	if err != nil {
 		res.Err = err
 		return res
@@ -48,14 +55,10 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		return res
 	}
 
-	// Learn.
-	var boxes, failed []*box
+	// Learn, over up to opts.Connections connections.
+	var todo []*box
 	results := make([]*MailboxResult, 0, len(entries))
 	for _, e := range entries {
-		if ctx.Err() != nil {
-			res.Err = ctx.Err()
-			return res
-		}
 		mr := &MailboxResult{Name: e.Name, Local: e.rel}
 		if e.err != nil {
 			mr.Err = e.err
@@ -73,20 +76,40 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		}
 		results = append(results, mr)
 		b := &box{mailboxEntry: e, res: mr}
-		remote, err := r.remote(ctx)
+		if r.unchanged(ctx, b) {
+			continue
+		}
+		todo = append(todo, b)
+	}
+	var mu gosync.Mutex
+	var boxes, failed []*box
+	r.parallel(ctx, first, len(todo), func(ctx context.Context, s *session, i int) {
+		b := todo[i]
+		remote, err := s.remote(ctx)
 		if err == nil {
 			err = r.learn(ctx, remote, b)
 		}
-		mr.Mode = b.mode
+		b.res.Mode = b.mode
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			r.fail(b, err)
+			s.fail(b, err)
 			if r.learnLocal(ctx, b) == nil {
 				failed = append(failed, b)
 			}
-			continue
+			return
 		}
 		boxes = append(boxes, b)
+	})
+	if ctx.Err() != nil {
+		res.Err = ctx.Err()
+		return res
 	}
+	byName := func(l []*box) {
+		slices.SortFunc(l, func(a, b *box) int { return strings.Compare(a.Name, b.Name) })
+	}
+	byName(boxes)
+	byName(failed)
 
 	// Plan.
 	pl := &planner{opts: opts, log: r.log, info: map[*box]map[string]mail.LocalInfo{}}
@@ -96,26 +119,30 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 	}
 	boxes = guardPlans(boxes, opts, r.log)
 
-	// Apply.
+	// Apply: mailboxes a move or an adoption ties together go to one
+	// connection, one after the other; the groups run in parallel.
 	for _, b := range boxes {
 		b.res.Plan = b.plan
-		if opts.DryRun {
-			continue
-		}
-		if ctx.Err() != nil {
-			res.Err = ctx.Err()
-			break
-		}
-		remote, err := r.remote(ctx)
-		if err == nil {
-			err = r.apply(ctx, remote, b)
-		}
-		if err == nil {
-			err = r.finish(ctx, b)
-		}
-		if err != nil {
-			r.fail(b, err)
-		}
+	}
+	if !opts.DryRun {
+		groups := applyGroups(boxes)
+		r.parallel(ctx, first, len(groups), func(ctx context.Context, s *session, i int) {
+			for _, b := range groups[i] {
+				if ctx.Err() != nil {
+					return
+				}
+				remote, err := s.remote(ctx)
+				if err == nil {
+					err = r.apply(ctx, remote, b)
+				}
+				if err == nil {
+					err = r.finish(ctx, b)
+				}
+				if err != nil {
+					s.fail(b, err)
+				}
+			}
+		})
 	}
 	for _, mr := range results {
 		res.Mailboxes = append(res.Mailboxes, *mr)
@@ -126,19 +153,166 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 	return res
 }
 
+// unchanged reports whether a mailbox can be left alone: its listed
+// status (with HIGHESTMODSEQ: without CONDSTORE, equal counts do not prove
+// that no flag changed) equals what the index recorded when both sides
+// last agreed, its folder is as it was then, and nothing is pending.
+func (r *runner) unchanged(ctx context.Context, b *box) bool {
+	st := b.Status
+	if r.opts.DryRun || r.opts.Reindex || r.opts.Force || st == nil || st.HighestModSeq == 0 {
+		return false
+	}
+	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
+	if err != nil || !ok || mb.LocalStamp == "" || mb.UIDValidity != st.UIDValidity ||
+		mb.HighestModSeq != st.HighestModSeq || mb.UIDNext != st.UIDNext || mb.Messages != st.Messages {
+		return false
+	}
+	stamp, _, err := r.deps.Folder(b.rel).Stamp()
+	if err != nil || stamp != mb.LocalStamp {
+		return false
+	}
+	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
+		return false
+	}
+	b.res.Mode = mb.Mode
+	b.res.Unchanged = true
+	if err := r.deps.Index.SaveMailbox(ctx, withLastSync(mb, r.opts.Now())); err != nil {
+		r.log.Warn("cannot record the sync time", "mailbox", b.Name, "err", err)
+	}
+	return true
+}
+
+func withLastSync(mb mail.Mailbox, t time.Time) mail.Mailbox {
+	mb.LastSync = t
+	return mb
+}
+
+// applyGroups splits the mailboxes into groups that can be applied
+// independently: a move or an adoption writes to two mailboxes, which
+// must then be applied by one goroutine.
+func applyGroups(boxes []*box) [][]*box {
+	parent := map[*box]*box{}
+	var find func(b *box) *box
+	find = func(b *box) *box {
+		if p, ok := parent[b]; ok && p != b {
+			root := find(p)
+			parent[b] = root
+			return root
+		}
+		parent[b] = b
+		return b
+	}
+	union := func(a, b *box) {
+		if a != nil && b != nil {
+			parent[find(a)] = find(b)
+		}
+	}
+	for _, b := range boxes {
+		find(b)
+		for _, m := range b.plan.MoveOut {
+			union(b, m.To)
+		}
+		for _, a := range b.plan.Adopt {
+			union(b, a.From)
+			union(b, a.RowBox)
+		}
+	}
+	index := map[*box]int{}
+	var groups [][]*box
+	for _, b := range boxes {
+		root := find(b)
+		i, ok := index[root]
+		if !ok {
+			i = len(groups)
+			index[root] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], b)
+	}
+	return groups
+}
+
+// parallel runs work(i) for i in [0, n) on up to opts.Connections
+// sessions, the first of them the one given.
+func (r *runner) parallel(ctx context.Context, first *session, n int, work func(ctx context.Context, s *session, i int)) {
+	workers := min(r.opts.Connections, n)
+	if workers <= 1 {
+		for i := range n {
+			if ctx.Err() != nil {
+				return
+			}
+			work(ctx, first, i)
+		}
+		return
+	}
+	next := make(chan int)
+	var wg gosync.WaitGroup
+	for w := range workers {
+		s := first
+		if w > 0 {
+			s = &session{r: r}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s != first {
+				defer s.close()
+			}
+			for i := range next {
+				work(ctx, s, i)
+			}
+		}()
+	}
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// session is one connection, used by one goroutine at a time.
+type session struct {
+	r    *runner
+	conn Remote
+}
+
+func (s *session) remote(ctx context.Context) (Remote, error) {
+	if s.conn != nil {
+		return s.conn, nil
+	}
+	c, err := s.r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = c
+	return c, nil
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
 // fail records a mailbox's error. Unless the error leaves the connection
 // in a known state, the next mailbox starts on a fresh one.
-func (r *runner) fail(b *box, err error) {
+func (s *session) fail(b *box, err error) {
 	b.res.Err = err
-	r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	s.r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
 	if !errors.Is(err, ErrUIDValidityChanged) {
-		r.closeRemote()
+		s.close()
 	}
 }
 
 // finish records the mailbox's server state as of the learn phase, now
 // that everything it covers is committed (RFC 7162 §3.1: a later
-// CHANGEDSINCE from an older value would otherwise miss what failed).
+// CHANGEDSINCE from an older value would otherwise miss what failed),
+// and the folder's stamp if nothing touched the folder since it was
+// listed.
 func (r *runner) finish(ctx context.Context, b *box) error {
 	mb := b.mb
 	mb.UIDNext = b.st.UIDNext
@@ -146,6 +320,12 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 	mb.Messages = b.st.Messages
 	mb.Mode = b.mode
 	mb.LastSync = r.opts.Now()
+	mb.LocalStamp = ""
+	if b.plan.Empty() && len(b.plan.Rows)+len(b.plan.Forget) == 0 && b.stamp != "" {
+		if now, _, err := b.folder.Stamp(); err == nil && now == b.stamp {
+			mb.LocalStamp = now
+		}
+	}
 	return r.deps.Index.SaveMailbox(ctx, mb)
 }
 
@@ -153,26 +333,6 @@ type runner struct {
 	opts Options
 	deps Deps
 	log  *slog.Logger
-	conn Remote
-}
-
-func (r *runner) remote(ctx context.Context) (Remote, error) {
-	if r.conn != nil {
-		return r.conn, nil
-	}
-	c, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.conn = c
-	return c, nil
-}
-
-func (r *runner) closeRemote() {
-	if r.conn != nil {
-		r.conn.Close()
-		r.conn = nil
-	}
 }
 
 // mailboxEntry is a listed mailbox with its local folder, or the reason

@@ -26,6 +26,9 @@ import (
 type Remote interface {
 	Mode() mail.SyncMode
 	List(ctx context.Context) ([]mail.RemoteMailbox, error)
+	// ListStatus is List with each selectable mailbox's status where the
+	// server can tell it without a SELECT (LIST-STATUS or STATUS).
+	ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
 	// SelectChanges selects with QRESYNC (RFC 7162 §3.2.5), only in
 	// ModeQResync: the server reports the messages changed since the
@@ -127,6 +130,10 @@ type Folder interface {
 	Info(key string) (mail.LocalInfo, error)
 	// OpenCRLF opens a message with CRLF line endings, for upload.
 	OpenCRLF(key string) (io.ReadCloser, error)
+	// Stamp identifies the state of the folder's message list (it
+	// changes with every delivery, rename and removal); latest is when
+	// it last changed. A missing folder has the empty stamp.
+	Stamp() (stamp string, latest time.Time, err error)
 }
 
 // Errors callers branch on.
@@ -166,12 +173,18 @@ type Options struct {
 	// Force lets the run do what the safety guards would hold back: more
 	// deletions than MaxDelete allows, the mass upload of a first sync.
 	Force bool
+	// Connections is how many IMAP connections the account may use at
+	// once (imap.connections): mailboxes are learned and applied in
+	// parallel over them. 0 means 1.
+	Connections int
 	// Reindex pairs local files with server messages as for a folder
 	// synced for the first time, keeping unpaired files local (the index
 	// was lost: they may be mail deleted on the server since).
 	Reindex bool
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Progress, if set, is told what is downloaded and uploaded.
+	Progress Progress
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Deps are the adapters the engine drives.
@@ -217,6 +230,9 @@ type MailboxResult struct {
 	// applied, except after ErrTooManyUploads, where nothing was.
 	Held   int
 	Safety error
+	// Unchanged is true when the mailbox was left alone: its status and
+	// its folder were as the last sync left them.
+	Unchanged bool
 }
 
 // Result is what happened to one account.

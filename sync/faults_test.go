@@ -337,16 +337,16 @@ func TestFaultStall(t *testing.T) {
 
 // TestFaultTrickle: over a slow link, a message above LargeMessage comes
 // in parts, and bytes that keep arriving, however slowly, never count as
-// the server's silence: the message takes longer than Timeout (600 KiB
-// at 200 kB/s, 3 s).
+// the server's silence: the message takes longer than Timeout (1.2 MiB
+// at 400 kB/s, 3 s; the timeout leaves room for a loaded machine).
 func TestFaultTrickle(t *testing.T) {
 	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
-	big := mail.UID(srv.Append("INBOX", largeMsg("big", 600<<10), nil, day))
+	big := mail.UID(srv.Append("INBOX", largeMsg("big", 1200<<10), nil, day))
 	srv.Append("INBOX", msg("small"), nil, day)
 	f := newFaultEnv(t, srv)
 	f.large = 64 << 10
-	f.timeout = 2 * time.Second
-	f.proxy.Trickle(200_000)
+	f.timeout = 2500 * time.Millisecond
+	f.proxy.Trickle(400_000)
 	f.mustSync()
 	if parts := fetchedUIDs(t, f.trace.String())[big]; len(parts) < 2 || parts[0] == "" {
 		t.Errorf("UID %d fetched as %v, want several parts", big, parts)

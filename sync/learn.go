@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -27,6 +28,8 @@ type box struct {
 	// limbo holds local messages kept without a server counterpart
 	// (see rebase); their files are neither uploaded nor deleted.
 	limbo map[mail.UID]mail.Message
+	// stamp is the folder's stamp before it was listed, "" if untrusted.
+	stamp string
 	plan  *Plan
 	res   *MailboxResult
 }
@@ -127,6 +130,13 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	if err != nil {
 		return err
+	}
+	// The folder's stamp, taken before it is listed; one that changed
+	// within the last second could hide a change in the same clock tick
+	// and is not kept.
+	stamp, latest, err := b.folder.Stamp()
+	if err == nil && latest.Before(time.Now().Add(-time.Second)) {
+		b.stamp = stamp
 	}
 	if b.files, err = b.folder.Scan(); err != nil {
 		return fmt.Errorf("list folder %s: %w", b.rel, err)

@@ -44,6 +44,7 @@ func TestPullStory(t *testing.T) {
 			srv := mode.start(t)
 			seed(t, srv, 120, 1)
 			e := newEnv(t, srv)
+			e.opts.Connections = 3
 
 			res := e.mustSync()
 			if down, _, _ := totals(res); down != 120 {

@@ -180,20 +180,21 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
 	}
 	res := satsync.Account(ctx, satsync.Options{
-		Account:   acc.Name,
-		Include:   acc.Mailboxes.Include,
-		Exclude:   acc.Mailboxes.Exclude,
-		Only:      opts.mailboxes,
-		DryRun:    opts.dryRun,
-		Direction: acc.Sync.Direction,
-		Expunge:   acc.Sync.Expunge,
-		Trash:     acc.Sync.Trash,
-		Conflict:  policy,
-		MaxDelete: &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
-		Force:     opts.force,
-		Reindex:   opts.reindex,
-		Logger:    g.log,
-		Now:       time.Now,
+		Account:     acc.Name,
+		Include:     acc.Mailboxes.Include,
+		Exclude:     acc.Mailboxes.Exclude,
+		Only:        opts.mailboxes,
+		DryRun:      opts.dryRun,
+		Direction:   acc.Sync.Direction,
+		Expunge:     acc.Sync.Expunge,
+		Trash:       acc.Sync.Trash,
+		Conflict:    policy,
+		MaxDelete:   &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
+		Force:       opts.force,
+		Reindex:     opts.reindex,
+		Connections: acc.IMAP.Connections,
+		Logger:      g.log,
+		Now:         time.Now,
 	}, satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			if first != nil {

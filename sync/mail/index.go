@@ -13,6 +13,9 @@ type Mailbox struct {
 	Messages      uint32 // the server's message count at the last sync
 	Mode          SyncMode
 	LastSync      time.Time // zero: never synced
+	// LocalStamp identifies the state of the local folder when both
+	// sides were last known to agree ("" when unknown).
+	LocalStamp string
 }
 
 // Message is what the index keeps of one synced message: the state both

@@ -190,6 +190,10 @@ type RemoteMailbox struct {
 	// NoSelect is true for \Noselect and \NonExistent entries: a level of
 	// the hierarchy that holds no messages.
 	NoSelect bool
+	// Status, when the listing carried it (LIST-STATUS, or STATUS), is
+	// the mailbox's state without selecting it: UIDVALIDITY, UIDNEXT,
+	// MESSAGES and HIGHESTMODSEQ. PermanentFlags are not known from it.
+	Status *MailboxStatus
 }
 
 // Path splits the name into its hierarchy levels.

@@ -1,0 +1,103 @@
+package sync_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// backdate sets the mtime of every directory below the Maildir root to a
+// minute ago, as if time had passed since the last sync (a stamp younger
+// than a second is not trusted).
+func (e *env) backdate() {
+	e.t.Helper()
+	old := time.Now().Add(-time.Minute)
+	filepath.Walk(e.root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+}
+
+// clientCommands returns the commands satchel sent, from the trace.
+func (e *env) clientCommands() []string {
+	var out []string
+	for _, line := range strings.Split(e.trace.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "C: "); ok {
+			if f := strings.Fields(rest); len(f) > 1 {
+				out = append(out, strings.ToUpper(strings.Join(f[1:], " ")))
+			}
+		}
+	}
+	return out
+}
+
+// TestNoOpSelectsNothing: against Dovecot, a sync with nothing changed on
+// either side selects no mailbox and fetches nothing: one LIST with the
+// statuses answers for the whole account.
+func TestNoOpSelectsNothing(t *testing.T) {
+	for _, mode := range serverModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			seed(t, srv, 60, 0)
+			e := newEnv(t, srv)
+			e.opts.Connections = 4
+			e.mustSync()
+			e.backdate()
+			e.mustSync() // learns that both sides agree
+			res := e.mustSync()
+			cmds := e.clientCommands()
+			for _, c := range cmds {
+				for _, w := range []string{"SELECT", "EXAMINE", "FETCH", "STATUS ", "SEARCH"} {
+					if strings.HasPrefix(c, w) || strings.Contains(c, " "+w) {
+						t.Fatalf("no-op sync sent %q", c)
+					}
+				}
+			}
+			if len(cmds) > 5 {
+				t.Fatalf("no-op sync sent %d commands, want at most 5: %q", len(cmds), cmds)
+			}
+			for _, m := range res.Mailboxes {
+				if !m.Unchanged {
+					t.Fatalf("%s was not left alone", m.Name)
+				}
+			}
+
+			// One change on each side is noticed in that mailbox alone.
+			srv.Append("Archive", msg("late"), nil, day)
+			e.writeLocal("Sent", []byte("Subject: new\n\nx\n"), mail.NewFlags())
+			res = e.mustSync()
+			for _, m := range res.Mailboxes {
+				touched := m.Name == "Archive" || m.Name == "Sent"
+				if m.Unchanged == touched {
+					t.Fatalf("%s: unchanged=%v", m.Name, m.Unchanged)
+				}
+			}
+			e.assertMirror(false)
+		})
+	}
+	_ = imaptest.CapsPlain
+}
+
+// TestNoOpWithoutCondStore: without CONDSTORE equal counts prove nothing
+// about flags: every mailbox is still scanned, and a flag change is found.
+func TestNoOpWithoutCondStore(t *testing.T) {
+	srv := serverModes[2].start(t)
+	srv.Append("INBOX", msg("a"), nil, day)
+	e := newEnv(t, srv)
+	e.mustSync()
+	e.backdate()
+	e.mustSync()
+	m, _ := serverMsg(srv, "INBOX", "a")
+	srv.AddFlags("INBOX", m.UID, `\Seen`)
+	res := e.mustSync()
+	if res.Mailboxes[0].Unchanged || res.Mailboxes[0].FlagsChanged != 1 {
+		t.Fatalf("INBOX: %+v", res.Mailboxes[0])
+	}
+}
