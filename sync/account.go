@@ -19,7 +19,7 @@ import (
 // together (so a message moved between folders is a move), then apply
 // each mailbox's plan. One mailbox failing does not stop the others; its
 // error is in its MailboxResult.
-func Account(ctx context.Context, opts Options, deps Deps) Result {
+func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -30,10 +30,11 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		opts.Connections = 1
 	}
 	start := opts.Now()
-	res := Result{Account: opts.Account}
+	res = Result{Account: opts.Account}
+	// A named result: the deferred function sets what is returned.
 	defer func() { res.Duration = opts.Now().Sub(start) }()
 
-	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account)}
+	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account), slots: make(chan struct{}, opts.Connections)}
 	first := &session{r: r}
 	defer first.close()
 	remote, err := first.remote(ctx)
@@ -283,8 +284,14 @@ func (s *session) remote(ctx context.Context) (Remote, error) {
 	if s.conn != nil {
 		return s.conn, nil
 	}
+	select {
+	case s.r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	c, err := s.r.connect(ctx)
 	if err != nil {
+		s.r.releaseSlot()
 		return nil, err
 	}
 	s.conn = c
@@ -295,6 +302,7 @@ func (s *session) close() {
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+		s.r.releaseSlot()
 	}
 }
 
@@ -333,7 +341,28 @@ type runner struct {
 	opts Options
 	deps Deps
 	log  *slog.Logger
+	// slots holds one token per open connection: never more than
+	// opts.Connections at once (servers limit them per user: Dovecot
+	// to 10 by default).
+	slots chan struct{}
 }
+
+// takeSlots takes up to n connection slots without waiting and returns
+// how many it got.
+func (r *runner) takeSlots(n int) int {
+	got := 0
+	for got < n {
+		select {
+		case r.slots <- struct{}{}:
+			got++
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+func (r *runner) releaseSlot() { <-r.slots }
 
 // mailboxEntry is a listed mailbox with its local folder, or the reason
 // it cannot have one.

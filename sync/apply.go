@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	gosync "sync"
 	"time"
 
 	"github.com/satchel-mail/satchel/conflict"
@@ -41,7 +42,7 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 			return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
 		}
 	}
-	if err := r.download(ctx, remote, b, p.Download, log); err != nil {
+	if err := r.downloadSplit(ctx, remote, b, p.Download, log); err != nil {
 		return err
 	}
 	if err := r.adopt(ctx, remote, b, log); err != nil {
@@ -98,6 +99,9 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 // forgotten, once its file is durable.
 func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
 	ix := r.deps.Index
+	b.mu.Lock()
+	r.opts.planProgress(b.Name, len(msgs), totalSize(msgs))
+	b.mu.Unlock()
 	for start := 0; start < len(msgs); {
 		end, bytes := start, int64(0)
 		for end < len(msgs) && end-start < batchMessages && (end == start || bytes+msgs[end].Size <= batchBytes) {
@@ -110,7 +114,10 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		for i, m := range batch {
 			row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: m.UID, Key: b.folder.NewKey(), Flags: m.Flags,
 				ModSeq: m.ModSeq, Size: m.Size, InternalDate: m.InternalDate}
-			if old, ok := b.known[m.UID]; ok {
+			b.mu.Lock()
+			old, ok := b.known[m.UID]
+			b.mu.Unlock()
+			if ok {
 				// A restore: the same message, with a new file.
 				row.LocalOnlyFlags, row.MessageID = old.LocalOnlyFlags, old.MessageID
 			}
@@ -143,9 +150,12 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 				return err
 			}
 			delete(pending, uid)
+			b.mu.Lock()
 			b.known[uid] = row
 			b.res.Downloaded++
 			b.res.Bytes += row.Size
+			r.opts.advanceProgress(b.Name, row.Size)
+			b.mu.Unlock()
 			log.Debug("downloaded", "uid", uid, "size", row.Size)
 			return nil
 		})
@@ -160,6 +170,51 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		}
 	}
 	return nil
+}
+
+// splitMin is the smallest download that is spread over idle
+// connections: below it, the extra SELECTs cost more than they save.
+const splitMin = 256
+
+// downloadSplit downloads msgs, spread by UID range over the connections
+// no other mailbox is using (within imap.connections): the initial
+// download of one huge mailbox then runs on all of them.
+func (r *runner) downloadSplit(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
+	extra := 0
+	if len(msgs) >= splitMin {
+		extra = r.takeSlots(min(r.opts.Connections-1, len(msgs)/splitMin))
+	}
+	if extra == 0 {
+		return r.download(ctx, remote, b, msgs, log)
+	}
+	parts := extra + 1
+	errs := make([]error, parts)
+	var wg gosync.WaitGroup
+	for i := 1; i < parts; i++ {
+		chunk := msgs[i*len(msgs)/parts : (i+1)*len(msgs)/parts]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.releaseSlot()
+			c, err := r.connect(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.Close()
+			st, err := c.Select(ctx, b.Name)
+			if err == nil && st.UIDValidity != b.mb.UIDValidity {
+				err = fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+			}
+			if err == nil {
+				err = r.download(ctx, c, b, chunk, log)
+			}
+			errs[i] = err
+		}()
+	}
+	errs[0] = r.download(ctx, remote, b, msgs[:len(msgs)/parts], log)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // adopt moves local files into this folder for new server messages that
@@ -227,6 +282,7 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 	for u := range b.known {
 		claimed[u] = true
 	}
+	r.opts.planProgress(b.Name, len(b.plan.Upload), 0)
 	for _, up := range b.plan.Upload {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -267,6 +323,7 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 			if err := r.deps.Index.CompleteIntent(ctx, ids[0], append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})); err != nil {
 				return err
 			}
+			r.opts.advanceProgress(b.Name, in.Size)
 			continue
 		}
 		if err != nil {
@@ -284,6 +341,7 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 		}
 		b.known[uid] = row
 		b.res.Uploaded++
+		r.opts.advanceProgress(b.Name, in.Size)
 		log.Debug("uploaded", "key", up.Key, "uid", uid)
 	}
 	return nil

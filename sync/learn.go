@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	gosync "sync"
 	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -12,6 +13,9 @@ import (
 // box is one mailbox through the three phases of a sync: what was learned
 // of both sides (learn), what will be done (plan), what was done (apply).
 type box struct {
+	// mu guards known and res while a download runs over several
+	// connections at once.
+	mu gosync.Mutex
 	mailboxEntry
 	mb     mail.Mailbox
 	st     mail.MailboxStatus

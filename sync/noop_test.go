@@ -101,3 +101,27 @@ func TestNoOpWithoutCondStore(t *testing.T) {
 		t.Fatalf("INBOX: %+v", res.Mailboxes[0])
 	}
 }
+
+// TestSplitDownload: the first download of one big mailbox runs over
+// several connections, by UID range, and the result is the same mirror.
+func TestSplitDownload(t *testing.T) {
+	srv := serverModes[0].start(t)
+	msgs := imaptest.Corpus(imaptest.CorpusOptions{Seed: 3, Messages: 900})
+	srv.AppendMany("INBOX", msgs)
+	e := newEnv(t, srv)
+	e.opts.Connections = 4
+	res := e.mustSync()
+	if res.Mailboxes[0].Downloaded != 900 {
+		t.Fatalf("downloaded %d", res.Mailboxes[0].Downloaded)
+	}
+	selects := 0
+	for _, c := range e.clientCommands() {
+		if strings.HasPrefix(c, "SELECT INBOX") {
+			selects++
+		}
+	}
+	if selects < 3 {
+		t.Fatalf("INBOX selected %d times: the download did not spread over connections", selects)
+	}
+	e.assertMirror(true)
+}
