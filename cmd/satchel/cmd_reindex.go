@@ -43,4 +43,3 @@ func setIndexAside(path string, now time.Time) error {
 	}
 	return nil
 }
-

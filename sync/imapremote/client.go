@@ -27,6 +27,7 @@ type Client struct {
 	selected string
 	q        *qresync.Conn
 	fetches  *fetchCollector
+	changes  *changeSignal // what the server reported unasked; see WaitChange
 	wd       *watchdog
 	large    int64 // Options.LargeMessage
 }

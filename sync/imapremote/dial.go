@@ -59,6 +59,10 @@ type Options struct {
 	// Password is called only when the server asks for authentication
 	// (not for a PREAUTH session).
 	Password func(ctx context.Context) (string, error)
+	// Token returns an OAuth 2.0 access token for AuthXOAuth2 and
+	// AuthOAuthBearer. It is called once per login, only when the server
+	// asks for authentication and offers the mechanism.
+	Token func(ctx context.Context) (string, error)
 	// Trace receives the protocol exchange, redacted; nil for none.
 	Trace io.Writer
 	// DialTimeout bounds the TCP connect (default 30 s).
@@ -132,8 +136,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	// --trace records what really crossed the socket.
 	q := qresync.Wrap(conn)
 	col := &fetchCollector{}
+	sig := newChangeSignal()
+	q.OnVanished(func() { sig.note(ChangeExpunge) })
 	ic := imapclient.New(q, &imapclient.Options{
-		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Fetch: col.handle},
+		UnilateralDataHandler: sig.handler(col.handle),
 	})
 	if err := ic.WaitGreeting(); err != nil {
 		var ierr *imap.Error
@@ -147,7 +153,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ic.Close()
 		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, err)
 	}
-	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col, wd: raw, large: opts.LargeMessage}
+	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col, changes: sig, wd: raw, large: opts.LargeMessage}
 	if c.large <= 0 {
 		c.large = DefaultLargeMessage
 	}
@@ -301,24 +307,35 @@ func (c *Client) login(ctx context.Context, opts Options) error {
 	if opts.TLS == TLSNone && !isLoopback(opts.Host) {
 		return fmt.Errorf("%w to %s", ErrPlaintext, opts.Host)
 	}
-	if opts.Password == nil {
-		return fmt.Errorf("%w for %s: the server asks for a password and none is configured", ErrAuth, opts.User)
-	}
-	pass, err := opts.Password(ctx)
-	if err != nil {
-		return err
+	var auth func() error
+	reason := strings.TrimSpace
+	switch opts.Auth {
+	case AuthXOAuth2, AuthOAuthBearer:
+		oc, err := newOAuthClient(ctx, opts, caps)
+		if err != nil {
+			return err
+		}
+		auth, reason = func() error { return c.c.Authenticate(oc) }, oc.reason
+	default:
+		if opts.Password == nil {
+			return fmt.Errorf("%w for %s: the server asks for a password and none is configured", ErrAuth, opts.User)
+		}
+		pass, err := opts.Password(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case opts.Auth == AuthPlain && caps.Has(imap.Cap("AUTH=PLAIN")):
+			auth = func() error { return c.c.Authenticate(sasl.NewPlainClient("", opts.User, pass)) }
+		case caps.Has(imap.CapLoginDisabled):
+			return fmt.Errorf("%w for %s: the server disables LOGIN on this connection; use tls: implicit or starttls", ErrAuth, opts.User)
+		default:
+			auth = func() error { return c.c.Login(opts.User, pass).Wait() }
+		}
 	}
 	stop := context.AfterFunc(ctx, func() { c.c.Close() })
 	defer stop()
-	switch {
-	case opts.Auth == AuthPlain && caps.Has(imap.Cap("AUTH=PLAIN")):
-		err = c.c.Authenticate(sasl.NewPlainClient("", opts.User, pass))
-	case caps.Has(imap.CapLoginDisabled):
-		return fmt.Errorf("%w for %s: the server disables LOGIN on this connection; use tls: implicit or starttls", ErrAuth, opts.User)
-	default:
-		err = c.c.Login(opts.User, pass).Wait()
-	}
-	if err != nil {
+	if err := auth(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -329,7 +346,7 @@ func (c *Client) login(ctx context.Context, opts Options) error {
 				// the credentials were not judged.
 				return transient(fmt.Errorf("%w to %s: the server cannot log in now: %s", ErrConnect, opts.Host, strings.TrimSpace(ierr.Text)))
 			}
-			return fmt.Errorf("%w for %s: %s", ErrAuth, opts.User, strings.TrimSpace(ierr.Text))
+			return fmt.Errorf("%w for %s: %s", ErrAuth, opts.User, reason(ierr.Text))
 		}
 		return fmt.Errorf("%w to %s: during login: %w", ErrConnect, opts.Host, c.ioErr(ctx, err))
 	}

@@ -50,7 +50,7 @@ var memoryCaps = imap.CapSet{
 // Server.CreateMailbox creates them explicitly for both.
 func StartMemory(t testing.TB) *Server {
 	t.Helper()
-	return startMemory(t, nil, nil)
+	return startMemory(t, nil, nil, nil)
 }
 
 // StartMemoryTLS is StartMemory with implicit TLS (as on port 993), using a
@@ -69,11 +69,13 @@ func StartMemoryTLS(t testing.TB) (*Server, [32]byte, *x509.CertPool) {
 	pool.AddCert(leaf)
 	s := startMemory(t,
 		&tls.Config{Certificates: []tls.Certificate{cert}},
-		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, nil)
 	return s, sha256.Sum256(leaf.RawSubjectPublicKeyInfo), pool
 }
 
-func startMemory(t testing.TB, serverTLS, clientTLS *tls.Config) *Server {
+// startMemory starts the in-memory server; session, when not nil, wraps
+// each connection's session (to add SASL mechanisms).
+func startMemory(t testing.TB, serverTLS, clientTLS *tls.Config, session func(imapserver.Session) imapserver.Session) *Server {
 	t.Helper()
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser(memoryUser, memoryPassword)
@@ -84,6 +86,9 @@ func startMemory(t testing.TB, serverTLS, clientTLS *tls.Config) *Server {
 
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if session != nil {
+				return session(mem.NewSession()), nil, nil
+			}
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         memoryCaps,

@@ -80,6 +80,8 @@ type Conn struct {
 	selectTag string         // tag of the armed SELECT until its tagged reply
 	fetches   int            // untagged FETCH responses during that SELECT
 	readErr   error          // sticky: the read side stopped
+	// onVanished is called after each VANISHED response is read.
+	onVanished func()
 }
 
 // pendingEnable is an ENABLE written by Enable whose tagged reply has not
@@ -270,6 +272,17 @@ func (c *Conn) Vanished() (uids []Range, earlier bool) {
 	uids, earlier = normalize(c.vanished), c.earlier
 	c.vanished, c.earlier = nil, false
 	return uids, earlier
+}
+
+// OnVanished makes fn be called after each VANISHED response has been
+// read and its UIDs kept for Vanished: go-imap never sees such a response,
+// so this is how a caller waiting in IDLE (RFC 2177) learns of an expunge
+// (RFC 7162 §3.2.10). fn runs on the goroutine that reads the connection
+// and must not block; nil removes it.
+func (c *Conn) OnVanished(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onVanished = fn
 }
 
 // SelectFetches counts the untagged FETCH responses of the last armed

@@ -302,7 +302,6 @@ func isNumber(b []byte) bool {
 // addVanished keeps the UIDs of a complete VANISHED response.
 func (c *Conn) addVanished(v *vanishedParser) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.vanished = append(c.vanished, v.ranges...)
 	if v.earlier {
 		c.earlier = true
@@ -310,6 +309,11 @@ func (c *Conn) addVanished(v *vanishedParser) {
 	v.ranges = v.ranges[:0]
 	if cap(v.ranges) > 1024 {
 		v.ranges = nil
+	}
+	notify := c.onVanished
+	c.mu.Unlock()
+	if notify != nil {
+		notify()
 	}
 }
 
