@@ -51,7 +51,7 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 		ca := checkAccount{Account: acc.Name, Server: fmt.Sprintf("%s:%d", acc.IMAP.Host, acc.IMAP.Port)}
 		c, err := imapremote.Dial(ctx, remoteOptions(acc, trace, g))
 		if err != nil {
-			ca.Error = withHint(err)
+			ca.Error = withHint(loginError(acc, err))
 			out.account(err, nil)
 			fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, ca.Error)
 		} else {

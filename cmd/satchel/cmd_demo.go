@@ -30,7 +30,12 @@ func newDemoCommand(g *globals, code *int) *cli.Command {
 		ArgsUsage: "[DIR]",
 		Description: `Starts an in-process IMAP server on a loopback port, seeded with sample
 mail, and syncs it into DIR/Mail with its index in DIR/satchel.db - the same
-code path as a real account, with no network and no configuration.`,
+code path as a real account, with no network and no configuration.
+
+Examples:
+   satchel demo                      # into ./satchel-demo
+   satchel demo /tmp/try-satchel
+   mutt -f satchel-demo/Mail/INBOX   # then read the result`,
 		Action: func(c *cli.Context) error {
 			dir := "satchel-demo"
 			if c.NArg() > 1 {
@@ -86,10 +91,14 @@ func runDemo(ctx context.Context, g *globals, dir string) int {
 		}
 		reportAccountErrors(g, res)
 		out.account(nil, &res)
-		if !g.quiet && !g.json {
+		switch {
+		case g.json:
+			printSyncResults(g, []satsync.Result{res}, false)
+		case !g.quiet && res.Err == nil:
+			// The demo shows its summaries wherever it runs.
 			fmt.Fprintf(g.stdout, "%s: ", label)
+			printSummary(g.stdout, res)
 		}
-		printSyncResults(g, []satsync.Result{res}, false)
 		if i == 0 && out.code() != exitOK {
 			return out.code()
 		}

@@ -74,7 +74,12 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 	var out outcome
 	var results []satsync.Result
 	for _, acc := range accounts {
-		res, err := syncAccount(ctx, g, acc, opts, trace)
+		var res satsync.Result
+		pre := runPreHook(ctx, g, acc, opts.dryRun)
+		err := pre
+		if pre == nil {
+			res, err = syncAccount(ctx, g, acc, opts, trace)
+		}
 		if err != nil {
 			if errors.Is(err, store.ErrLocked) && !errors.Is(err, context.Canceled) {
 				if !g.quiet {
@@ -90,6 +95,12 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 			out.account(nil, &res)
 		}
 		results = append(results, res)
+		if pre == nil {
+			if err := runPostHook(ctx, g, acc, opts.dryRun, res, err); err != nil {
+				fmt.Fprintf(g.stderr, "satchel: %s: %v\n", acc.Name, err)
+				out.postHookFailed()
+			}
+		}
 	}
 	printSyncResults(g, results, opts.dryRun)
 	return out.code()
@@ -111,6 +122,9 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		}
 		if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
 			return fmt.Errorf("%w (%s); try again when it has finished, or use sync --wait", store.ErrLocked, lockPath)
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w; check accounts.index: its directory must be one satchel can create and write", err)
 		}
 		lock = l
 		return err
@@ -137,7 +151,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		if lock != nil {
 			lock.Unlock()
 		}
-		return satsync.Result{}, err
+		return satsync.Result{}, loginError(acc, err)
 	}
 	defer func() {
 		if first != nil {
@@ -179,6 +193,12 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	if opts.dryRun {
 		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
 	}
+	var progress satsync.Progress
+	if g.showProgress(opts.dryRun) {
+		bars := newProgressBars(acc.Name, g.stderr, g.logOut)
+		defer bars.finish()
+		progress = bars
+	}
 	res := satsync.Account(ctx, satsync.Options{
 		Account:     acc.Name,
 		Include:     acc.Mailboxes.Include,
@@ -193,6 +213,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Force:       opts.force,
 		Reindex:     opts.reindex,
 		Connections: acc.IMAP.Connections,
+		Progress:    progress,
 		Logger:      g.log,
 		Now:         time.Now,
 	}, satsync.Deps{
@@ -204,7 +225,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 			}
 			c, err := imapremote.Dial(ctx, ropts)
 			if err != nil {
-				return nil, err
+				return nil, loginError(acc, err)
 			}
 			return c, nil
 		},
@@ -232,17 +253,19 @@ func (f dryFolder) Find(key string) (mail.Flags, bool, error) {
 
 // reportFatal prints an error that stops the whole run.
 func reportFatal(g *globals, err error) int {
-	fmt.Fprintf(g.stderr, "satchel: %v\n", err)
+	fmt.Fprintf(g.stderr, "satchel: %s\n", withHint(err))
 	return exitCodeOf(err)
 }
 
 // reportAccountErrors prints what failed in an account, one line each.
+// An interrupted account says so once, not once per mailbox it stopped.
 func reportAccountErrors(g *globals, res satsync.Result) {
 	if res.Err != nil {
 		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", res.Account, withHint(res.Err))
 	}
+	interrupted := errors.Is(res.Err, context.Canceled)
 	for _, m := range res.Mailboxes {
-		if m.Err != nil {
+		if m.Err != nil && !(interrupted && errors.Is(m.Err, context.Canceled)) {
 			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", res.Account, m.Name, withHint(m.Err))
 		}
 		if m.Safety != nil {

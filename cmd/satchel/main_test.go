@@ -85,7 +85,8 @@ func TestSyncAndStatus(t *testing.T) {
 	srv.Append("Archive/2024", []byte("Subject: old\r\n\r\nold\r\n"), []string{`\Seen`}, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := writeConfig(t, srv.Host, srv.Port, srv.User, srv.Password, "")
 
-	code, out, errs := runCLI(t, "--config", a.config, "sync")
+	// -v: the summary line prints on a terminal or with -v.
+	code, out, errs := runCLI(t, "--config", a.config, "-v", "sync")
 	if code != exitOK {
 		t.Fatalf("sync: exit %d, stderr %q", code, errs)
 	}
@@ -366,7 +367,7 @@ func TestReindex(t *testing.T) {
 	for _, ext := range []string{"", "-wal", "-shm"} {
 		os.Remove(a.index + ext)
 	}
-	code, out, errs := runCLI(t, "--config", a.config, "reindex")
+	code, out, errs := runCLI(t, "--config", a.config, "-v", "reindex")
 	if code != exitOK {
 		t.Fatalf("reindex: %d %q", code, errs)
 	}
@@ -380,7 +381,7 @@ func TestReindex(t *testing.T) {
 	if len(cur) != 5 {
 		t.Fatalf("INBOX/cur has %d files, want 5 (nothing removed)", len(cur))
 	}
-	code, out, errs = runCLI(t, "--config", a.config, "sync")
+	code, out, errs = runCLI(t, "--config", a.config, "-v", "sync")
 	if code != exitOK || !strings.Contains(out, "0 downloaded") || !strings.Contains(out, "0 flag updates, 0 removed") {
 		t.Fatalf("sync after reindex: %d %q %q", code, out, errs)
 	}

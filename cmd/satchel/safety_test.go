@@ -144,7 +144,7 @@ func TestMaxDeleteExit4(t *testing.T) {
 	appendMsgs(srv, "Lists", 1)                  // new on the server elsewhere
 	srv.AddFlags("INBOX", inbox[39], `\Flagged`) // and a flag in this mailbox
 
-	code, out, errs := runCLI(t, "--config", a.config, "sync")
+	code, out, errs := runCLI(t, "--config", a.config, "-v", "sync")
 	if code != exitSafety {
 		t.Fatalf("exit %d, want 4 (stderr %q)", code, errs)
 	}
@@ -432,7 +432,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("the dry run changed the server:\n%s\nwant\n%s", got, serverBefore)
 	}
 	// The work is real: a sync does it.
-	out = mustSyncCLI(t, "--config", a.config, "sync")
+	out = mustSyncCLI(t, "--config", a.config, "-v", "sync")
 	if !strings.Contains(out, "1 downloaded") {
 		t.Errorf("sync after the dry run: %q", out)
 	}

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
 	gosync "sync"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
@@ -77,6 +74,7 @@ func remoteOptions(acc config.Account, trace io.Writer, g *globals) imapremote.O
 		User:        acc.IMAP.User,
 		Auth:        acc.IMAP.Auth,
 		Password:    passwordFunc(acc),
+		Token:       tokenFunc(acc),
 		Trace:       trace,
 		Logger:      g.log.With("account", acc.Name),
 	}
@@ -90,24 +88,6 @@ func passwordFunc(acc config.Account) func(context.Context) (string, error) {
 		if acc.IMAP.PasswordCommand == "" {
 			return acc.IMAP.Password, nil
 		}
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", acc.IMAP.PasswordCommand)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			msg := strings.TrimSpace(errb.String())
-			if i := strings.IndexByte(msg, '\n'); i >= 0 {
-				msg = msg[:i]
-			}
-			if msg != "" {
-				msg = ": " + msg
-			}
-			return "", fmt.Errorf("password_command of account %s failed (%v%s); check accounts.imap.password_command", acc.Name, err, msg)
-		}
-		p := strings.TrimSuffix(out.String(), "\n")
-		p = strings.TrimSuffix(p, "\r")
-		if p == "" {
-			return "", fmt.Errorf("password_command of account %s printed nothing; check accounts.imap.password_command", acc.Name)
-		}
-		return p, nil
+		return secretCommand(ctx, acc.Name, "password_command", acc.IMAP.PasswordCommand)
 	}
 }

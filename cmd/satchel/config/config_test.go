@@ -66,6 +66,16 @@ func TestAcceptedValues(t *testing.T) {
 			func(a Account) bool { return a.IMAP.Host == "::1" }},
 		{"IPv6 host", strings.Replace(base, "imap.example.org", `"2001:db8::1"`, 1), func(a Account) bool { return a.IMAP.Host == "2001:db8::1" }},
 		{"auth login", base + "      auth: login\n", func(a Account) bool { return a.IMAP.Auth == "login" }},
+		{"auth xoauth2", strings.Replace(base, "password_command: pass show mail", "auth: xoauth2\n      oauth2_token_command: oama access me@example.org", 1),
+			func(a Account) bool {
+				return a.IMAP.Auth == "xoauth2" && a.IMAP.OAuth2TokenCommand == "oama access me@example.org" && a.IMAP.PasswordCommand == ""
+			}},
+		{"auth oauthbearer", strings.Replace(base, "password_command: pass show mail", "auth: oauthbearer\n      oauth2_token_command: pizauth show personal", 1),
+			func(a Account) bool {
+				return a.IMAP.Auth == "oauthbearer" && a.IMAP.OAuth2TokenCommand == "pizauth show personal"
+			}},
+		{"hooks", base + "    hooks:\n      pre: \"true\"\n      post: notmuch new\n",
+			func(a Account) bool { return a.Hooks == Hooks{Pre: "true", Post: "notmuch new"} }},
 		{"connections 32", base + "      connections: 32\n", func(a Account) bool { return a.IMAP.Connections == 32 }},
 		{"fingerprint with colons and capitals", base + "      tls_fingerprint: " + strings.Repeat("AB:", 31) + "0f\n",
 			func(a Account) bool {

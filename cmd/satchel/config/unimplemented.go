@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // unimplemented lists the keys whose features this version of satchel does
 // not have yet. Such a key may only hold a value satchel already honours
@@ -16,20 +13,11 @@ var unimplemented = []struct {
 	def    string // the value to suggest, as written in YAML
 }{
 	{"layout", func(a *Account) bool { return a.Layout == "verbatim" }, "verbatim"},
-	// auth comes before oauth2_token_command: an OAuth user is told about
-	// auth first, and does not remove the token command for nothing.
-	{"imap.auth", func(a *Account) bool { return a.IMAP.Auth == "plain" || a.IMAP.Auth == "login" }, "plain"},
-	{"imap.oauth2_token_command", func(a *Account) bool { return a.IMAP.OAuth2TokenCommand == "" }, `""`},
 	{"mailboxes.map", func(a *Account) bool { return len(a.Mailboxes.Map) == 0 }, "{}"},
 	{"sync.remove_folders", func(a *Account) bool { return !a.Sync.RemoveFolders }, "false"},
 	{"sync.since", func(a *Account) bool { return a.Sync.Since == Since{} }, `""`},
 	{"sync.max_size", func(a *Account) bool { return a.Sync.MaxSize == 0 }, "0"},
 	{"sync.max_messages", func(a *Account) bool { return a.Sync.MaxMessages == 0 }, "0"},
-	// INBOX is case-insensitive (RFC 9051 §5.1), so [inbox] is the default too.
-	{"watch", func(a *Account) bool { return len(a.Watch) == 1 && strings.EqualFold(a.Watch[0], defaultWatch) }, "[INBOX]"},
-	{"watch_interval", func(a *Account) bool { return a.WatchInterval == defaultWatchInterval }, "15m"},
-	{"hooks.pre", func(a *Account) bool { return a.Hooks.Pre == "" }, `""`},
-	{"hooks.post", func(a *Account) bool { return a.Hooks.Post == "" }, `""`},
 }
 
 // checkImplemented refuses the first key of accounts[i] that asks for a

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
+	"github.com/satchel-mail/satchel/store"
+	"github.com/satchel-mail/satchel/sync/imapremote"
+	"github.com/satchel-mail/satchel/sync/verify"
+)
+
+type verifyOptions struct {
+	accounts  []string
+	mailboxes []string
+	// deep compares contents; restart forgets an interrupted deep run's
+	// progress; wait waits for the account's lock.
+	deep, restart, wait bool
+}
+
+func newVerifyCommand(g *globals, code *int) *cli.Command {
+	var opts verifyOptions
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "compare the server, the Maildir and the index; change nothing",
+		ArgsUsage: "[ACCOUNT...]",
+		Description: `For every message: present on both sides (or on one side by the
+account's policy, as the index records), the same size (the server's
+RFC822.SIZE against the file in CRLF form) and the same flags (system
+flags against the file name, keywords against the index); no local file
+the index does not know, no index row whose file is gone. --deep also
+fetches every message (BODY.PEEK[], streamed) and compares its SHA-256,
+as a download would store it, with the file's.
+
+Nothing is changed: mailboxes are EXAMINEd, the index is read from a
+private copy, and the only file written is the progress of a --deep run
+(INDEX.verify-progress), so that an interrupted run resumes where it
+stopped; it is removed when a deep run completes.
+
+Exit status: 0 when everything matches, 1 with the list of differences.
+
+Examples:
+   satchel verify
+   satchel verify personal --mailbox INBOX --deep
+   satchel --json verify personal`,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "mailbox", Usage: "verify only this mailbox (repeatable)"},
+			&cli.BoolFlag{Name: "deep", Usage: "also compare every message's content (fetches every message)", Destination: &opts.deep},
+			&cli.BoolFlag{Name: "restart", Usage: "with --deep: forget what an interrupted deep run verified", Destination: &opts.restart},
+			&cli.BoolFlag{Name: "wait", Usage: "wait for another satchel run on the account to finish instead of exiting 75", Destination: &opts.wait},
+		},
+		Action: func(c *cli.Context) error {
+			opts.mailboxes = c.StringSlice("mailbox")
+			args, err := tailFlags{
+				lists: map[string]*[]string{"mailbox": &opts.mailboxes},
+				bools: map[string]*bool{"deep": &opts.deep, "restart": &opts.restart, "wait": &opts.wait},
+			}.parse(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			opts.accounts = args
+			*code = runVerify(c.Context, g, opts)
+			return nil
+		},
+	}
+}
+
+// errNeverSynced: the account has no index, so there is no backup to
+// verify.
+var errNeverSynced = errors.New("never synced: there is nothing to verify")
+
+// runVerify verifies the selected accounts one after another and returns
+// the exit code: 0 when everything matches, 1 when something differs or
+// an account could not be verified; 2, 4, 130 and 75 as for sync; 3 when
+// some mailboxes could not be verified and the rest match.
+func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
+	accounts, err := loadAccounts(g, opts.accounts)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	trace, closeTrace, err := openTrace(g)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	defer closeTrace()
+	var results []verify.Result
+	var codes []int
+	for _, acc := range accounts {
+		res, err := verifyAccount(ctx, g, acc, opts, trace)
+		if err != nil {
+			res = verify.Result{Account: acc.Name, Err: err}
+		}
+		if res.Err != nil {
+			if !errors.Is(res.Err, store.ErrLocked) || !g.quiet {
+				fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(res.Err))
+			}
+		}
+		for _, m := range res.Mailboxes {
+			if m.Err != nil {
+				fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", acc.Name, m.Name, withHint(m.Err))
+			}
+		}
+		codes = append(codes, verifyCode(res))
+		results = append(results, res)
+	}
+	printVerifyResults(g, results, opts.deep)
+	return worstVerifyCode(codes)
+}
+
+// verifyCode is one account's exit code.
+func verifyCode(res verify.Result) int {
+	switch {
+	case res.Err != nil && !errors.Is(res.Err, context.Canceled):
+		return exitCodeOf(res.Err)
+	case res.Err != nil:
+		return exitInterrupted
+	case res.Count() > 0:
+		return exitFailure
+	}
+	for _, m := range res.Mailboxes {
+		if m.Err != nil {
+			if errors.Is(m.Err, context.Canceled) {
+				return exitInterrupted
+			}
+			return exitPartial
+		}
+	}
+	return exitOK
+}
+
+// worstVerifyCode applies the precedence 2, 130, 1, 4, 3, 75.
+func worstVerifyCode(codes []int) int {
+	for _, c := range []int{exitUsage, exitInterrupted, exitFailure, exitSafety, exitPartial, exitLocked} {
+		for _, got := range codes {
+			if got == c {
+				return c
+			}
+		}
+	}
+	return exitOK
+}
+
+// verifyAccount takes the account's lock (so that no sync changes the
+// account meanwhile), reads a private copy of its index, checks that the
+// Maildir is the index's, and verifies.
+func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts verifyOptions, trace io.Writer) (verify.Result, error) {
+	if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
+		return verify.Result{}, fmt.Errorf("%w (no index at %s); run satchel sync %s", errNeverSynced, acc.Index, acc.Name)
+	}
+	lock, err := store.Lock(ctx, acc.Index+".lock", opts.wait)
+	if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
+		return verify.Result{}, fmt.Errorf("%w (%s); try again when it has finished, or use verify --wait", store.ErrLocked, acc.Index+".lock")
+	}
+	if err != nil {
+		return verify.Result{}, err
+	}
+	defer lock.Unlock()
+	ix, err := store.OpenReadOnly(ctx, acc.Index)
+	if err != nil {
+		return verify.Result{}, err
+	}
+	defer ix.Close()
+	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, false); err != nil {
+		return verify.Result{}, err
+	}
+	var progress *verify.ProgressFile
+	if opts.deep {
+		path := acc.Index + ".verify-progress"
+		if opts.restart {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return verify.Result{}, fmt.Errorf("forget verify progress: %w", err)
+			}
+		}
+		if progress, err = verify.OpenProgress(path); err != nil {
+			return verify.Result{}, err
+		}
+		defer progress.Close()
+		if n := progress.Len(); n > 0 {
+			g.log.Info("resuming an interrupted deep verification", "account", acc.Name, "verified", n)
+		}
+	}
+	ropts := remoteOptions(acc, trace, g)
+	local := maildir.Root{Dir: acc.Maildir}
+	deps := verify.Deps{
+		Connect: func(ctx context.Context) (verify.Remote, error) {
+			c, err := imapremote.Dial(ctx, ropts)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Index:     ix,
+		Folder:    func(rel string) verify.Folder { return readFolder{local.Folder(rel)} },
+		LocalPath: local.Path,
+		Folders:   func() ([]string, error) { return walkFolders(acc.Maildir) },
+		Stored:    func(w io.Writer) io.WriteCloser { return maildir.NewLFWriter(w) },
+	}
+	if progress != nil {
+		deps.Progress = progress
+	}
+	res := verify.Account(ctx, verify.Options{
+		Account: acc.Name,
+		Include: acc.Mailboxes.Include,
+		Exclude: acc.Mailboxes.Exclude,
+		Only:    opts.mailboxes,
+		Deep:    opts.deep,
+		Logger:  g.log,
+	}, deps)
+	return res, nil
+}
+
+type jsonDifference struct {
+	Kind   string `json:"kind"`
+	UID    uint32 `json:"uid,omitempty"`
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
+}
+
+type jsonVerifyMailbox struct {
+	Name        string           `json:"name"`
+	Local       string           `json:"local"`
+	Remote      int              `json:"messages_remote"`
+	Files       int              `json:"messages_local"`
+	Compared    int              `json:"compared"`
+	Deep        int              `json:"contents_compared"`
+	Resumed     int              `json:"contents_resumed"`
+	Error       string           `json:"error,omitempty"`
+	Differences []jsonDifference `json:"differences"`
+}
+
+type jsonVerifyAccount struct {
+	Account     string              `json:"account"`
+	OK          bool                `json:"ok"`
+	Complete    bool                `json:"complete"`
+	Error       string              `json:"error,omitempty"`
+	Mailboxes   []jsonVerifyMailbox `json:"mailboxes"`
+	Differences []jsonDifference    `json:"differences"`
+}
+
+func jsonDifferences(ds []verify.Difference) []jsonDifference {
+	out := make([]jsonDifference, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, jsonDifference{Kind: string(d.Kind), UID: uint32(d.UID), Key: d.Key, Detail: d.Detail})
+	}
+	return out
+}
+
+// printVerifyResults prints, per account, one line per mailbox and one
+// per difference, or the JSON document.
+func printVerifyResults(g *globals, results []verify.Result, deep bool) {
+	if g.json {
+		doc := struct {
+			Accounts []jsonVerifyAccount `json:"accounts"`
+		}{Accounts: []jsonVerifyAccount{}}
+		for _, r := range results {
+			ja := jsonVerifyAccount{Account: r.Account, OK: r.Complete() && r.Count() == 0, Complete: r.Complete(),
+				Mailboxes: []jsonVerifyMailbox{}, Differences: jsonDifferences(r.Differences)}
+			if r.Err != nil {
+				ja.Error = withHint(r.Err)
+			}
+			for _, m := range r.Mailboxes {
+				jm := jsonVerifyMailbox{Name: m.Name, Local: m.Local, Remote: m.Remote, Files: m.Files, Compared: m.Compared,
+					Deep: m.Deep, Resumed: m.Resumed, Differences: jsonDifferences(m.Differences)}
+				if m.Err != nil {
+					jm.Error = withHint(m.Err)
+				}
+				ja.Mailboxes = append(ja.Mailboxes, jm)
+			}
+			doc.Accounts = append(doc.Accounts, ja)
+		}
+		writeJSON(g, doc)
+		return
+	}
+	for _, r := range results {
+		if r.Err != nil && len(r.Mailboxes) == 0 {
+			continue
+		}
+		n := r.Count()
+		if g.quiet && n == 0 {
+			continue
+		}
+		var compared, contents, resumed int
+		for _, m := range r.Mailboxes {
+			compared += m.Compared
+			contents += m.Deep
+			resumed += m.Resumed
+		}
+		summary := fmt.Sprintf("%s: %d mailboxes, %d messages compared", r.Account, len(r.Mailboxes), compared)
+		if deep {
+			summary += fmt.Sprintf(", %d contents compared", contents)
+			if resumed > 0 {
+				summary += fmt.Sprintf(" (and %d by an interrupted run)", resumed)
+			}
+		}
+		switch {
+		case n == 0 && r.Complete():
+			summary += ": everything matches"
+		case n == 0:
+			summary += ": no difference in what could be verified"
+		default:
+			summary += ": " + plural(n, "difference")
+		}
+		fmt.Fprintln(g.stdout, summary)
+		for _, m := range r.Mailboxes {
+			state := "ok"
+			switch {
+			case m.Err != nil:
+				state = "not verified to the end"
+			case len(m.Differences) > 0:
+				state = plural(len(m.Differences), "difference")
+			}
+			if g.quiet && state == "ok" {
+				continue
+			}
+			fmt.Fprintf(g.stdout, "  %s (%s): %d on the server, %d local: %s\n", m.Name, m.Local, m.Remote, m.Files, state)
+			for _, d := range m.Differences {
+				fmt.Fprintf(g.stdout, "    %s\n", strings.TrimSpace(d.String()))
+			}
+		}
+		for _, d := range r.Differences {
+			fmt.Fprintf(g.stdout, "  %s\n", d.String())
+		}
+	}
+}
+
+// plural counts things: "1 difference", "2 differences".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
