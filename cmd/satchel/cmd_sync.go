@@ -49,9 +49,21 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and change nothing", Destination: &opts.dryRun},
 			&cli.BoolFlag{Name: "force", Usage: "do what a safety check held back: more deletions than sync.max_delete, a first sync's mass upload", Destination: &opts.force},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for another satchel run on the account to finish instead of exiting 75", Destination: &opts.wait},
+			// Also here, not only before the command: "satchel sync -q"
+			// is how cron lines are usually written.
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors", Destination: &g.quiet},
 		},
 		Action: func(c *cli.Context) error {
-			opts.accounts, opts.mailboxes = c.Args().Slice(), c.StringSlice("mailbox")
+			opts.mailboxes = c.StringSlice("mailbox")
+			args, err := tailFlags{
+				lists: map[string]*[]string{"mailbox": &opts.mailboxes},
+				bools: map[string]*bool{"dry-run": &opts.dryRun, "force": &opts.force, "wait": &opts.wait, "quiet": &g.quiet, "q": &g.quiet},
+			}.parse(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			opts.accounts = args
+			g.log = newLogger(g) // -q may have come after the command
 			*code = runSync(c.Context, g, opts)
 			return nil
 		},

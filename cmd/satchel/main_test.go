@@ -386,3 +386,28 @@ func TestReindex(t *testing.T) {
 		t.Fatalf("sync after reindex: %d %q %q", code, out, errs)
 	}
 }
+
+// TestSyncFlagsAfterAccount: flags may follow the account names, and -q
+// may follow the command, as in the README's and cron's examples.
+func TestSyncFlagsAfterAccount(t *testing.T) {
+	srv := imaptest.StartMemory(t)
+	srv.CreateMailbox("Archive")
+	srv.Append("INBOX", []byte("Subject: a\r\n\r\na\r\n"), nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	srv.Append("Archive", []byte("Subject: b\r\n\r\nb\r\n"), nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := writeConfig(t, srv.Host, srv.Port, srv.User, srv.Password, "")
+	code, out, errs := runCLI(t, "--config", a.config, "--json", "sync", "personal", "--mailbox", "INBOX")
+	if code != exitOK {
+		t.Fatalf("exit %d: %q", code, errs)
+	}
+	if !strings.Contains(out, `"name": "INBOX"`) || strings.Contains(out, `"name": "Archive"`) {
+		t.Fatalf("--mailbox after the account was not applied:\n%s", out)
+	}
+	code, out, errs = runCLI(t, "--config", a.config, "sync", "-q")
+	if code != exitOK || out != "" || errs != "" {
+		t.Fatalf("sync -q: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, _, errs = runCLI(t, "--config", a.config, "sync", "personal", "--no-such-flag")
+	if code != exitUsage {
+		t.Fatalf("unknown flag after the account: exit %d (%q)", code, errs)
+	}
+}
