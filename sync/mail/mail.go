@@ -8,8 +8,10 @@
 package mail
 
 import (
+	"slices"
 	"sort"
 	"strings"
+	gosync "sync"
 	"time"
 )
 
@@ -49,8 +51,12 @@ var systemFlags = map[string]string{
 // Flags is a set of IMAP flags: system flags (canonical case) and keywords.
 // The zero value is an empty set. Flags values are immutable once built:
 // methods that change the set return a new one.
+//
+// A set is a sorted slice, and equal sets share one slice: an account of
+// 100,000 messages holds a handful of distinct flag sets, so its flags
+// cost almost nothing in memory.
 type Flags struct {
-	set map[string]struct{}
+	list []string // sorted, distinct, canonical; shared: never written
 }
 
 // canonical returns the canonical spelling of a flag: system flags are
@@ -65,16 +71,34 @@ func canonical(f string) string {
 	return f
 }
 
+// interned holds one slice per distinct flag set, keyed by its String.
+var interned gosync.Map
+
 // NewFlags returns the set of the given flags, without \Recent.
 func NewFlags(flags ...string) Flags {
-	s := Flags{set: make(map[string]struct{}, len(flags))}
+	l := make([]string, 0, len(flags))
 	for _, f := range flags {
 		if f == "" || strings.EqualFold(f, FlagRecent) {
 			continue
 		}
-		s.set[canonical(f)] = struct{}{}
+		l = append(l, canonical(f))
 	}
-	return s
+	return fromList(l)
+}
+
+// fromList makes a set of canonical flags, which it may reorder.
+func fromList(l []string) Flags {
+	if len(l) == 0 {
+		return Flags{}
+	}
+	sort.Strings(l)
+	l = slices.Compact(l)
+	key := strings.Join(l, " ")
+	if v, ok := interned.Load(key); ok {
+		return Flags{list: v.([]string)}
+	}
+	v, _ := interned.LoadOrStore(key, slices.Clip(l))
+	return Flags{list: v.([]string)}
 }
 
 // ParseFlags reads the form String writes.
@@ -84,81 +108,70 @@ func ParseFlags(s string) Flags {
 
 // Has reports whether f is in the set.
 func (s Flags) Has(f string) bool {
-	_, ok := s.set[canonical(f)]
+	_, ok := slices.BinarySearch(s.list, canonical(f))
 	return ok
 }
 
 // Len is the number of flags in the set.
-func (s Flags) Len() int { return len(s.set) }
+func (s Flags) Len() int { return len(s.list) }
 
 // List returns the flags in canonical order: sorted by byte value.
-func (s Flags) List() []string {
-	l := make([]string, 0, len(s.set))
-	for f := range s.set {
-		l = append(l, f)
-	}
-	sort.Strings(l)
-	return l
-}
+func (s Flags) List() []string { return slices.Clone(s.list) }
 
 // String is the canonical, space-separated form, as stored in the index.
-func (s Flags) String() string { return strings.Join(s.List(), " ") }
+func (s Flags) String() string { return strings.Join(s.list, " ") }
 
 // Equal reports whether both sets hold the same flags.
-func (s Flags) Equal(o Flags) bool {
-	if len(s.set) != len(o.set) {
-		return false
-	}
-	for f := range s.set {
-		if _, ok := o.set[f]; !ok {
-			return false
-		}
-	}
-	return true
-}
+func (s Flags) Equal(o Flags) bool { return slices.Equal(s.list, o.list) }
 
 // With returns the set with f added or removed.
 func (s Flags) With(f string, on bool) Flags {
-	n := NewFlags(s.List()...)
-	if on {
-		n.set[canonical(f)] = struct{}{}
-	} else {
-		delete(n.set, canonical(f))
+	f = canonical(f)
+	if s.Has(f) == on || f == "" || strings.EqualFold(f, FlagRecent) {
+		return s
 	}
-	return n
+	if on {
+		return fromList(append(slices.Clone(s.list), f))
+	}
+	return fromList(slices.DeleteFunc(slices.Clone(s.list), func(x string) bool { return x == f }))
 }
 
 // Union returns the flags in s or o.
 func (s Flags) Union(o Flags) Flags {
-	return NewFlags(append(s.List(), o.List()...)...)
+	if len(o.list) == 0 {
+		return s
+	}
+	if len(s.list) == 0 {
+		return o
+	}
+	return fromList(append(slices.Clone(s.list), o.list...))
 }
 
 // Minus returns the flags in s that are not in o.
 func (s Flags) Minus(o Flags) Flags {
-	var l []string
-	for f := range s.set {
-		if !o.Has(f) {
-			l = append(l, f)
-		}
-	}
-	return NewFlags(l...)
+	return s.keep(func(f string) bool { return !o.Has(f) })
 }
 
 // System returns the flags a Maildir file name can carry (IsSystem).
-func (s Flags) System() Flags { return s.filter(true) }
+func (s Flags) System() Flags { return s.keep(IsSystem) }
 
 // Keywords returns the other flags, which live only in the index and on
 // the server.
-func (s Flags) Keywords() Flags { return s.filter(false) }
+func (s Flags) Keywords() Flags {
+	return s.keep(func(f string) bool { return !IsSystem(f) })
+}
 
-func (s Flags) filter(system bool) Flags {
+func (s Flags) keep(pred func(string) bool) Flags {
 	var l []string
-	for f := range s.set {
-		if IsSystem(f) == system {
+	for _, f := range s.list {
+		if pred(f) {
 			l = append(l, f)
 		}
 	}
-	return NewFlags(l...)
+	if len(l) == len(s.list) {
+		return s
+	}
+	return fromList(l)
 }
 
 // IsSystem reports whether f is one of the flags a Maildir file name can
@@ -190,10 +203,25 @@ type RemoteMailbox struct {
 	// NoSelect is true for \Noselect and \NonExistent entries: a level of
 	// the hierarchy that holds no messages.
 	NoSelect bool
+	// Attrs are the mailbox's attributes as LIST returned them, among
+	// them its special use (RFC 6154 §2: \Sent, \Drafts, \Trash, \Junk,
+	// \Archive, \All, \Flagged), in the RFC's case.
+	Attrs []string
 	// Status, when the listing carried it (LIST-STATUS, or STATUS), is
 	// the mailbox's state without selecting it: UIDVALIDITY, UIDNEXT,
 	// MESSAGES and HIGHESTMODSEQ. PermanentFlags are not known from it.
 	Status *MailboxStatus
+}
+
+// HasAttr reports whether the mailbox has the attribute, in any case
+// (RFC 9051 §7.3.1: attributes are case-insensitive).
+func (m RemoteMailbox) HasAttr(attr string) bool {
+	for _, a := range m.Attrs {
+		if strings.EqualFold(a, attr) {
+			return true
+		}
+	}
+	return false
 }
 
 // Path splits the name into its hierarchy levels.
