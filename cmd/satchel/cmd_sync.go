@@ -51,10 +51,15 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 			&cli.BoolFlag{Name: "wait", Usage: "wait for another satchel run on the account to finish instead of exiting 75", Destination: &opts.wait},
 			// Also here, not only before the command: "satchel sync -q"
 			// is how cron lines are usually written.
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors", Destination: &g.quiet},
+			// No Destination: urfave/cli would reset the global -q to
+			// this flag's default.
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		},
 		Action: func(c *cli.Context) error {
 			opts.mailboxes = c.StringSlice("mailbox")
+			if c.Bool("quiet") {
+				g.quiet = true
+			}
 			args, err := tailFlags{
 				lists: map[string]*[]string{"mailbox": &opts.mailboxes},
 				bools: map[string]*bool{"dry-run": &opts.dryRun, "force": &opts.force, "wait": &opts.wait, "quiet": &g.quiet, "q": &g.quiet},
