@@ -58,8 +58,9 @@ func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail
 	if !validKey(key) {
 		return Delivered{}, fmt.Errorf("deliver to %s: invalid key %q: %w", d.Path, key, fs.ErrInvalid)
 	}
+	fsys := d.disk()
 	tmp := filepath.Join(d.Path, subTmp, key)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
@@ -69,7 +70,7 @@ func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail
 			_ = f.Close()
 		}
 		if !renamed {
-			_ = os.Remove(tmp)
+			_ = fsys.Remove(tmp)
 		}
 	}()
 	// The umask may have removed bits from the mode given to OpenFile.
@@ -85,7 +86,7 @@ func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail
 	if !date.IsZero() {
 		// Before the fsync, so the date is durable too. Mail readers
 		// show and sort by mtime; it carries the IMAP INTERNALDATE.
-		if err := os.Chtimes(tmp, date, date); err != nil {
+		if err := fsys.Chtimes(tmp, date, date); err != nil {
 			return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 		}
 	}
@@ -106,14 +107,14 @@ func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail
 	}
 	name := key + infoSep + InfoFromFlags(flags)
 	dst := filepath.Join(d.Path, sub, name)
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := fsys.Rename(tmp, dst); err != nil {
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
 	renamed = true
-	if err := syncDir(filepath.Join(d.Path, sub)); err != nil {
+	if err := syncDir(fsys, filepath.Join(d.Path, sub)); err != nil {
 		// Not known to be durable: take it back, so the caller's retry
 		// cannot leave two copies.
-		_ = os.Remove(dst)
+		_ = fsys.Remove(dst)
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
 	return Delivered{

@@ -5,6 +5,9 @@
 // readers change the same folders, converts line ends between IMAP's CRLF
 // and the Maildir's LF, and maps mailbox names to local paths.
 //
+// Every file-system call goes through FS: the operating system's, or one a
+// test gives NewRootFS.
+//
 // It is an adapter: it works on the shared value types of sync/mail and
 // must not import the sync engine or go-imap.
 package maildir
@@ -14,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -33,7 +35,16 @@ const (
 // rename files from new/ to cur/ and change the info of names in cur/.
 // Methods that look a file up by key therefore retry when a file moves
 // under them, and report a message as gone only when it is.
-type Dir struct{ Path string }
+//
+// A Dir works on the operating system's file system, or on the one of the
+// Root (NewRootFS) it came from.
+type Dir struct {
+	Path string
+	fsys FS // nil: the operating system's
+}
+
+// disk returns the file system d works on.
+func (d Dir) disk() FS { return orOS(d.fsys) }
 
 // Init creates Path and its cur/, new/ and tmp/ (and any missing parents)
 // with mode 0700, whatever the umask, and fsyncs each parent directory
@@ -43,31 +54,42 @@ func (d Dir) Init() error {
 	if d.Path == "" {
 		return errors.New("init maildir: empty path")
 	}
-	root := filepath.Clean(d.Path)
+	if err := makeDirs(d.disk(), filepath.Clean(d.Path), subTmp, subNew, subCur); err != nil {
+		return fmt.Errorf("init maildir %s: %w", d.Path, err)
+	}
+	return nil
+}
 
+// makeDirs creates dir, its missing parents and the named subdirectories
+// of dir with mode 0700, whatever the umask, and fsyncs each parent
+// directory whose entries changed. Existing directories are left as they
+// are.
+func makeDirs(fsys FS, dir string, subs ...string) error {
 	var missing []string
-	for p := root; ; p = filepath.Dir(p) {
-		if _, err := os.Stat(p); err == nil {
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := fsys.Stat(p); err == nil {
 			break
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("init maildir %s: %w", d.Path, err)
+			return err
 		}
 		missing = append(missing, p)
 		if filepath.Dir(p) == p {
 			break
 		}
 	}
-	toCreate := make([]string, 0, len(missing)+3)
+	toCreate := make([]string, 0, len(missing)+len(subs))
 	for i := len(missing) - 1; i >= 0; i-- {
 		toCreate = append(toCreate, missing[i])
 	}
-	toCreate = append(toCreate, filepath.Join(root, subTmp), filepath.Join(root, subNew), filepath.Join(root, subCur))
+	for _, sub := range subs {
+		toCreate = append(toCreate, filepath.Join(dir, sub))
+	}
 
 	var changed []string // parents to fsync, in creation order
 	for _, p := range toCreate {
-		created, err := mkdir(p)
+		created, err := mkdir(fsys, p)
 		if err != nil {
-			return fmt.Errorf("init maildir %s: %w", d.Path, err)
+			return err
 		}
 		if created {
 			if parent := filepath.Dir(p); len(changed) == 0 || changed[len(changed)-1] != parent {
@@ -78,8 +100,8 @@ func (d Dir) Init() error {
 	// Deepest first: an entry is only worth persisting once what it
 	// points to is.
 	for i := len(changed) - 1; i >= 0; i-- {
-		if err := syncDir(changed[i]); err != nil {
-			return fmt.Errorf("init maildir %s: %w", d.Path, err)
+		if err := syncDir(fsys, changed[i]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -88,10 +110,10 @@ func (d Dir) Init() error {
 // mkdir creates one directory with mode 0700 and reports whether it did.
 // A directory that already exists (made by someone else meanwhile, too)
 // is fine; anything else in its place is an error.
-func mkdir(p string) (bool, error) {
-	err := os.Mkdir(p, 0o700)
+func mkdir(fsys FS, p string) (bool, error) {
+	err := fsys.Mkdir(p, 0o700)
 	if errors.Is(err, fs.ErrExist) {
-		fi, serr := os.Stat(p)
+		fi, serr := fsys.Stat(p)
 		if serr != nil {
 			return false, serr
 		}
@@ -105,7 +127,7 @@ func mkdir(p string) (bool, error) {
 	}
 	// Mkdir's mode is masked by the umask; the folder must be private
 	// and usable whatever the umask is.
-	if err := os.Chmod(p, 0o700); err != nil {
+	if err := fsys.Chmod(p, 0o700); err != nil {
 		return true, err
 	}
 	return true, nil
@@ -113,8 +135,8 @@ func mkdir(p string) (bool, error) {
 
 // syncDir fsyncs a directory, making the creation, removal and renaming
 // of its entries durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+func syncDir(fsys FS, dir string) error {
+	f, err := open(fsys, dir)
 	if err != nil {
 		return err
 	}
@@ -124,6 +146,17 @@ func syncDir(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncSubdirs fsyncs new/ and cur/, making every rename and removal in
+// them durable, whoever made it.
+func (d Dir) syncSubdirs() error {
+	for _, sub := range []string{subNew, subCur} {
+		if err := syncDir(d.disk(), filepath.Join(d.Path, sub)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -179,7 +212,7 @@ func (d Dir) Count() (int, error) {
 // eachEntry calls fn for every message file of one subdirectory, in
 // batches so a large folder is never listed whole, until fn returns false.
 func (d Dir) eachEntry(sub string, fn func(Entry) bool) error {
-	f, err := os.Open(filepath.Join(d.Path, sub))
+	f, err := open(d.disk(), filepath.Join(d.Path, sub))
 	if err != nil {
 		return err
 	}
@@ -251,7 +284,9 @@ const renameAttempts = 5
 // in new/ moves to cur/ when the flags include \Seen; otherwise it stays
 // in its subdirectory. The directories involved are fsynced. Returns the
 // new Entry; a missing file returns an error wrapping fs.ErrNotExist. If
-// the name would not change, nothing is renamed.
+// the name would not change, nothing is renamed, but new/ and cur/ are
+// fsynced all the same: the rename may have been made by a process killed
+// before its fsync, visible but not yet durable.
 func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 	for range renameAttempts {
 		e, ok, err := d.Find(key)
@@ -267,9 +302,12 @@ func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 		}
 		_, n.Flags, _ = ParseName(n.Name)
 		if n.Subdir == e.Subdir && n.Name == e.Name {
+			if err := d.syncSubdirs(); err != nil {
+				return Entry{}, fmt.Errorf("set flags of %q in %s: %w", key, d.Path, err)
+			}
 			return e, nil
 		}
-		err = os.Rename(e.Path(d), n.Path(d))
+		err = d.disk().Rename(e.Path(d), n.Path(d))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // moved by someone else since Find; look again
 		}
@@ -278,11 +316,11 @@ func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 		}
 		// The new name first: if only the old entry's removal reached
 		// the disk, the message would be lost.
-		if err := syncDir(filepath.Join(d.Path, n.Subdir)); err != nil {
+		if err := syncDir(d.disk(), filepath.Join(d.Path, n.Subdir)); err != nil {
 			return Entry{}, fmt.Errorf("set flags of %q in %s: %w", key, d.Path, err)
 		}
 		if n.Subdir != e.Subdir {
-			if err := syncDir(filepath.Join(d.Path, e.Subdir)); err != nil {
+			if err := syncDir(d.disk(), filepath.Join(d.Path, e.Subdir)); err != nil {
 				return Entry{}, fmt.Errorf("set flags of %q in %s: %w", key, d.Path, err)
 			}
 		}
@@ -302,14 +340,14 @@ func (d Dir) Remove(key string) error {
 		if !ok {
 			return fmt.Errorf("remove %q from %s: %w", key, d.Path, fs.ErrNotExist)
 		}
-		err = os.Remove(e.Path(d))
+		err = d.disk().Remove(e.Path(d))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // renamed by someone else since Find; look again
 		}
 		if err != nil {
 			return fmt.Errorf("remove %q from %s: %w", key, d.Path, err)
 		}
-		if err := syncDir(filepath.Join(d.Path, e.Subdir)); err != nil {
+		if err := syncDir(d.disk(), filepath.Join(d.Path, e.Subdir)); err != nil {
 			return fmt.Errorf("remove %q from %s: %w", key, d.Path, err)
 		}
 		return nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -16,21 +15,43 @@ import (
 )
 
 // Root is an account's Maildir root: every mailbox is a folder below it.
-type Root struct{ Dir string }
+// It works on the operating system's file system unless made by
+// NewRootFS.
+type Root struct {
+	Dir string
+	// Layout maps mailbox names to folders; nil is Verbatim.
+	Layout Layout
+	fsys   FS // nil: the operating system's
+}
+
+// disk returns the file system r works on.
+func (r Root) disk() FS { return orOS(r.fsys) }
 
 // Path maps a mailbox's hierarchy levels to its folder, relative to the
-// root (see EncodeName).
-func (r Root) Path(levels []string) (string, error) { return EncodeName(levels) }
+// root, as the root's layout places it.
+func (r Root) Path(levels []string) (string, error) { return r.layout().Encode(levels) }
 
 // Folder opens the folder at a path relative to the root.
 func (r Root) Folder(rel string) Folder {
-	return Folder{Dir{Path: filepath.Join(r.Dir, filepath.FromSlash(rel))}}
+	return Folder{Dir{Path: filepath.Join(r.Dir, filepath.FromSlash(rel)), fsys: r.fsys}}
 }
 
 // MkdirAll creates a plain directory below the root: a hierarchy level
-// that holds no messages.
+// that holds no messages. As Dir.Init does, it creates missing levels
+// with mode 0700 and fsyncs their parents: Init trusts a directory it
+// finds, so a folder created below this one later would otherwise be
+// lost with it in a power cut.
+// A layout without nested levels (Maildir++) has no such directories:
+// it creates nothing.
 func (r Root) MkdirAll(rel string) error {
-	return os.MkdirAll(filepath.Join(r.Dir, filepath.FromSlash(rel)), 0o700)
+	if !r.layout().Nested() {
+		return nil
+	}
+	p := filepath.Join(r.Dir, filepath.FromSlash(rel))
+	if err := makeDirs(r.disk(), filepath.Clean(p)); err != nil {
+		return fmt.Errorf("create directory %s: %w", p, err)
+	}
+	return nil
 }
 
 // Folder presents a Dir with the method set of the sync engine's folder:
@@ -65,12 +86,19 @@ func (f Folder) SetFlags(key string, flags mail.Flags) error {
 }
 
 // Remove deletes key's file; a file already gone is not an error, so that
-// a step retried after a crash succeeds.
+// a step retried after a crash succeeds. The removal may then have been
+// made by a process killed before its fsync, visible but not yet durable:
+// new/ and cur/ are fsynced before it counts as done. A folder that does
+// not exist has nothing to remove.
 func (f Folder) Remove(key string) error {
-	if err := f.Dir.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	err := f.Dir.Remove(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = f.Dir.syncSubdirs()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 	}
-	return nil
+	return err
 }
 
 // Count is the number of messages in the folder; a folder not created yet
@@ -122,7 +150,7 @@ func (f Folder) Scan() (map[string]mail.Flags, error) {
 func (f Folder) dirStamps() ([2]time.Time, error) {
 	var s [2]time.Time
 	for i, sub := range []string{subNew, subCur} {
-		fi, err := os.Stat(filepath.Join(f.Dir.Path, sub))
+		fi, err := f.Dir.disk().Stat(filepath.Join(f.Dir.Path, sub))
 		if err != nil {
 			return s, err
 		}
@@ -143,7 +171,7 @@ func (f Folder) Info(key string) (Info, error) {
 	if !ok {
 		return Info{}, fmt.Errorf("read %q in %s: %w", key, f.Dir.Path, fs.ErrNotExist)
 	}
-	file, err := os.Open(e.Path(f.Dir))
+	file, err := open(f.Dir.disk(), e.Path(f.Dir))
 	if err != nil {
 		return Info{}, err
 	}
@@ -201,7 +229,7 @@ func (f Folder) OpenCRLF(key string) (io.ReadCloser, error) {
 	if !ok {
 		return nil, fmt.Errorf("open %q in %s: %w", key, f.Dir.Path, fs.ErrNotExist)
 	}
-	file, err := os.Open(e.Path(f.Dir))
+	file, err := open(f.Dir.disk(), e.Path(f.Dir))
 	if err != nil {
 		return nil, err
 	}
@@ -226,11 +254,12 @@ func (r Root) MoveFile(fromRel, toRel, key string) error {
 	if !ok {
 		return fmt.Errorf("move %q from %s: %w", key, from.Path, fs.ErrNotExist)
 	}
-	if err := os.Rename(e.Path(from), filepath.Join(to.Path, e.Subdir, e.Name)); err != nil {
+	fsys := r.disk()
+	if err := fsys.Rename(e.Path(from), filepath.Join(to.Path, e.Subdir, e.Name)); err != nil {
 		return fmt.Errorf("move %q to %s: %w", key, to.Path, err)
 	}
-	if err := syncDir(filepath.Join(to.Path, e.Subdir)); err != nil {
+	if err := syncDir(fsys, filepath.Join(to.Path, e.Subdir)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Join(from.Path, e.Subdir))
+	return syncDir(fsys, filepath.Join(from.Path, e.Subdir))
 }

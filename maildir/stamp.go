@@ -1,8 +1,9 @@
 package maildir
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"time"
 )
@@ -15,8 +16,8 @@ import (
 func (f Folder) Stamp() (stamp string, latest time.Time, err error) {
 	var ns [2]int64
 	for i, sub := range []string{subNew, subCur} {
-		fi, err := os.Stat(filepath.Join(f.Dir.Path, sub))
-		if os.IsNotExist(err) {
+		fi, err := f.Dir.disk().Stat(filepath.Join(f.Dir.Path, sub))
+		if errors.Is(err, fs.ErrNotExist) {
 			return "", time.Time{}, nil
 		}
 		if err != nil {
