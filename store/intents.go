@@ -25,7 +25,7 @@ type rowJSON struct {
 func encodeIntentData(in mail.Intent) (string, error) {
 	m := in.Row
 	b, err := json.Marshal(intentJSON{rowJSON{uint32(m.UIDValidity), uint32(m.UID), m.Key, m.Flags.String(), uint64(m.ModSeq), m.Size,
-		timeToDB(m.InternalDate), m.MessageID, string(m.State), m.LocalOnlyFlags.String()}, in.From, uint32(in.FromUIDValidity), uint32(in.FromUID)})
+		timeToDB(m.InternalDate), m.MessageID, string(m.State), m.LocalOnlyFlags.String()}, in.From, uint32(in.FromUIDValidity), uint32(in.FromUID), in.FromFolder})
 	return string(b), err
 }
 
@@ -34,6 +34,7 @@ type intentJSON struct {
 	From            int64   `json:"from,omitempty"`
 	FromUIDValidity uint32  `json:"from_uidvalidity,omitempty"`
 	FromUID         uint32  `json:"from_uid,omitempty"`
+	FromFolder      string  `json:"from_folder,omitempty"`
 }
 
 func decodeIntentData(s string, in *mail.Intent) error {
@@ -47,6 +48,7 @@ func decodeIntentData(s string, in *mail.Intent) error {
 		InternalDate: timeFromDB(r.InternalDate), MessageID: r.MessageID, State: mail.State(r.State),
 		LocalOnlyFlags: mail.ParseFlags(r.LocalOnlyFlags)}
 	in.From, in.FromUIDValidity, in.FromUID = d.From, mail.UIDValidity(d.FromUIDValidity), mail.UID(d.FromUID)
+	in.FromFolder = d.FromFolder
 	return nil
 }
 

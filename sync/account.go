@@ -55,12 +55,18 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	created, err := r.createLocalFolders(ctx, remote, list, entries)
+	if err != nil {
+		res.Err = fmt.Errorf("create mailboxes for local folders: %w", err)
+		return res
+	}
+	entries = append(entries, created...)
 
 	// Learn, over up to opts.Connections connections.
 	var todo []*box
 	results := make([]*MailboxResult, 0, len(entries))
 	for _, e := range entries {
-		mr := &MailboxResult{Name: e.Name, Local: e.rel}
+		mr := &MailboxResult{Name: e.Name, Local: e.rel, Created: e.created}
 		if e.err != nil {
 			mr.Err = e.err
 			results = append(results, mr)
@@ -128,6 +134,13 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	if !opts.DryRun {
 		groups := applyGroups(boxes)
 		r.parallel(ctx, first, len(groups), func(ctx context.Context, s *session, i int) {
+			// A mailbox's server state is recorded only once every
+			// mailbox of its group is applied: an adoption in another
+			// mailbox settles the fate of one of its rows, and a state
+			// recorded before that could hide an expunge from the next
+			// run (QRESYNC reports only what came after it).
+			var applied []*box
+			failed := false
 			for _, b := range groups[i] {
 				if ctx.Err() != nil {
 					return
@@ -136,10 +149,19 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 				if err == nil {
 					err = r.apply(ctx, remote, b)
 				}
-				if err == nil {
-					err = r.finish(ctx, b)
-				}
 				if err != nil {
+					s.fail(b, err)
+					failed = true
+					continue
+				}
+				applied = append(applied, b)
+			}
+			if failed && len(groups[i]) > 1 {
+				// The next run learns the group again from the old state.
+				return
+			}
+			for _, b := range applied {
+				if err := r.finish(ctx, b); err != nil {
 					s.fail(b, err)
 				}
 			}
@@ -160,7 +182,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 // last agreed, its folder is as it was then, and nothing is pending.
 func (r *runner) unchanged(ctx context.Context, b *box) bool {
 	st := b.Status
-	if r.opts.DryRun || r.opts.Reindex || r.opts.Force || st == nil || st.HighestModSeq == 0 {
+	if r.opts.DryRun || r.opts.Reindex || r.opts.Force || r.opts.FetchSkipped || st == nil || st.HighestModSeq == 0 {
 		return false
 	}
 	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
@@ -370,6 +392,9 @@ type mailboxEntry struct {
 	mail.RemoteMailbox
 	rel string
 	err error
+	// created: the mailbox was created on the server in this run, for a
+	// local folder.
+	created bool
 }
 
 // selectMailboxes filters the listing by the include, exclude and only
@@ -396,6 +421,9 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 		levels := m.Path()
 		if m.Name == "INBOX" {
 			levels = []string{"INBOX"}
+		}
+		if local, ok := r.opts.mapped(m); ok {
+			levels = strings.Split(local, "/")
 		}
 		rel, err := r.deps.LocalPath(levels)
 		if err != nil {
@@ -474,8 +502,44 @@ func globRegexp(p string, delim rune) (*regexp.Regexp, error) {
 	return regexp.Compile(b.String())
 }
 
+// mapped returns the local name Options.Map gives a mailbox: by its name,
+// else by one of its special-use attributes (RFC 6154 §2).
+func (o Options) mapped(m mail.RemoteMailbox) (string, bool) {
+	if local, ok := o.Map[m.Name]; ok {
+		return local, true
+	}
+	for _, a := range m.Attrs {
+		for key, local := range o.Map {
+			if isSpecialUse(key) && strings.EqualFold(key, a) {
+				return local, true
+			}
+		}
+	}
+	return "", false
+}
+
+// isSpecialUse reports whether s names a special-use attribute of RFC
+// 6154 §2, in any case.
+func isSpecialUse(s string) bool {
+	for _, a := range []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`} {
+		if strings.EqualFold(s, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny reports whether a pattern matches the mailbox. A pattern that
+// is a special-use attribute (RFC 6154 §2, such as `\All`) matches the
+// mailbox that has it, whatever its name.
 func matchAny(gs []glob, m mail.RemoteMailbox) bool {
 	for _, g := range gs {
+		if isSpecialUse(g.pattern) {
+			if m.HasAttr(g.pattern) {
+				return true
+			}
+			continue
+		}
 		re, err := globRegexp(g.pattern, m.Delim)
 		if err != nil {
 			continue

@@ -248,7 +248,7 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 		}
 		row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: uid, Key: a.Key, Flags: a.Remote.Flags, ModSeq: a.Remote.ModSeq,
 			Size: a.Remote.Size, InternalDate: a.Remote.InternalDate, MessageID: in.MessageID}
-		intent := mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentAdopt, UID: uid, Key: a.Key, Row: row}
+		intent := mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentAdopt, UID: uid, Key: a.Key, Row: row, FromFolder: a.FromRel}
 		changes := []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}
 		if a.Row != nil {
 			intent.From, intent.FromUIDValidity, intent.FromUID = a.RowBox.mb.ID, a.Row.UIDValidity, a.Row.UID

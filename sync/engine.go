@@ -76,6 +76,11 @@ type Remote interface {
 	// Expunge removes exactly these messages, or leaves them flagged
 	// \Deleted and returns mail.ErrExpungeDeferred.
 	Expunge(ctx context.Context, uids []mail.UID) error
+	// Create creates a mailbox (a name in UTF-8, levels joined with the
+	// server's delimiter); one that exists already is not an error.
+	Create(ctx context.Context, name string) error
+	// Subscribe adds a mailbox to the subscriptions (RFC 9051 §6.3.7).
+	Subscribe(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -134,6 +139,10 @@ type Folder interface {
 	// changes with every delivery, rename and removal); latest is when
 	// it last changed. A missing folder has the empty stamp.
 	Stamp() (stamp string, latest time.Time, err error)
+	// CleanTmp removes from tmp/ the files of the given keys (this
+	// program's interrupted deliveries) and files older than 36 hours,
+	// nothing else.
+	CleanTmp(own []string, now time.Time) error
 }
 
 // Errors callers branch on.
@@ -143,6 +152,9 @@ var (
 	ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
 	// ErrNameCollision: two remote mailboxes map to one local folder.
 	ErrNameCollision = errors.New("two mailboxes map to the same local folder")
+	// ErrFolderMoved: the index records a mailbox in another folder than
+	// the configuration (layout, mailboxes.map) now gives it.
+	ErrFolderMoved = errors.New("mailbox folder moved")
 )
 
 // Options are the per-account choices of a sync.
@@ -181,6 +193,22 @@ type Options struct {
 	// synced for the first time, keeping unpaired files local (the index
 	// was lost: they may be mail deleted on the server since).
 	Reindex bool
+	// Map gives mailboxes local names (mailboxes.map): keyed by remote
+	// name, or by a special-use attribute (RFC 6154 §2, such as `\Sent`)
+	// that applies to the mailbox the server marks with it; a remote name
+	// wins over an attribute. A local name is a mailbox name with "/"
+	// between its levels, placed by Deps.LocalPath.
+	Map map[string]string
+	// Since, MaxSize and MaxMessages limit what is downloaded (sync.since,
+	// sync.max_size, sync.max_messages): messages received before Since,
+	// larger than MaxSize bytes, or older than the MaxMessages newest of
+	// their mailbox stay on the server only, recorded as
+	// mail.StateSkipped, and are never taken for deletions. Zero values
+	// are no limit. FetchSkipped downloads them all regardless.
+	Since        time.Time
+	MaxSize      int64
+	MaxMessages  int
+	FetchSkipped bool
 	// Progress, if set, is told what is downloaded and uploaded.
 	Progress Progress
 	Logger   *slog.Logger
@@ -200,6 +228,11 @@ type Deps struct {
 	MkdirAll func(rel string) error
 	// MoveFile moves a message file between folders, keeping its name.
 	MoveFile func(fromRel, toRel, key string) error
+	// LocalFolders, if set, lists the folders below the root with the
+	// mailbox levels their paths decode to (the inverse of LocalPath):
+	// a folder the server and the index do not know is created on the
+	// server.
+	LocalFolders func() ([]LocalFolder, error)
 }
 
 // MailboxResult is what happened to one mailbox.
@@ -230,6 +263,9 @@ type MailboxResult struct {
 	// applied, except after ErrTooManyUploads, where nothing was.
 	Held   int
 	Safety error
+	// Created is true when the mailbox was created on the server in
+	// this run, for a folder made locally.
+	Created bool
 	// Unchanged is true when the mailbox was left alone: its status and
 	// its folder were as the last sync left them.
 	Unchanged bool

@@ -47,6 +47,8 @@ type env struct {
 	wrap   func(satsync.Remote) satsync.Remote
 	folder func(rel string) satsync.Folder
 	opts   satsync.Options
+	// layout places the folders; nil is maildir.Verbatim.
+	layout maildir.Layout
 }
 
 type lockedBuffer struct {
@@ -89,7 +91,7 @@ func newEnv(t *testing.T, srv *imaptest.Server) *env {
 func (e *env) sync() satsync.Result {
 	e.t.Helper()
 	e.trace.Reset()
-	root := maildir.Root{Dir: e.root}
+	root := maildir.Root{Dir: e.root, Layout: e.layout}
 	ropts := imapremote.Options{
 		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
 		User: e.srv.User, Auth: imapremote.AuthPlain,
@@ -116,6 +118,14 @@ func (e *env) sync() satsync.Result {
 		LocalPath: root.Path,
 		MkdirAll:  root.MkdirAll,
 		MoveFile:  root.MoveFile,
+		LocalFolders: func() ([]satsync.LocalFolder, error) {
+			fs, err := root.Folders()
+			out := make([]satsync.LocalFolder, len(fs))
+			for i, f := range fs {
+				out[i] = satsync.LocalFolder{Rel: f.Rel, Levels: f.Levels}
+			}
+			return out, err
+		},
 	})
 	return res
 }

@@ -51,6 +51,25 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	if err != nil {
 		return err
 	}
+	if mb.LocalPath != b.rel && !r.opts.DryRun {
+		// Moved by the user to where the configuration now places it:
+		// the index follows.
+		oldStamp, _, err1 := r.deps.Folder(mb.LocalPath).Stamp()
+		newStamp, _, err2 := r.deps.Folder(b.rel).Stamp()
+		if err1 == nil && err2 == nil && oldStamp == "" && newStamp != "" {
+			mb.LocalPath = b.rel
+			if err := ix.SaveMailbox(ctx, mb); err != nil {
+				return err
+			}
+		}
+	}
+	if mb.LocalPath != b.rel {
+		// The layout or mailboxes.map changed since the mailbox was last
+		// synced: its files are elsewhere, and reading the new place as
+		// empty would delete every message on the server.
+		return fmt.Errorf("%w: %q was synced into folder %q, the configuration now places it in %q; move the folder there (or restore the old layout or mailboxes.map) and sync again",
+			ErrFolderMoved, b.Name, mb.LocalPath, b.rel)
+	}
 	first := mb.UIDValidity == 0
 	if !first {
 		if b.known, err = ix.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
@@ -89,6 +108,9 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		if r.opts.Direction != "push" {
 			if err := b.folder.Init(); err != nil {
 				return fmt.Errorf("create folder %s: %w", b.rel, err)
+			}
+			if err := b.folder.CleanTmp(nil, time.Now()); err != nil {
+				r.log.Warn("cannot clean tmp/", "folder", b.rel, "err", err)
 			}
 		}
 		switch {
@@ -339,6 +361,12 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 		}
 		if !found {
 			r.log.Info("interrupted step did not happen; forgotten", "mailbox", b.Name, "step", in.Kind, "key", in.Key)
+			if in.Kind == mail.IntentDownload {
+				// Its half-written file, if any, is this program's own.
+				if err := b.folder.CleanTmp([]string{in.Key}, time.Now()); err != nil {
+					r.log.Warn("cannot clean tmp/", "folder", b.rel, "err", err)
+				}
+			}
 			if err := ix.DropIntent(ctx, in.ID); err != nil {
 				return false, err
 			}
@@ -352,6 +380,13 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 		r.log.Info("completed an interrupted step", "mailbox", b.Name, "step", in.Kind, "uid", row.UID, "key", in.Key)
 		if err := ix.CompleteIntent(ctx, in.ID, changes); err != nil {
 			return false, err
+		}
+		if in.Kind == mail.IntentAdopt && in.FromFolder != "" && in.FromFolder != b.rel {
+			// A power cut inside the move can leave the file in both
+			// folders: the source's copy is stale.
+			if err := r.deps.Folder(in.FromFolder).Remove(in.Key); err != nil {
+				return false, err
+			}
 		}
 	}
 	return true, nil

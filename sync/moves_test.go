@@ -200,3 +200,28 @@ func TestHighestModSeqWentBack(t *testing.T) {
 	}
 	e.assertMirror(false)
 }
+
+// TestServerMoveToEarlierMailbox: a message the server moved into a
+// mailbox that sorts before its source (planned first) is adopted, not
+// adopted and downloaded.
+func TestServerMoveToEarlierMailbox(t *testing.T) {
+	srv := serverModes[0].start(t)
+	srv.CreateMailbox("Archive")
+	srv.Append("INBOX", msg("filed early"), nil, day)
+	e := newEnv(t, srv)
+	e.mustSync()
+	m, _ := serverMsg(srv, "INBOX", "filed early")
+	srv.Append("Archive", m.Body, m.Flags, m.Date)
+	srv.Expunge("INBOX", m.UID)
+	res := e.mustSync()
+	for _, mb := range res.Mailboxes {
+		if mb.Downloaded != 0 {
+			t.Fatalf("%s: downloaded %d, want the local file moved", mb.Name, mb.Downloaded)
+		}
+	}
+	if n, _ := e.dir("Archive").Count(); n != 1 {
+		t.Fatalf("Archive holds %d files, want 1", n)
+	}
+	e.assertMirror(false)
+	e.assertSettled()
+}

@@ -320,6 +320,13 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 			pl.planBox(b, unknown[b], claimed[b], moved[b], adopted, newRemote)
 		}
 	}
+	// A mailbox planned before the one a message was moved out of on the
+	// server planned it as new; the source's plan adopted it since.
+	for _, b := range boxes {
+		if b.plan != nil {
+			b.plan.Download = slices.DeleteFunc(b.plan.Download, func(m mail.RemoteMessage) bool { return adopted[b][m.UID] })
+		}
+	}
 	return nil
 }
 
@@ -373,6 +380,7 @@ func (pl *planner) takeServerMove(newRemote map[idSize][]adoptTarget, row mail.M
 func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[mail.UID]bool, adopted map[*box]map[mail.UID]bool, newRemote map[idSize][]adoptTarget) {
 	p := b.plan
 	o := pl.opts
+	outside := o.outsideLimits(b)
 	for _, row := range sortedRows(b.known) {
 		if moved[row.UID] {
 			continue
@@ -396,6 +404,9 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 			switch {
 			case !onServer:
 				p.Forget = append(p.Forget, row.UID)
+			case row.State == mail.StateSkipped && o.pulls() && !outside[row.UID]:
+				// A limit was raised, or --fetch-skipped: download it now.
+				p.Download = append(p.Download, mail.RemoteMessage{UID: row.UID, Flags: remoteFlags, ModSeq: remoteModSeq, Size: row.Size, InternalDate: row.InternalDate})
 			case changed && (!remoteFlags.Equal(row.Flags) || remoteModSeq != row.ModSeq):
 				row.Flags, row.ModSeq = remoteFlags, remoteModSeq
 				p.Rows = append(p.Rows, row)
@@ -462,6 +473,12 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 	// New on the server.
 	for _, m := range sortedChanged(b.changed) {
 		if _, ok := b.known[m.UID]; ok || adopted[b][m.UID] || !o.pulls() {
+			continue
+		}
+		if outside[m.UID] {
+			// Recorded, so that it is neither downloaded by the next run
+			// nor taken for a deletion: it has no file on purpose.
+			p.Rows = append(p.Rows, skippedRow(b.mb.UIDValidity, m))
 			continue
 		}
 		p.Download = append(p.Download, m)

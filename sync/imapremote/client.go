@@ -103,7 +103,7 @@ func (c *Client) ioErr(ctx context.Context, err error) error {
 // from modified UTF-7.
 func (c *Client) List(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	defer c.guard(ctx)()
-	data, err := c.c.List("", "*", nil).Collect()
+	data, err := c.c.List("", "*", c.listOptions()).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
 	}
@@ -114,6 +114,26 @@ func (c *Client) List(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	return out, nil
 }
 
+// listOptions asks LIST for the special-use attributes where the server
+// has SPECIAL-USE (RFC 6154 §2: RETURN (SPECIAL-USE)); without it, the
+// attributes a plain LIST gives are all there is.
+func (c *Client) listOptions() *imap.ListOptions {
+	if c.caps.Has(imap.CapSpecialUse) {
+		return &imap.ListOptions{ReturnSpecialUse: true}
+	}
+	return nil
+}
+
+// specialUse spells the special-use attributes of RFC 6154 §2 as it does.
+var specialUse = map[string]string{}
+
+func init() {
+	for _, a := range []imap.MailboxAttr{imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts,
+		imap.MailboxAttrFlagged, imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash} {
+		specialUse[strings.ToLower(string(a))] = string(a)
+	}
+}
+
 // remoteMailbox converts a LIST reply.
 func remoteMailbox(d *imap.ListData) mail.RemoteMailbox {
 	m := mail.RemoteMailbox{Name: d.Mailbox, Delim: d.Delim}
@@ -121,6 +141,11 @@ func remoteMailbox(d *imap.ListData) mail.RemoteMailbox {
 		m.Name = "INBOX" // RFC 9051 §5.1: INBOX is case-insensitive
 	}
 	for _, a := range d.Attrs {
+		attr := string(a)
+		if c, ok := specialUse[strings.ToLower(attr)]; ok {
+			attr = c
+		}
+		m.Attrs = append(m.Attrs, attr)
 		switch {
 		case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)),
 			strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):

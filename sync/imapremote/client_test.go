@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -530,23 +531,28 @@ func TestRemoteMailbox(t *testing.T) {
 		{imap.ListData{Mailbox: "Inboxes", Delim: '/'}, mail.RemoteMailbox{Name: "Inboxes", Delim: '/'}},
 		{
 			imap.ListData{Mailbox: "Work", Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}},
-			mail.RemoteMailbox{Name: "Work", Delim: '/', NoSelect: true},
+			mail.RemoteMailbox{Name: "Work", Delim: '/', NoSelect: true, Attrs: []string{`\Noselect`, `\HasChildren`}},
 		},
 		{
 			imap.ListData{Mailbox: "Gone", Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrNonExistent}},
-			mail.RemoteMailbox{Name: "Gone", Delim: '/', NoSelect: true},
+			mail.RemoteMailbox{Name: "Gone", Delim: '/', NoSelect: true, Attrs: []string{`\NonExistent`}},
 		},
 		// Attributes are case-insensitive.
 		{
 			imap.ListData{Mailbox: "Old", Delim: '/', Attrs: []imap.MailboxAttr{`\NOSELECT`}},
-			mail.RemoteMailbox{Name: "Old", Delim: '/', NoSelect: true},
+			mail.RemoteMailbox{Name: "Old", Delim: '/', NoSelect: true, Attrs: []string{`\NOSELECT`}},
 		},
 		{
 			imap.ListData{Mailbox: "Sent", Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrHasNoChildren, imap.MailboxAttrSent, imap.MailboxAttrMarked}},
-			mail.RemoteMailbox{Name: "Sent", Delim: '/'},
+			mail.RemoteMailbox{Name: "Sent", Delim: '/', Attrs: []string{`\HasNoChildren`, `\Sent`, `\Marked`}},
+		},
+		// A special-use attribute is spelled as RFC 6154 §2 does.
+		{
+			imap.ListData{Mailbox: "[Gmail]/All Mail", Delim: '/', Attrs: []imap.MailboxAttr{`\ALL`}},
+			mail.RemoteMailbox{Name: "[Gmail]/All Mail", Delim: '/', Attrs: []string{`\All`}},
 		},
 	} {
-		if got := remoteMailbox(&tc.in); got != tc.want {
+		if got := remoteMailbox(&tc.in); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("remoteMailbox(%+v) = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}

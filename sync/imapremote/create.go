@@ -26,3 +26,13 @@ func (c *Client) Create(ctx context.Context, name string) error {
 	}
 	return fmt.Errorf("create mailbox %q: %w", name, c.ioErr(ctx, err))
 }
+
+// Subscribe adds a mailbox to the subscription list (RFC 9051 §6.3.7),
+// so that mail readers that show subscribed mailboxes show it.
+func (c *Client) Subscribe(ctx context.Context, name string) error {
+	defer c.guard(ctx)()
+	if err := c.c.Subscribe(name).Wait(); err != nil {
+		return fmt.Errorf("subscribe to mailbox %q: %w", name, c.ioErr(ctx, err))
+	}
+	return nil
+}

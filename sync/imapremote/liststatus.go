@@ -3,6 +3,7 @@ package imapremote
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -20,12 +21,35 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	defer c.guard(ctx)()
 	items := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: c.caps.Has(imap.CapCondStore)}
 	if c.caps.Has(imap.CapListStatus) || c.caps.Has(imap.CapIMAP4rev2) {
-		data, err := c.c.List("", "*", &imap.ListOptions{ReturnStatus: items}).Collect()
+		special := c.caps.Has(imap.CapSpecialUse)
+		cmd := c.c.List("", "*", &imap.ListOptions{ReturnStatus: items, ReturnSpecialUse: special})
+		// Without SPECIAL-USE, RETURN (SPECIAL-USE) may not be asked for
+		// (RFC 6154 §5.1), and an extended LIST need not carry the
+		// attributes a plain one does (Dovecot leaves them out): a plain
+		// LIST, sent in the same round trip, gives them.
+		var plain *imapclient.ListCommand
+		if !special {
+			plain = c.c.List("", "*", nil)
+		}
+		data, err := cmd.Collect()
 		if err != nil {
 			return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
 		}
+		attrs := map[string][]imap.MailboxAttr{}
+		if plain != nil {
+			pdata, err := plain.Collect()
+			if err != nil {
+				return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
+			}
+			for _, d := range pdata {
+				attrs[d.Mailbox] = d.Attrs
+			}
+		}
 		out := make([]mail.RemoteMailbox, 0, len(data))
 		for _, d := range data {
+			if a, ok := attrs[d.Mailbox]; ok {
+				d.Attrs = mergeAttrs(d.Attrs, a)
+			}
 			m := remoteMailbox(d)
 			if d.Status != nil && !m.NoSelect {
 				st := statusFromIMAP(d.Status)
@@ -35,7 +59,7 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 		}
 		return out, nil
 	}
-	data, err := c.c.List("", "*", nil).Collect()
+	data, err := c.c.List("", "*", c.listOptions()).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
 	}
@@ -74,4 +98,22 @@ func statusFromIMAP(d *imap.StatusData) mail.MailboxStatus {
 		st.Messages = *d.NumMessages
 	}
 	return st
+}
+
+// mergeAttrs adds to a the attributes of b it lacks.
+func mergeAttrs(a, b []imap.MailboxAttr) []imap.MailboxAttr {
+	out := append([]imap.MailboxAttr(nil), a...)
+	for _, x := range b {
+		found := false
+		for _, y := range a {
+			if strings.EqualFold(string(x), string(y)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, x)
+		}
+	}
+	return out
 }

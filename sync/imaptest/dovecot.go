@@ -48,6 +48,9 @@ type DovecotOptions struct {
 	// Capabilities, if non-empty, replaces the advertised capability list
 	// (Dovecot's imap_capability), e.g. CapsPlain.
 	Capabilities string
+	// SpecialUse gives mailboxes special-use attributes (RFC 6154), by
+	// name: {"[Gmail]/Sent Mail": `\Sent`}. See specialUseConfig.
+	SpecialUse map[string]string
 }
 
 // dovecotUser is the login name of the single Dovecot user. Sessions are
@@ -98,7 +101,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 	}
 
 	confPath := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities)), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities)+specialUseConfig(opts.SpecialUse)), 0o644); err != nil {
 		t.Fatalf("imaptest: write dovecot config: %v", err)
 	}
 	imapPath, err := findDovecotIMAP(confPath)

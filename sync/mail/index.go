@@ -104,6 +104,9 @@ type Intent struct {
 	From            int64
 	FromUIDValidity UIDValidity
 	FromUID         UID
+	// FromFolder is the folder an adoption moves the file out of: after
+	// a crash a stale copy may be left there, which recovery removes.
+	FromFolder string
 }
 
 // RowChange is one index row to write or delete when an intent completes.

@@ -74,6 +74,8 @@ type Options struct {
 	// Include, Exclude and Only select mailboxes as they do for a sync
 	// (sync.Options).
 	Include, Exclude, Only []string
+	// Map gives mailboxes local names, as for a sync (mailboxes.map).
+	Map map[string]string
 	// Deep also compares every message's content: the server's BODY[],
 	// in the form a download stores it, against the local file, by
 	// SHA-256. Each message is streamed, never held whole.
@@ -282,7 +284,7 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 	}
 	var sel []satsync.Selection
 	if len(opts.Only) == 0 || len(only) > 0 {
-		sel, err = satsync.SelectMailboxes(list, satsync.Options{Include: opts.Include, Exclude: opts.Exclude, Only: only}, deps.LocalPath)
+		sel, err = satsync.SelectMailboxes(list, satsync.Options{Include: opts.Include, Exclude: opts.Exclude, Only: only, Map: opts.Map}, deps.LocalPath)
 		if err != nil {
 			res.Err = err
 			return res

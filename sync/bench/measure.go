@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// scenario is one row of the table.
+type scenario struct {
+	id    string
+	ds    string // dataset id
+	title string
+	kind  kind
+}
+
+type kind int
+
+const (
+	firstSync kind = iota
+	secondSync
+	noop
+	noopLatency
+	afterServer
+	afterLocal
+)
+
+// scenarios lists the rows in the order they run; each tool runs all of
+// them from the same server state. The sync right after the first one is
+// a row of its own, apart from the no-op's median: it may still finish
+// work of the first sync (satchel re-learns a folder whose stamp the first
+// sync could not trust), and a user pays for it once.
+func scenarios(sets []dataset, o options) []scenario {
+	var out []scenario
+	lat := fmt.Sprintf("no-op, +%v each way", o.latency)
+	for _, d := range sets {
+		out = append(out, scenario{d.id + "-first", d.id, "first sync", firstSync})
+		if d.id == "huge" {
+			continue
+		}
+		out = append(out,
+			scenario{d.id + "-second", d.id, "second sync, nothing changed", secondSync},
+			scenario{d.id + "-noop", d.id, fmt.Sprintf("no-op (median of %d)", max(1, o.repeat)), noop},
+			scenario{d.id + "-noop-latency", d.id, lat, noopLatency})
+		if d.id == "main" {
+			out = append(out,
+				scenario{d.id + "-server", d.id, fmt.Sprintf("after server changes (%g%% flags, %d new, %d expunged)", 100*o.flagShare, o.newMsgs, o.removeMsgs), afterServer},
+				scenario{d.id + "-local", d.id, fmt.Sprintf("after local changes (%g%% flag renames, %d new, %d deleted)", 100*o.flagShare, o.newMsgs, o.removeMsgs), afterLocal})
+		}
+	}
+	return out
+}
+
+// result is one tool's measurement of one scenario.
+type result struct {
+	Seconds   float64   `json:"seconds"`                         // the median of Runs
+	Runs      []float64 `json:"runs"`                            // every run's wall time
+	RunsRSS   []float64 `json:"runs_rss_mb"`                     // every run\'s peak RSS
+	PeakRSSMB float64   `json:"peak_rss_mb"`                     // the largest of the runs
+	Exit      int       `json:"exit"`                            // the worst exit code
+	Change    string    `json:"change,omitempty"`                // what was changed before the run
+	Files     int       `json:"files"`                           // message files in the Maildir afterwards
+	WantFiles int       `json:"want_files"`                      // what the server holds
+	Proxy     *trips    `json:"proxy,omitempty"`                 // round trips seen by the latency proxy
+	Trace     *trips    `json:"trace,omitempty"`                 // round trips read from satchel's --trace
+	Estimated float64   `json:"estimated_round_trips,omitempty"` // (latency run − no-op) / RTT
+}
+
+// trips is a count of round trips after login and of the commands sent.
+type trips struct {
+	RoundTrips  int            `json:"round_trips,omitempty"`        // summed over connections
+	Longest     int            `json:"longest_connection,omitempty"` // round trips of the busiest connection
+	Commands    int            `json:"commands"`                     // tagged commands after login
+	ByCommand   map[string]int `json:"by_command"`
+	Connections int            `json:"connections,omitempty"`
+}
+
+// measurer runs every scenario with one tool.
+type measurer struct {
+	o      options
+	srv    *dovecot
+	proxy  *latencyProxy
+	tool   syncTool
+	traces string
+	rep    *report
+	// want is the number of messages each dataset has on the server.
+	want map[string]int
+	// last is when the bench or a tool last changed a Maildir.
+	last time.Time
+}
+
+func (m *measurer) all(ctx context.Context, sets []dataset) error {
+	m.want = map[string]int{}
+	byID := map[string]dataset{}
+	for _, d := range sets {
+		m.want[d.id] = d.count
+		byID[d.id] = d
+	}
+	for _, sc := range scenarios(sets, m.o) {
+		if err := m.one(ctx, sc, byID[sc.ds]); err != nil {
+			return fmt.Errorf("%s: %w", sc.id, err)
+		}
+	}
+	return nil
+}
+
+func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
+	res := &result{}
+	runs := 1
+	switch sc.kind {
+	case noop:
+		runs = max(1, m.o.repeat)
+	case afterServer:
+		ch, delta, err := changeServer(ctx, m.srv.Addr, d.folders, serverChange{m.o.flagShare, m.o.removeMsgs, m.o.newMsgs}, d.sizes, m.o.seed)
+		if err != nil {
+			return err
+		}
+		res.Change = ch
+		m.want[d.id] += delta
+		if err := m.srv.waitIdle(ctx); err != nil {
+			return err
+		}
+	case afterLocal:
+		ch, delta, err := changeLocal(m.tool.root(d.id), d.folders, localChange{m.o.flagShare, m.o.removeMsgs, m.o.newMsgs}, d.sizes, m.o.seed)
+		if err != nil {
+			return err
+		}
+		m.last = time.Now()
+		res.Change = ch
+		m.want[d.id] += delta
+	}
+	progress("%s: %s %s", m.tool.name(), d.id, sc.title)
+	trace := ""
+	if sc.kind == noopLatency || (m.o.traceAll && sc.kind != firstSync) {
+		trace = filepath.Join(m.traces, sc.id+".trace") // the last run's
+	}
+	if sc.kind == noopLatency {
+		m.proxy.take(ctx) // forget earlier connections
+	}
+	for i := 0; i < runs; i++ {
+		// mbsync sleeps a second when a Maildir folder changed within the
+		// current second (it could not tell later changes in that second
+		// by the directory's mtime). Syncs run minutes apart in real
+		// use, so every run starts in a second after the last change.
+		if d := time.Until(m.last.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
+		pr, err := m.tool.sync(ctx, d.id, sc.kind == noopLatency, trace)
+		m.last = time.Now()
+		if err != nil {
+			return err
+		}
+		res.Runs = append(res.Runs, pr.elapsed.Seconds())
+		res.RunsRSS = append(res.RunsRSS, float64(pr.maxRSS)/(1<<20))
+		res.PeakRSSMB = max(res.PeakRSSMB, float64(pr.maxRSS)/(1<<20))
+		if pr.exit != 0 && res.Exit == 0 {
+			res.Exit = pr.exit
+		}
+	}
+	res.Seconds = median(res.Runs)
+	if trace != "" && m.tool.name() == "satchel" {
+		if st, err := traceStats(trace); err != nil {
+			progress("read trace %s: %v", trace, err)
+		} else {
+			res.Trace = roundTrips([]*connStats{st})
+		}
+	}
+	if sc.kind == noopLatency {
+		conns := m.proxy.take(ctx)
+		res.Proxy = roundTrips(conns)
+		if base := m.rep.get(d.id+"-noop", m.tool.name()); base != nil {
+			res.Estimated = (res.Seconds - base.Seconds) / (2 * m.o.latency.Seconds())
+		}
+	}
+	// Bursts in a trace are round trips only when the latency proxy
+	// spaced the records out, and only for a single connection: the
+	// trace interleaves connections without saying which record is whose.
+	if res.Trace != nil && (res.Proxy == nil || res.Proxy.Connections != 1) {
+		res.Trace.RoundTrips, res.Trace.Longest = 0, 0
+	}
+	files, err := mailFiles(m.tool.root(d.id))
+	if err != nil {
+		return err
+	}
+	res.Files, res.WantFiles = len(files), m.want[d.id]
+	m.rep.put(sc.id, m.tool.name(), res)
+	progress("%s: %s %s: %.2fs, %.1f MB, exit %d", m.tool.name(), d.id, sc.title, res.Seconds, res.PeakRSSMB, res.Exit)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// syncTool is one program under measurement. Each dataset is its own
+// account (satchel) or channel (mbsync) with its own Maildir, so that each
+// run syncs exactly one dataset.
+type syncTool interface {
+	name() string
+	// root is the local Maildir root of dataset ds.
+	root(ds string) string
+	// sync runs one sync of ds, through the latency proxy when proxied.
+	// trace, when not empty and the tool can, receives a protocol trace.
+	sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error)
+}
+
+// satchelTool runs the satchel binary with a configuration file per
+// server address, one account per dataset.
+type satchelTool struct {
+	bin            string
+	dir            string
+	direct, viaLat string // the configuration files
+	env            []string
+}
+
+func newSatchel(bin, dir string, port, proxyPort int, sets []dataset) (*satchelTool, error) {
+	t := &satchelTool{bin: bin, dir: dir,
+		direct: filepath.Join(dir, "config.yaml"), viaLat: filepath.Join(dir, "config-latency.yaml")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	t.env = append(os.Environ(), "SATCHEL_CONFIG=", "XDG_DATA_HOME="+filepath.Join(dir, "xdg"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "HOME="+dir)
+	for _, c := range []struct {
+		path string
+		port int
+	}{{t.direct, port}, {t.viaLat, proxyPort}} {
+		var b strings.Builder
+		b.WriteString("accounts:\n")
+		for _, ds := range sets {
+			// Dovecot sessions are PREAUTH: the password is never asked for.
+			fmt.Fprintf(&b, "  - name: %s\n    imap: {host: 127.0.0.1, port: %d, tls: none, user: %s, password_command: \"echo x\"}\n",
+				ds.id, c.port, dovecotUser)
+			fmt.Fprintf(&b, "    maildir: %q\n    index: %q\n", t.root(ds.id), filepath.Join(dir, ds.id+".db"))
+			fmt.Fprintf(&b, "    mailboxes: {include: [%s]}\n", quoteList(ds.mailboxNames()))
+		}
+		if err := os.WriteFile(c.path, []byte(b.String()), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *satchelTool) name() string          { return "satchel" }
+func (t *satchelTool) root(ds string) string { return filepath.Join(t.dir, ds) }
+
+func (t *satchelTool) sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error) {
+	cfg := t.direct
+	if proxied {
+		cfg = t.viaLat
+	}
+	args := []string{"--config", cfg, "-q"}
+	if trace != "" {
+		args = append(args, "--trace", trace)
+	}
+	args = append(args, "sync", ds)
+	return runProc(ctx, filepath.Join(t.dir, "satchel.log"), t.env, t.bin, args...)
+}
+
+// mbsyncTool runs isync's mbsync with one channel per dataset, and a
+// second set of channels through the latency proxy sharing the same
+// Maildirs and sync state.
+type mbsyncTool struct {
+	bin string
+	dir string
+	rc  string
+	env []string
+}
+
+func newMbsync(bin, dir string, port, proxyPort int, sets []dataset) (*mbsyncTool, error) {
+	t := &mbsyncTool{bin: bin, dir: dir, rc: filepath.Join(dir, "mbsyncrc")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	t.env = append(os.Environ(), "HOME="+dir)
+	var b strings.Builder
+	// The session is PREAUTH: mbsync skips authentication, so User and
+	// Pass are only there because the account must name them. Sync
+	// state lives beside the mail (SyncState *), so the direct and the
+	// proxied channel of a dataset share it.
+	for _, a := range []struct {
+		name string
+		port int
+	}{{"direct", port}, {"latency", proxyPort}} {
+		fmt.Fprintf(&b, "IMAPAccount %s\nHost 127.0.0.1\nPort %d\nUser %s\nPass x\nSSLType None\nAuthMechs LOGIN\n\n", a.name, a.port, dovecotUser)
+		fmt.Fprintf(&b, "IMAPStore %s-far\nAccount %s\n\n", a.name, a.name)
+	}
+	for _, ds := range sets {
+		root := t.root(ds.id)
+		// mbsync wants the root of a Maildir store to exist.
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "MaildirStore %s-near\nPath %s/\nInbox %s/INBOX\nSubFolders Verbatim\n\n", ds.id, root, root)
+		for _, a := range []string{"direct", "latency"} {
+			fmt.Fprintf(&b, "Channel %s-%s\nFar :%s-far:\nNear :%s-near:\nPatterns %s\n", ds.id, a, a, ds.id, strings.Join(ds.mailboxNames(), " "))
+			b.WriteString("Create Both\nExpunge Both\nSync All\nSyncState *\n\n")
+		}
+	}
+	if err := os.WriteFile(t.rc, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *mbsyncTool) name() string          { return "mbsync" }
+func (t *mbsyncTool) root(ds string) string { return filepath.Join(t.dir, ds) }
+
+func (t *mbsyncTool) sync(ctx context.Context, ds string, proxied bool, _ string) (procResult, error) {
+	ch := ds + "-direct"
+	if proxied {
+		ch = ds + "-latency"
+	}
+	return runProc(ctx, filepath.Join(t.dir, "mbsync.log"), t.env, t.bin, "-c", t.rc, "-q", ch)
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
