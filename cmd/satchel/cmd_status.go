@@ -14,6 +14,7 @@ import (
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
 	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 func newStatusCommand(g *globals, code *int) *cli.Command {
@@ -35,10 +36,13 @@ Examples:
 }
 
 type statusMailbox struct {
-	Name     string     `json:"name"`
-	Local    string     `json:"local"`
-	LocalN   int        `json:"messages_local"`
-	RemoteN  uint32     `json:"messages_remote"`
+	Name    string `json:"name"`
+	Local   string `json:"local"`
+	LocalN  int    `json:"messages_local"`
+	RemoteN uint32 `json:"messages_remote"`
+	// Skipped counts the messages a partial-sync limit kept on the
+	// server only (sync.since, max_size, max_messages).
+	Skipped  int        `json:"skipped"`
 	LastSync *time.Time `json:"last_sync"`
 	Mode     string     `json:"mode"`
 }
@@ -77,13 +81,13 @@ func runStatus(ctx context.Context, g *globals, names []string) int {
 			fmt.Fprintf(tw, "  never synced: run satchel sync %s\n", a.Account)
 			continue
 		}
-		fmt.Fprintf(tw, "  MAILBOX\tLOCAL\tREMOTE\tLAST SYNC\tMODE\n")
+		fmt.Fprintf(tw, "  MAILBOX\tLOCAL\tREMOTE\tSKIPPED\tLAST SYNC\tMODE\n")
 		for _, m := range a.Mailboxes {
 			last := "never"
 			if m.LastSync != nil {
 				last = m.LastSync.Local().Format("2006-01-02 15:04:05")
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\n", m.Name, m.LocalN, m.RemoteN, last, m.Mode)
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%s\n", m.Name, m.LocalN, m.RemoteN, m.Skipped, last, m.Mode)
 		}
 	}
 	tw.Flush()
@@ -112,7 +116,16 @@ func accountStatus(ctx context.Context, acc config.Account) (statusAccount, erro
 		if err != nil {
 			return st, err
 		}
+		rows, err := ix.Messages(ctx, b.ID, b.UIDValidity)
+		if err != nil {
+			return st, err
+		}
 		m := statusMailbox{Name: b.Name, Local: b.LocalPath, LocalN: n, RemoteN: b.Messages, Mode: string(b.Mode)}
+		for _, r := range rows {
+			if r.State == mail.StateSkipped {
+				m.Skipped++
+			}
+		}
 		if !b.LastSync.IsZero() {
 			t := b.LastSync
 			m.LastSync = &t

@@ -30,6 +30,8 @@ type syncOptions struct {
 	force, wait bool
 	// reindex rebuilds the index from the Maildir and the server.
 	reindex bool
+	// fetchSkipped downloads the messages a partial-sync limit skipped.
+	fetchSkipped bool
 }
 
 func newSyncCommand(g *globals, code *int) *cli.Command {
@@ -48,6 +50,7 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 			&cli.StringSliceFlag{Name: "mailbox", Usage: "sync only this mailbox (repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and change nothing", Destination: &opts.dryRun},
 			&cli.BoolFlag{Name: "force", Usage: "do what a safety check held back: more deletions than sync.max_delete, a first sync's mass upload", Destination: &opts.force},
+			&cli.BoolFlag{Name: "fetch-skipped", Usage: "download the messages sync.since, sync.max_size or sync.max_messages skipped", Destination: &opts.fetchSkipped},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for another satchel run on the account to finish instead of exiting 75", Destination: &opts.wait},
 			// Also here, not only before the command: "satchel sync -q"
 			// is how cron lines are usually written.
@@ -62,7 +65,7 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 			}
 			args, err := tailFlags{
 				lists: map[string]*[]string{"mailbox": &opts.mailboxes},
-				bools: map[string]*bool{"dry-run": &opts.dryRun, "force": &opts.force, "wait": &opts.wait, "quiet": &g.quiet, "q": &g.quiet},
+				bools: map[string]*bool{"dry-run": &opts.dryRun, "force": &opts.force, "fetch-skipped": &opts.fetchSkipped, "wait": &opts.wait, "quiet": &g.quiet, "q": &g.quiet},
 			}.parse(c.Args().Slice())
 			if err != nil {
 				return err
@@ -205,7 +208,14 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, !opts.dryRun); err != nil {
 		return satsync.Result{}, err
 	}
-	local := maildir.Root{Dir: acc.Maildir}
+	local := accountRoot(acc)
+	if !opts.dryRun {
+		done, err := markRunning(ctx, g, ix, local)
+		if err != nil {
+			return satsync.Result{}, err
+		}
+		defer done()
+	}
 	folder := func(rel string) satsync.Folder { return local.Folder(rel) }
 	if opts.dryRun {
 		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
@@ -217,22 +227,27 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		progress = bars
 	}
 	res := satsync.Account(ctx, satsync.Options{
-		Account:     acc.Name,
-		Include:     acc.Mailboxes.Include,
-		Exclude:     acc.Mailboxes.Exclude,
-		Only:        opts.mailboxes,
-		DryRun:      opts.dryRun,
-		Direction:   acc.Sync.Direction,
-		Expunge:     acc.Sync.Expunge,
-		Trash:       acc.Sync.Trash,
-		Conflict:    policy,
-		MaxDelete:   &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
-		Force:       opts.force,
-		Reindex:     opts.reindex,
-		Connections: acc.IMAP.Connections,
-		Progress:    progress,
-		Logger:      g.log,
-		Now:         time.Now,
+		Account:      acc.Name,
+		Include:      acc.Mailboxes.Include,
+		Exclude:      acc.Mailboxes.Exclude,
+		Map:          acc.Mailboxes.Map,
+		Only:         opts.mailboxes,
+		DryRun:       opts.dryRun,
+		Direction:    acc.Sync.Direction,
+		Expunge:      acc.Sync.Expunge,
+		Trash:        acc.Sync.Trash,
+		Conflict:     policy,
+		MaxDelete:    &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
+		Force:        opts.force,
+		Reindex:      opts.reindex,
+		Connections:  acc.IMAP.Connections,
+		Since:        since(acc.Sync.Since, time.Now()),
+		MaxSize:      acc.Sync.MaxSize,
+		MaxMessages:  acc.Sync.MaxMessages,
+		FetchSkipped: opts.fetchSkipped,
+		Progress:     progress,
+		Logger:       g.log,
+		Now:          time.Now,
 	}, satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			if first != nil {
@@ -251,6 +266,14 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		LocalPath: local.Path,
 		MkdirAll:  local.MkdirAll,
 		MoveFile:  local.MoveFile,
+		LocalFolders: func() ([]satsync.LocalFolder, error) {
+			fs, err := local.Folders()
+			out := make([]satsync.LocalFolder, len(fs))
+			for i, f := range fs {
+				out[i] = satsync.LocalFolder{Rel: f.Rel, Levels: f.Levels}
+			}
+			return out, err
+		},
 	})
 	return res, nil
 }

@@ -188,7 +188,7 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		}
 	}
 	ropts := remoteOptions(acc, trace, g)
-	local := maildir.Root{Dir: acc.Maildir}
+	local := accountRoot(acc)
 	deps := verify.Deps{
 		Connect: func(ctx context.Context) (verify.Remote, error) {
 			c, err := imapremote.Dial(ctx, ropts)
@@ -200,7 +200,7 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		Index:     ix,
 		Folder:    func(rel string) verify.Folder { return readFolder{local.Folder(rel)} },
 		LocalPath: local.Path,
-		Folders:   func() ([]string, error) { return walkFolders(acc.Maildir) },
+		Folders:   func() ([]string, error) { return folderPaths(local) },
 		Stored:    func(w io.Writer) io.WriteCloser { return maildir.NewLFWriter(w) },
 	}
 	if progress != nil {
@@ -210,6 +210,7 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		Account: acc.Name,
 		Include: acc.Mailboxes.Include,
 		Exclude: acc.Mailboxes.Exclude,
+		Map:     acc.Mailboxes.Map,
 		Only:    opts.mailboxes,
 		Deep:    opts.deep,
 		Logger:  g.log,

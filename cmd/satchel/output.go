@@ -133,6 +133,7 @@ type jsonMailbox struct {
 	Conflicts    int       `json:"conflicts"`
 	Reassociated int       `json:"reassociated"`
 	Held         int       `json:"held"`
+	Created      bool      `json:"created,omitempty"`
 	Error        string    `json:"error,omitempty"`
 	Safety       string    `json:"safety,omitempty"`
 	Plan         *jsonPlan `json:"plan,omitempty"`
@@ -163,7 +164,7 @@ func newJSONSync(results []satsync.Result, dryRun bool) jsonSync {
 				Downloaded: m.Downloaded, Bytes: m.Bytes, Uploaded: m.Uploaded,
 				FlagsChanged: m.FlagsChanged, FlagsPushed: m.FlagsPushed,
 				Removed: m.Removed, Deleted: m.Deleted, Moved: m.Moved, Deferred: m.Deferred,
-				Conflicts: m.Conflicts, Reassociated: m.Reassociated, Held: m.Held,
+				Conflicts: m.Conflicts, Reassociated: m.Reassociated, Held: m.Held, Created: m.Created,
 			}
 			if m.Err != nil {
 				jm.Error = withHint(m.Err)

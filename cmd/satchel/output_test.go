@@ -307,6 +307,7 @@ type (
 				Local          string     `json:"local"`
 				MessagesLocal  int        `json:"messages_local"`
 				MessagesRemote int        `json:"messages_remote"`
+				Skipped        int        `json:"skipped"`
 				LastSync       *time.Time `json:"last_sync"`
 				Mode           string     `json:"mode"`
 			} `json:"mailboxes"`

@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	gosync "sync"
+	"time"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 )
 
@@ -90,4 +92,40 @@ func passwordFunc(acc config.Account) func(context.Context) (string, error) {
 		}
 		return secretCommand(ctx, acc.Name, "password_command", acc.IMAP.PasswordCommand)
 	}
+}
+
+// accountRoot is the account's Maildir root with its layout (the
+// configuration allows only layouts that exist).
+func accountRoot(acc config.Account) maildir.Root {
+	layout, err := maildir.LayoutByName(acc.Layout)
+	if err != nil {
+		layout = maildir.Verbatim
+	}
+	return maildir.Root{Dir: acc.Maildir, Layout: layout}
+}
+
+// folderPaths lists the paths of the folders below root that its layout
+// can decode.
+func folderPaths(root maildir.Root) ([]string, error) {
+	fs, err := root.Folders()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Rel
+	}
+	return out, nil
+}
+
+// since resolves sync.since against now: a date is taken as UTC
+// midnight, a number of days counts back from now.
+func since(s config.Since, now time.Time) time.Time {
+	switch {
+	case !s.Date.IsZero():
+		return s.Date
+	case s.Days > 0:
+		return now.AddDate(0, 0, -s.Days)
+	}
+	return time.Time{}
 }

@@ -12,12 +12,7 @@ var unimplemented = []struct {
 	accept func(a *Account) bool
 	def    string // the value to suggest, as written in YAML
 }{
-	{"layout", func(a *Account) bool { return a.Layout == "verbatim" }, "verbatim"},
-	{"mailboxes.map", func(a *Account) bool { return len(a.Mailboxes.Map) == 0 }, "{}"},
 	{"sync.remove_folders", func(a *Account) bool { return !a.Sync.RemoveFolders }, "false"},
-	{"sync.since", func(a *Account) bool { return a.Sync.Since == Since{} }, `""`},
-	{"sync.max_size", func(a *Account) bool { return a.Sync.MaxSize == 0 }, "0"},
-	{"sync.max_messages", func(a *Account) bool { return a.Sync.MaxMessages == 0 }, "0"},
 }
 
 // checkImplemented refuses the first key of accounts[i] that asks for a

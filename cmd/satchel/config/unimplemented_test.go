@@ -33,12 +33,7 @@ var notImplemented = map[string]struct {
 	refused, accepted []string
 	extra             []string // keys the refused values need to pass validation
 }{
-	"layout":              {refused: []string{"maildir++"}, accepted: []string{"verbatim"}},
-	"mailboxes.map":       {refused: []string{`{'\Sent': Sent}`, "{Archiv: Archive}"}, accepted: []string{"{}"}},
 	"sync.remove_folders": {refused: []string{"true"}, accepted: []string{"false"}},
-	"sync.since":          {refused: []string{"90d", "2024-01-31"}, accepted: []string{`""`}},
-	"sync.max_size":       {refused: []string{"20MB", "1"}, accepted: []string{"0", "0KB"}},
-	"sync.max_messages":   {refused: []string{"1000"}, accepted: []string{"0"}},
 }
 
 func TestNotImplemented(t *testing.T) {
