@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test vet demo dovecot fuzz clean
+.PHONY: all build test vet demo dovecot fuzz crash bench clean
 
 all: build
 
@@ -18,19 +18,40 @@ test: dovecot vet
 vet:
 	$(GO) vet ./...
 
-# Dovecot is what the tests talk to. As root, install it if missing; as
-# anyone else, the Dovecot tests skip loudly (SATCHEL_REQUIRE_DOVECOT=1
-# makes that a failure).
+# Dovecot is what the tests talk to, and notmuch what the mail-reader
+# test drives. As root, install them if missing; as anyone else, their
+# tests skip loudly (SATCHEL_REQUIRE_DOVECOT=1, SATCHEL_REQUIRE_NOTMUCH=1
+# make that a failure).
 dovecot:
-	@if ! command -v doveadm >/dev/null 2>&1; then \
+	@if ! command -v doveadm >/dev/null 2>&1 || ! command -v notmuch >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing dovecot-imapd for the tests"; \
+	    echo "installing dovecot-imapd and notmuch for the tests"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd notmuch >/dev/null; \
 	  else \
-	    echo "*** doveadm not found: the Dovecot tests will SKIP. Install dovecot-imapd (Debian/Ubuntu) to run them. ***"; \
+	    echo "*** doveadm or notmuch not found: their tests will SKIP. Install dovecot-imapd and notmuch (Debian/Ubuntu) to run them. ***"; \
 	  fi; \
 	fi
+
+# The SIGKILL crash harness at length: CRASH_KILLS kills per scenario
+# (`make test` runs 10). SATCHEL_CRASH_SEED=N replays a run,
+# SATCHEL_CRASH_AT=REGEXP kills each run at the first traced command that
+# matches; the traces, logs and index copies of a failed round are kept
+# under $SATCHEL_CRASH_ARTIFACTS (default $TMPDIR/satchel-crash).
+CRASH_KILLS ?= 300
+crash: dovecot
+	$(GO) vet ./sync/crashtest/
+	SATCHEL_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -count=1 -timeout 8h -v -run '^TestCrash$$' ./sync/crashtest/
+
+# The "faster than mbsync" benchmark: bin/satchel (a normal build, without
+# -race) against mbsync on a real Dovecot, printed as a table. About 15 to
+# 30 minutes at full size; BENCHFLAGS=-quick is a one-minute smoke run,
+# -install lets it apt-get isync when mbsync is missing (as root),
+# -readme=README.md writes the table into README's Performance section,
+# -json prints JSON. See README.md, "Performance", and go run ./sync/bench -h.
+BENCHFLAGS ?=
+bench: build dovecot
+	$(GO) run ./sync/bench -satchel bin/satchel $(BENCHFLAGS)
 
 # Sync the built-in sample mail into ./satchel-demo.
 demo:
