@@ -52,6 +52,29 @@ func (d Dir) Deliver(ctx context.Context, r io.Reader, flags mail.Flags, date ti
 // caller that records its intent before delivering can then find the
 // file after a crash.
 func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time) (Delivered, error) {
+	return d.deliver(ctx, key, r, flags, date, true)
+}
+
+// DeliverKeyLazy is DeliverKey without the final directory fsync: the
+// message is complete in new/ or cur/ but its name is durable only after
+// SyncDirs. A caller that delivers a batch pays one directory fsync for
+// all of it, and must not record the messages anywhere before SyncDirs
+// returns.
+func (d Dir) DeliverKeyLazy(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time) (Delivered, error) {
+	return d.deliver(ctx, key, r, flags, date, false)
+}
+
+// SyncDirs makes the entries of new/ and cur/ durable.
+func (d Dir) SyncDirs() error {
+	for _, sub := range []string{subNew, subCur} {
+		if err := syncDir(d.disk(), filepath.Join(d.Path, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d Dir) deliver(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time, syncDirNow bool) (Delivered, error) {
 	if err := ctx.Err(); err != nil {
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
@@ -111,6 +134,9 @@ func (d Dir) DeliverKey(ctx context.Context, key string, r io.Reader, flags mail
 		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
 	renamed = true
+	if !syncDirNow {
+		return Delivered{Key: key, Name: name, Subdir: sub, Size: size, MessageID: sniff.messageID()}, nil
+	}
 	if err := syncDir(fsys, filepath.Join(d.Path, sub)); err != nil {
 		// Not known to be durable: take it back, so the caller's retry
 		// cannot leave two copies.

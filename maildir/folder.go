@@ -73,6 +73,19 @@ func (f Folder) Deliver(ctx context.Context, key string, body io.Reader, flags m
 	return d.MessageID, nil
 }
 
+// DeliverLazy writes a message under key without the directory fsync;
+// see Dir.DeliverKeyLazy and SyncDirs.
+func (f Folder) DeliverLazy(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error) {
+	d, err := f.Dir.DeliverKeyLazy(ctx, key, body, flags, date)
+	if err != nil {
+		return "", err
+	}
+	return d.MessageID, nil
+}
+
+// SyncDirs makes the folder's new/ and cur/ entries durable.
+func (f Folder) SyncDirs() error { return f.Dir.SyncDirs() }
+
 // Find returns the flags of key's file.
 func (f Folder) Find(key string) (mail.Flags, bool, error) {
 	e, ok, err := f.Dir.Find(key)

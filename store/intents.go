@@ -151,3 +151,19 @@ func (tx *Tx) apply(changes []mail.RowChange) error {
 	}
 	return nil
 }
+
+// CompleteIntents records the results of several steps and forgets their
+// intents, all in one transaction (a batch's group commit).
+func (ix *Index) CompleteIntents(ctx context.Context, ids []int64, changes []mail.RowChange) error {
+	return ix.Update(ctx, func(tx *Tx) error {
+		if err := tx.apply(changes); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.tx.ExecContext(ctx, `DELETE FROM intents WHERE id = ?`, id); err != nil {
+				return fmt.Errorf("forget intent %d: %w", id, err)
+			}
+		}
+		return nil
+	})
+}

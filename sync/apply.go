@@ -131,37 +131,59 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		for i, m := range batch {
 			pending[m.UID] = i
 		}
+		// Group commit: files are written and fsynced one by one, their
+		// directories fsynced once for the batch, and then the batch's
+		// rows committed in one transaction. A crash before the commit
+		// leaves intents that the next run completes or forgets.
+		var doneIDs []int64
+		var doneRows []mail.RowChange
 		err = remote.FetchBodies(ctx, batch, func(uid mail.UID, size int64, body io.Reader) error {
 			i, ok := pending[uid]
 			if !ok {
 				_, err := io.Copy(io.Discard, body)
 				return err
 			}
-			in := ins[i]
-			row := in.Row
-			msgID, err := b.folder.Deliver(ctx, row.Key, body, row.Flags.System(), row.InternalDate)
+			row := ins[i].Row
+			msgID, err := b.folder.DeliverLazy(ctx, row.Key, body, row.Flags.System(), row.InternalDate)
 			if err != nil {
 				return fmt.Errorf("download UID %d: %w", uid, err)
 			}
 			if msgID != "" {
 				row.MessageID = msgID
 			}
-			if err := ix.CompleteIntent(ctx, ids[i], []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}); err != nil {
-				return err
-			}
 			delete(pending, uid)
+			doneIDs = append(doneIDs, ids[i])
+			doneRows = append(doneRows, mail.RowChange{MailboxID: b.mb.ID, Row: row})
 			b.mu.Lock()
-			b.known[uid] = row
-			b.res.Downloaded++
-			b.res.Bytes += row.Size
 			r.opts.advanceProgress(b.Name, row.Size)
 			b.mu.Unlock()
 			log.Debug("downloaded", "uid", uid, "size", row.Size)
 			return nil
 		})
+		if len(doneRows) > 0 {
+			cerr := b.folder.SyncDirs()
+			if cerr == nil {
+				cerr = ix.CompleteIntents(ctx, doneIDs, doneRows)
+			}
+			if cerr != nil {
+				// The intents stay: the next run finds the files or not.
+				return errors.Join(err, cerr)
+			}
+			b.mu.Lock()
+			for _, c := range doneRows {
+				b.known[c.Row.UID] = c.Row
+				b.res.Downloaded++
+				b.res.Bytes += c.Row.Size
+			}
+			b.mu.Unlock()
+		}
 		// What was not delivered left no file: forget its intent.
+		var dropped []int64
 		for _, i := range pending {
-			if derr := ix.DropIntent(ctx, ids[i]); derr != nil && err == nil {
+			dropped = append(dropped, ids[i])
+		}
+		if len(dropped) > 0 {
+			if derr := ix.CompleteIntents(ctx, dropped, nil); derr != nil && err == nil {
 				err = derr
 			}
 		}

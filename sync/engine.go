@@ -104,6 +104,8 @@ type Index interface {
 	AddIntents(ctx context.Context, ins []mail.Intent) ([]int64, error)
 	Intents(ctx context.Context, mailboxID int64) ([]mail.Intent, error)
 	CompleteIntent(ctx context.Context, id int64, changes []mail.RowChange) error
+	// CompleteIntents is CompleteIntent for several steps at once.
+	CompleteIntents(ctx context.Context, ids []int64, changes []mail.RowChange) error
 	DropIntent(ctx context.Context, id int64) error
 	// Apply writes and deletes rows in one transaction, deletions first.
 	Apply(ctx context.Context, changes []mail.RowChange) error
@@ -120,6 +122,12 @@ type Folder interface {
 	// Deliver writes a message (CRLF read as LF) under key, into new/ or
 	// cur/ by \Seen, mtime date. On error nothing is left behind.
 	Deliver(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error)
+	// DeliverLazy is Deliver without the directory fsync: the file's
+	// name is durable only after SyncDirs, and nothing may record it
+	// before.
+	DeliverLazy(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error)
+	// SyncDirs makes the entries of new/ and cur/ durable.
+	SyncDirs() error
 	// Find returns the flags of key's file, looking in both cur/ and new/.
 	Find(key string) (flags mail.Flags, ok bool, err error)
 	// SetFlags renames key's file to carry flags (system flags only).
