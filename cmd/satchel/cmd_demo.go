@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -103,15 +104,21 @@ func runDemo(ctx context.Context, g *globals, dir string) int {
 			return out.code()
 		}
 	}
+	// A notmuch configuration for the demo's Maildir, so that one
+	// command indexes it.
+	nmConfig := filepath.Join(dir, "notmuch-config")
+	nm := fmt.Sprintf("[database]\npath=%s\n[new]\nignore=.satchel-id\n[maildir]\nsynchronize_flags=true\n", acc.Maildir)
+	if err := os.WriteFile(nmConfig, []byte(nm), 0o600); err != nil {
+		return reportFatal(g, fmt.Errorf("write %s: %w", nmConfig, err))
+	}
 	if !g.quiet && !g.json {
 		fmt.Fprintf(g.stdout, `
 The mail is in %[1]s (one Maildir per mailbox), the index in %[2]s.
 Read it with mutt:     mutt -f %[1]s/INBOX
 Or index it with notmuch:
-    NOTMUCH_CONFIG=%[3]s/notmuch-config notmuch config set database.path %[1]s
-    NOTMUCH_CONFIG=%[3]s/notmuch-config notmuch new
+    NOTMUCH_CONFIG=%[3]s notmuch new
 Run "make demo" again: the second sync downloads nothing.
-`, acc.Maildir, acc.Index, dir)
+`, acc.Maildir, acc.Index, nmConfig)
 	}
 	return out.code()
 }

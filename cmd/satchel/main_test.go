@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -310,6 +311,23 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out, "mutt -f "+filepath.Join(dir, "Mail", "INBOX")) {
 		t.Errorf("demo does not say how to open the mail with mutt:\n%s", out)
+	}
+	// The notmuch line works as printed.
+	if nm, err := exec.LookPath("notmuch"); err == nil {
+		cfg := filepath.Join(dir, "notmuch-config")
+		if !strings.Contains(out, "NOTMUCH_CONFIG="+cfg+" notmuch new") {
+			t.Fatalf("demo does not say how to index the mail with notmuch:\n%s", out)
+		}
+		cmd := exec.Command(nm, "new", "--quiet")
+		cmd.Env = append(os.Environ(), "NOTMUCH_CONFIG="+cfg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("notmuch new: %v\n%s", err, b)
+		}
+		cmd = exec.Command(nm, "count", "*")
+		cmd.Env = append(os.Environ(), "NOTMUCH_CONFIG="+cfg)
+		if b, err := cmd.Output(); err != nil || strings.TrimSpace(string(b)) != "11" {
+			t.Fatalf("notmuch count: %q %v", b, err)
+		}
 	}
 }
 
