@@ -388,6 +388,43 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 				return false, err
 			}
 		}
+		if in.Kind == mail.IntentMove && in.From != 0 {
+			if err := r.finishMoveSource(ctx, remote, b, in); err != nil {
+				return false, err
+			}
+		}
 	}
 	return true, nil
+}
+
+// finishMoveSource removes the source copy of a move a crash interrupted:
+// without MOVE a move is a COPY and an expunge, and a crash between the
+// two leaves the message in both mailboxes. The source row is gone from
+// the index with the intent, so left alone it would come back as new
+// mail. Afterwards the target mailbox is selected again.
+func (r *runner) finishMoveSource(ctx context.Context, remote Remote, b *box, in mail.Intent) error {
+	mbs, err := r.deps.Index.Mailboxes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range mbs {
+		if m.ID != in.From {
+			continue
+		}
+		st, err := remote.Select(ctx, m.Name)
+		if err != nil {
+			return err
+		}
+		if st.UIDValidity == in.FromUIDValidity {
+			err := remote.Expunge(ctx, []mail.UID{in.FromUID})
+			if errors.Is(err, mail.ErrExpungeDeferred) {
+				r.log.Warn("source of an interrupted move left flagged \\Deleted", "mailbox", m.Name, "uid", in.FromUID)
+			} else if err != nil {
+				return err
+			}
+		}
+		break
+	}
+	_, err = remote.Select(ctx, b.Name)
+	return err
 }
