@@ -518,6 +518,10 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 			return err
 		}
 		uids := []mail.UID{mv.Row.UID}
+		// sourceStays: the source copy is still on the server, flagged
+		// \Deleted; its row stays so that the next sync deletes it again
+		// rather than take it for new mail.
+		sourceStays := false
 		newUIDs, err := remote.Move(ctx, uids, mv.To.Name)
 		if errors.Is(err, mail.ErrNoMove) {
 			newUIDs, err = remote.Copy(ctx, uids, mv.To.Name)
@@ -526,6 +530,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 				if errors.Is(err, mail.ErrExpungeDeferred) {
 					b.res.Deferred++
 					log.Warn("moved message left flagged \\Deleted in the source", "uid", mv.Row.UID)
+					sourceStays = true
 					err = nil
 				}
 			}
@@ -559,10 +564,11 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 			continue
 		}
 		row.UID = uid
-		err = r.deps.Index.CompleteIntent(ctx, ids[0], []mail.RowChange{
-			{MailboxID: b.mb.ID, Row: mv.Row, Delete: true},
-			{MailboxID: mv.To.mb.ID, Row: row},
-		})
+		changes := []mail.RowChange{{MailboxID: mv.To.mb.ID, Row: row}}
+		if !sourceStays {
+			changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: mv.Row, Delete: true})
+		}
+		err = r.deps.Index.CompleteIntent(ctx, ids[0], changes)
 		if err != nil {
 			return err
 		}

@@ -373,7 +373,17 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 			continue
 		}
 		changes := []mail.RowChange{{MailboxID: b.mb.ID, Row: row}}
-		if in.From != 0 {
+		dropSource := in.From != 0
+		if in.Kind == mail.IntentMove && in.From != 0 {
+			// The source copy goes first: until it is gone its row must
+			// stay, or it would come back as new mail.
+			gone, err := r.finishMoveSource(ctx, remote, b, in)
+			if err != nil {
+				return false, err
+			}
+			dropSource = gone
+		}
+		if dropSource {
 			changes = append(changes, mail.RowChange{MailboxID: in.From, Delete: true,
 				Row: mail.Message{UIDValidity: in.FromUIDValidity, UID: in.FromUID}})
 		}
@@ -388,43 +398,42 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 				return false, err
 			}
 		}
-		if in.Kind == mail.IntentMove && in.From != 0 {
-			if err := r.finishMoveSource(ctx, remote, b, in); err != nil {
-				return false, err
-			}
-		}
 	}
 	return true, nil
 }
 
 // finishMoveSource removes the source copy of a move a crash interrupted:
 // without MOVE a move is a COPY and an expunge, and a crash between the
-// two leaves the message in both mailboxes. The source row is gone from
-// the index with the intent, so left alone it would come back as new
-// mail. Afterwards the target mailbox is selected again.
-func (r *runner) finishMoveSource(ctx context.Context, remote Remote, b *box, in mail.Intent) error {
+// two leaves the message in both mailboxes. It reports whether the source
+// copy is gone; one left flagged \Deleted (a plain EXPUNGE would take
+// other messages with it) keeps its row, so that the next sync deletes it
+// again rather than take it for new mail. Afterwards the target mailbox
+// is selected again.
+func (r *runner) finishMoveSource(ctx context.Context, remote Remote, b *box, in mail.Intent) (bool, error) {
 	mbs, err := r.deps.Index.Mailboxes(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
+	gone := true
 	for _, m := range mbs {
 		if m.ID != in.From {
 			continue
 		}
 		st, err := remote.Select(ctx, m.Name)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if st.UIDValidity == in.FromUIDValidity {
 			err := remote.Expunge(ctx, []mail.UID{in.FromUID})
 			if errors.Is(err, mail.ErrExpungeDeferred) {
 				r.log.Warn("source of an interrupted move left flagged \\Deleted", "mailbox", m.Name, "uid", in.FromUID)
+				gone = false
 			} else if err != nil {
-				return err
+				return false, err
 			}
 		}
 		break
 	}
 	_, err = remote.Select(ctx, b.Name)
-	return err
+	return gone, err
 }

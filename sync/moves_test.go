@@ -225,3 +225,33 @@ func TestServerMoveToEarlierMailbox(t *testing.T) {
 	e.assertMirror(false)
 	e.assertSettled()
 }
+
+// TestMoveWithDeferredExpunge: without MOVE and UIDPLUS, a local move
+// whose source cannot be expunged yet (another client's message is
+// flagged \Deleted) leaves the source flagged \Deleted; it is not taken
+// for new mail, and it goes once the other message does.
+func TestMoveWithDeferredExpunge(t *testing.T) {
+	srv := serverModes[2].start(t) // plain IMAP4rev1
+	srv.CreateMailbox("Archive")
+	srv.Append("INBOX", msg("to archive"), []string{`\Seen`}, day)
+	srv.Append("INBOX", msg("someone else's"), []string{`\Deleted`}, day)
+	e := newEnv(t, srv)
+	e.mustSync()
+	e.moveFile("INBOX", "Archive", e.keyOf("INBOX", "to archive"))
+	e.mustSync()
+	e.mustSync()
+	if n, _ := e.dir("INBOX").Count(); n != 1 {
+		t.Fatalf("INBOX holds %d files, want 1 (the moved message came back)", n)
+	}
+	if _, ok := serverMsg(srv, "Archive", "to archive"); !ok {
+		t.Fatal("not in Archive on the server")
+	}
+	other, _ := serverMsg(srv, "INBOX", "someone else's")
+	srv.Expunge("INBOX", other.UID)
+	e.mustSync()
+	if _, ok := serverMsg(srv, "INBOX", "to archive"); ok {
+		t.Fatal("the source copy was never expunged")
+	}
+	e.assertMirror(false)
+	e.assertSettled()
+}

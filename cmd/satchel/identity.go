@@ -51,6 +51,15 @@ type identity struct {
 //
 // A refusal changes nothing: no directory, no file, no index row.
 func checkIdentity(ctx context.Context, ix *store.Index, root, account string, write bool) error {
+	if write {
+		// A run killed while writing the identity file leaves its
+		// temporary file behind; nothing else uses the name.
+		if stale, _ := filepath.Glob(filepath.Join(root, identityFile+".tmp*")); len(stale) > 0 {
+			for _, p := range stale {
+				os.Remove(p)
+			}
+		}
+	}
 	indexID, indexHas, err := ix.Meta(ctx, metaMaildirID)
 	if err != nil {
 		return err
