@@ -172,18 +172,30 @@ func (p *latencyProxy) close() { p.ln.Close() }
 
 // cmdParser finds the tagged commands in the client's byte stream: a line
 // that starts a command (not literal data, not the rest of a command after
-// a literal) is "tag NAME ..."; a line ending in {N}, {N+} or ~{N}
-// announces N literal bytes (RFC 9051 §4.3, RFC 7888, RFC 3516), after
-// which the same command goes on.
+// a literal) is "tag NAME ...", NAME an IMAP command in capitals as both
+// tools send them; a line ending in {N}, {N+} or ~{N} announces N literal
+// bytes (RFC 9051 §4.3, RFC 7888, RFC 3516), after which the same command
+// goes on.
 type cmdParser struct {
-	literal   int64  // literal bytes still to skip
-	continued bool   // the next line continues a command
-	head      []byte // the current line's first bytes
-	tail      []byte // its last bytes
+	// noLiterals makes the parser take every line for a possible command
+	// start: for a stream that interleaves connections, where one
+	// connection's literal would swallow the others' commands. Then only
+	// the list of command names keeps message text from counting.
+	noLiterals bool
+	literal    int64  // literal bytes still to skip
+	continued  bool   // the next line continues a command
+	head       []byte // the current line's first bytes
+	tail       []byte // its last bytes
 }
 
+// imapCommands are the command names counted (RFC 9051 §6 and the
+// extensions the tools use).
+const imapCommands = `CAPABILITY|NOOP|LOGOUT|STARTTLS|AUTHENTICATE|LOGIN|ENABLE|SELECT|EXAMINE|CREATE|DELETE|RENAME|` +
+	`SUBSCRIBE|UNSUBSCRIBE|LIST|LSUB|NAMESPACE|STATUS|APPEND|IDLE|CHECK|CLOSE|UNSELECT|EXPUNGE|SEARCH|` +
+	`FETCH|STORE|COPY|MOVE|ID|COMPRESS|GETQUOTAROOT|GETQUOTA|SORT|THREAD|ESEARCH|NOTIFY|GETMETADATA|SETMETADATA`
+
 var (
-	commandStart = regexp.MustCompile(`^[!#$&'+,\-./0-9:;<=>?@A-Z^_` + "`" + `a-z|}~]+ ((?i:UID) )?([A-Za-z]+)`)
+	commandStart = regexp.MustCompile(`^[A-Za-z0-9.]+ (UID )?(` + imapCommands + `)( |\r?$)`)
 	literalEnd   = regexp.MustCompile(`~?\{([0-9]+)\+?\}\r?$`)
 )
 
@@ -213,15 +225,12 @@ func (c *cmdParser) feed(data []byte, command func(string)) {
 		data = data[i+1:]
 		if !c.continued {
 			if m := commandStart.FindSubmatch(c.head); m != nil {
-				name := string(bytes.ToUpper(m[2]))
-				if len(m[1]) > 0 {
-					name = "UID " + name
-				}
+				name := string(m[1]) + string(m[2])
 				command(name)
 			}
 		}
 		c.continued = false
-		if m := literalEnd.FindSubmatch(c.tail); m != nil {
+		if m := literalEnd.FindSubmatch(c.tail); m != nil && !c.noLiterals {
 			n, _ := strconv.ParseInt(string(m[1]), 10, 64)
 			c.literal = n
 			c.continued = true

@@ -36,6 +36,7 @@ type options struct {
 	hugeMB      int     // size of the one huge message; 0 skips it
 	latency     time.Duration
 	repeat      int // no-op runs per measurement (the median counts)
+	firstRuns   int // first syncs per dataset, from scratch (the median counts)
 	flagShare   float64
 	newMsgs     int
 	removeMsgs  int
@@ -65,6 +66,7 @@ func parseFlags() options {
 	flag.IntVar(&o.hugeMB, "huge-mb", 200, "size in MB of the one message of the huge dataset; 0 skips it")
 	flag.DurationVar(&o.latency, "latency", 25*time.Millisecond, "delay added by the proxy in each direction")
 	flag.IntVar(&o.repeat, "repeat", 5, "runs of each no-op measurement; the median is reported")
+	flag.IntVar(&o.firstRuns, "first-runs", 1, "first syncs of each dataset, each from an empty Maildir; the median is reported (a busy machine makes one run noisy)")
 	flag.Float64Var(&o.flagShare, "flag-share", 0.01, "share of messages whose flags change, on the server or locally")
 	flag.IntVar(&o.newMsgs, "new", 50, "new messages, on the server or locally")
 	flag.IntVar(&o.removeMsgs, "remove", 20, "messages expunged on the server, or files deleted locally")

@@ -57,7 +57,9 @@ func scenarios(sets []dataset, o options) []scenario {
 type result struct {
 	Seconds   float64   `json:"seconds"`                         // the median of Runs
 	Runs      []float64 `json:"runs"`                            // every run's wall time
-	RunsRSS   []float64 `json:"runs_rss_mb"`                     // every run\'s peak RSS
+	RunsRSS   []float64 `json:"runs_rss_mb"`                     // every run's peak RSS
+	RunsUser  []float64 `json:"runs_user"`                       // every run's user CPU seconds
+	RunsSys   []float64 `json:"runs_sys"`                        // every run's system CPU seconds
 	PeakRSSMB float64   `json:"peak_rss_mb"`                     // the largest of the runs
 	Exit      int       `json:"exit"`                            // the worst exit code
 	Change    string    `json:"change,omitempty"`                // what was changed before the run
@@ -110,6 +112,8 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 	res := &result{}
 	runs := 1
 	switch sc.kind {
+	case firstSync:
+		runs = max(1, m.o.firstRuns)
 	case noop:
 		runs = max(1, m.o.repeat)
 	case afterServer:
@@ -147,6 +151,11 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 		if d := time.Until(m.last.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)); d > 0 {
 			time.Sleep(d)
 		}
+		if sc.kind == firstSync && i > 0 {
+			if err := m.tool.reset(d.id); err != nil {
+				return err
+			}
+		}
 		pr, err := m.tool.sync(ctx, d.id, sc.kind == noopLatency, trace)
 		m.last = time.Now()
 		if err != nil {
@@ -154,6 +163,8 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 		}
 		res.Runs = append(res.Runs, pr.elapsed.Seconds())
 		res.RunsRSS = append(res.RunsRSS, float64(pr.maxRSS)/(1<<20))
+		res.RunsUser = append(res.RunsUser, pr.user.Seconds())
+		res.RunsSys = append(res.RunsSys, pr.sys.Seconds())
 		res.PeakRSSMB = max(res.PeakRSSMB, float64(pr.maxRSS)/(1<<20))
 		if pr.exit != 0 && res.Exit == 0 {
 			res.Exit = pr.exit

@@ -18,6 +18,8 @@ import (
 // procResult is one run of a sync tool.
 type procResult struct {
 	elapsed time.Duration
+	user    time.Duration // CPU time, its waited-for children included
+	sys     time.Duration
 	maxRSS  int64 // bytes: the high-water mark of the process's resident set
 	exit    int   // -1 if it did not run to an exit
 }
@@ -93,6 +95,7 @@ func runProc(ctx context.Context, logPath string, env []string, name string, arg
 	res := procResult{elapsed: elapsed, exit: -1, maxRSS: sampled}
 	if cmd.ProcessState != nil {
 		res.exit = cmd.ProcessState.ExitCode()
+		res.user, res.sys = cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			if exact := ru.Maxrss << 10; exact > floor { // kilobytes on Linux
 				res.maxRSS = exact

@@ -18,6 +18,10 @@ type syncTool interface {
 	// sync runs one sync of ds, through the latency proxy when proxied.
 	// trace, when not empty and the tool can, receives a protocol trace.
 	sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error)
+	// reset forgets ds locally (Maildir and sync state), so that the
+	// next sync is a first sync again. Only for a dataset the tool has
+	// not changed on the server.
+	reset(ds string) error
 }
 
 // satchelTool runs the satchel binary with a configuration file per
@@ -59,6 +63,16 @@ func newSatchel(bin, dir string, port, proxyPort int, sets []dataset) (*satchelT
 
 func (t *satchelTool) name() string          { return "satchel" }
 func (t *satchelTool) root(ds string) string { return filepath.Join(t.dir, ds) }
+
+func (t *satchelTool) reset(ds string) error {
+	paths, _ := filepath.Glob(filepath.Join(t.dir, ds+".db*"))
+	for _, p := range append(paths, t.root(ds)) {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (t *satchelTool) sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error) {
 	cfg := t.direct
@@ -121,6 +135,15 @@ func newMbsync(bin, dir string, port, proxyPort int, sets []dataset) (*mbsyncToo
 
 func (t *mbsyncTool) name() string          { return "mbsync" }
 func (t *mbsyncTool) root(ds string) string { return filepath.Join(t.dir, ds) }
+
+// reset removes the dataset's Maildir, which holds the sync state too
+// (SyncState *), and makes its root again, as mbsync wants it.
+func (t *mbsyncTool) reset(ds string) error {
+	if err := os.RemoveAll(t.root(ds)); err != nil {
+		return err
+	}
+	return os.MkdirAll(t.root(ds), 0o700)
+}
 
 func (t *mbsyncTool) sync(ctx context.Context, ds string, proxied bool, _ string) (procResult, error) {
 	ch := ds + "-direct"

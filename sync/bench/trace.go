@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -17,9 +18,10 @@ import (
 // pipelining client's next write.
 //
 // The trace file is shared by every connection of a run and its records
-// carry no connection id: with more than one connection the bursts of
-// several connections interleave, and the proxy's count is the one to
-// trust.
+// carry no connection id: with more than one connection (more than one
+// PREAUTH greeting) the records of several connections interleave, so
+// bursts mean nothing and literals cannot be followed: then every line
+// that looks like a command counts as one (see cmdParser.noLiterals).
 func traceStats(path string) (*connStats, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -27,6 +29,21 @@ func traceStats(path string) (*connStats, error) {
 	}
 	defer f.Close()
 	st := &connStats{}
+	greetings := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 128<<10), 1<<20)
+	for sc.Scan() {
+		if bytes.HasPrefix(sc.Bytes(), []byte("S: * PREAUTH ")) {
+			greetings++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st.cmd.noLiterals = greetings > 1
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	br := bufio.NewReaderSize(f, 256<<10)
 	for n := 1; ; n++ {
 		rec, err := br.ReadBytes('\n')
