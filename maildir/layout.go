@@ -107,14 +107,7 @@ func escapeFlat(level string) string {
 	if level == "" {
 		return "%"
 	}
-	reserved := isReserved(level)
-	var b []byte
-	for i := 0; i < len(level); {
-		var n int
-		b, n = appendUnit(b, level, i, i == 0, reserved)
-		i += n
-	}
-	return strings.ReplaceAll(string(b), ".", "%2E")
+	return strings.ReplaceAll(string(escapeLevel(level)), ".", "%2E")
 }
 
 // layout returns r's layout, Verbatim when unset.

@@ -105,13 +105,9 @@ func DecodeName(rel string) ([]string, error) {
 	return levels, nil
 }
 
-// EncodeComponent escapes one level of a mailbox name. The result is a
-// single path element of at most 255 bytes, or, for a long level, several
-// joined with "/" of which all but the last end with "%+".
-func EncodeComponent(level string) string {
-	if level == "" {
-		return "%"
-	}
+// escapeLevel escapes every byte of a non-empty level that needs it, as
+// described above, without cutting it into chunks.
+func escapeLevel(level string) []byte {
 	reserved := isReserved(level)
 	var b []byte
 	for i := 0; i < len(level); {
@@ -119,11 +115,23 @@ func EncodeComponent(level string) string {
 		b, n = appendUnit(b, level, i, i == 0, reserved)
 		i += n
 	}
+	return b
+}
+
+// EncodeComponent escapes one level of a mailbox name. The result is a
+// single path element of at most 255 bytes, or, for a long level, several
+// joined with "/" of which all but the last end with "%+".
+func EncodeComponent(level string) string {
+	if level == "" {
+		return "%"
+	}
+	b := escapeLevel(level)
 	if len(b) <= maxElem {
 		return string(b)
 	}
 	// Too long for one directory name: cut into chunks, filling each
 	// greedily so the split is deterministic.
+	reserved := isReserved(level)
 	b = b[:0]
 	chunk := 0
 	for i := 0; i < len(level); {

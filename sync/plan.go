@@ -1,9 +1,9 @@
 package sync
 
 import (
-	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -559,23 +559,18 @@ func goneUIDs(known map[mail.UID]mail.Message, present []mail.UID) []mail.UID {
 	return out
 }
 
-func sortedRows(m map[mail.UID]mail.Message) []mail.Message {
-	out := make([]mail.Message, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
+// byUID returns the values of a map keyed by UID, in UID order.
+func byUID[T any](m map[mail.UID]T) []T {
+	out := make([]T, 0, len(m))
+	for _, u := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[u])
 	}
-	slices.SortFunc(out, func(a, b mail.Message) int { return cmp.Compare(a.UID, b.UID) })
 	return out
 }
 
-func sortedChanged(m map[mail.UID]mail.RemoteMessage) []mail.RemoteMessage {
-	out := make([]mail.RemoteMessage, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b mail.RemoteMessage) int { return cmp.Compare(a.UID, b.UID) })
-	return out
-}
+func sortedRows(m map[mail.UID]mail.Message) []mail.Message { return byUID(m) }
+
+func sortedChanged(m map[mail.UID]mail.RemoteMessage) []mail.RemoteMessage { return byUID(m) }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
