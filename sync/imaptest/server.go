@@ -181,6 +181,41 @@ func (s *Server) CreateMailbox(name string) {
 	}
 }
 
+// RenameMailbox renames a mailbox, and those below it, as another client
+// would. The harness's connection leaves the mailbox it had selected
+// first: servers refuse to rename the mailbox in use.
+func (s *Server) RenameMailbox(from, to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.leave()
+	if err := c.Rename(from, to, nil).Wait(); err != nil {
+		s.t.Fatalf("imaptest: rename %q to %q: %v", from, to, err)
+	}
+}
+
+// DeleteMailbox deletes a mailbox as another client would; one with
+// mailboxes below it stays as a \Noselect level.
+func (s *Server) DeleteMailbox(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.leave()
+	if err := c.Delete(name).Wait(); err != nil {
+		s.t.Fatalf("imaptest: delete %q: %v", name, err)
+	}
+}
+
+// leave returns the harness's connection with no mailbox selected. The
+// caller holds s.mu.
+func (s *Server) leave() *imapclient.Client {
+	c := s.conn()
+	if c.Mailbox() != nil {
+		if err := c.Unselect().Wait(); err != nil {
+			s.t.Fatalf("imaptest: unselect: %v", err)
+		}
+	}
+	return c
+}
+
 // Mailboxes returns the selectable mailboxes (LIST "" "*" without
 // \Noselect and \NonExistent ones), decoded to UTF-8, sorted.
 func (s *Server) Mailboxes() []string {

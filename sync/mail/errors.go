@@ -16,4 +16,7 @@ var (
 	// (RFC 5530). A refusal of the credentials or of a command is never
 	// transient.
 	ErrTransient = errors.New("transient failure")
+	// ErrNoMailbox: the server says the mailbox does not exist
+	// ([NONEXISTENT], RFC 5530 §3).
+	ErrNoMailbox = errors.New("no such mailbox on the server")
 )
