@@ -55,117 +55,30 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	list, entries, settled, err := r.lifecycle(ctx, remote, list, entries)
+	if err != nil {
+		res.Err = fmt.Errorf("follow renamed and deleted mailboxes: %w", err)
+		return res
+	}
 	created, err := r.createLocalFolders(ctx, remote, list, entries)
 	if err != nil {
 		res.Err = fmt.Errorf("create mailboxes for local folders: %w", err)
 		return res
 	}
 	entries = append(entries, created...)
-
-	// Learn, over up to opts.Connections connections.
-	var todo []*box
-	results := make([]*MailboxResult, 0, len(entries))
-	for _, e := range entries {
-		mr := &MailboxResult{Name: e.Name, Local: e.rel, Created: e.created}
-		if e.err != nil {
-			mr.Err = e.err
-			results = append(results, mr)
-			continue
-		}
-		if e.NoSelect {
-			if !opts.DryRun && opts.pulls() {
-				if err := deps.MkdirAll(e.rel); err != nil {
-					mr.Err = err
-					results = append(results, mr)
-				}
-			}
-			continue
-		}
-		results = append(results, mr)
-		b := &box{mailboxEntry: e, res: mr}
-		if r.unchanged(ctx, b) {
-			continue
-		}
-		todo = append(todo, b)
+	results, err := r.pass(ctx, first, entries)
+	results = append(settled, results...)
+	if again := r.again; err == nil && len(again) > 0 {
+		// Mailboxes re-created on the server after their deletion was
+		// applied: their remaining files are uploaded now.
+		r.again = nil
+		var more []*MailboxResult
+		more, err = r.pass(ctx, first, again)
+		results = append(results, more...)
 	}
-	var mu gosync.Mutex
-	var boxes, failed []*box
-	r.parallel(ctx, first, len(todo), func(ctx context.Context, s *session, i int) {
-		b := todo[i]
-		remote, err := s.remote(ctx)
-		if err == nil {
-			err = r.learn(ctx, remote, b)
-		}
-		b.res.Mode = b.mode
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			s.fail(b, err)
-			if r.learnLocal(ctx, b) == nil {
-				failed = append(failed, b)
-			}
-			return
-		}
-		boxes = append(boxes, b)
-	})
-	if ctx.Err() != nil {
-		res.Err = ctx.Err()
-		return res
-	}
-	byName := func(l []*box) {
-		slices.SortFunc(l, func(a, b *box) int { return strings.Compare(a.Name, b.Name) })
-	}
-	byName(boxes)
-	byName(failed)
-
-	// Plan.
-	pl := &planner{opts: opts, log: r.log, info: map[*box]map[string]mail.LocalInfo{}}
-	if err := pl.planAll(boxes, failed); err != nil {
+	if err != nil && ctx.Err() == nil {
 		res.Err = err
 		return res
-	}
-	boxes = guardPlans(boxes, opts, r.log)
-
-	// Apply: mailboxes a move or an adoption ties together go to one
-	// connection, one after the other; the groups run in parallel.
-	for _, b := range boxes {
-		b.res.Plan = b.plan
-	}
-	if !opts.DryRun {
-		groups := applyGroups(boxes)
-		r.parallel(ctx, first, len(groups), func(ctx context.Context, s *session, i int) {
-			// A mailbox's server state is recorded only once every
-			// mailbox of its group is applied: an adoption in another
-			// mailbox settles the fate of one of its rows, and a state
-			// recorded before that could hide an expunge from the next
-			// run (QRESYNC reports only what came after it).
-			var applied []*box
-			failed := false
-			for _, b := range groups[i] {
-				if ctx.Err() != nil {
-					return
-				}
-				remote, err := s.remote(ctx)
-				if err == nil {
-					err = r.apply(ctx, remote, b)
-				}
-				if err != nil {
-					s.fail(b, err)
-					failed = true
-					continue
-				}
-				applied = append(applied, b)
-			}
-			if failed && len(groups[i]) > 1 {
-				// The next run learns the group again from the old state.
-				return
-			}
-			for _, b := range applied {
-				if err := r.finish(ctx, b); err != nil {
-					s.fail(b, err)
-				}
-			}
-		})
 	}
 	for _, mr := range results {
 		res.Mailboxes = append(res.Mailboxes, *mr)
@@ -363,6 +276,10 @@ type runner struct {
 	opts Options
 	deps Deps
 	log  *slog.Logger
+	// again holds the mailboxes re-created on the server while a pass
+	// was applied, to be synced by another pass; mu guards it.
+	mu    gosync.Mutex
+	again []mailboxEntry
 	// slots holds one token per open connection: never more than
 	// opts.Connections at once (servers limit them per user: Dovecot
 	// to 10 by default).
@@ -393,8 +310,17 @@ type mailboxEntry struct {
 	rel string
 	err error
 	// created: the mailbox was created on the server in this run, for a
-	// local folder.
-	created bool
+	// local folder, or again after its deletion there (recreated: its
+	// first sync may upload any number of files).
+	created, recreated bool
+	// vanished: deleted on the server, synced as a server that expunged
+	// everything; folderGone: its folder was deleted locally. Both with
+	// sync.remove_folders; see lifecycle.go.
+	vanished, folderGone bool
+	// event is what lifecycle found of the mailbox as a whole; res the
+	// result an earlier pass of this run started.
+	event *FolderEvent
+	res   *MailboxResult
 }
 
 // selectMailboxes filters the listing by the include, exclude and only
@@ -549,4 +475,158 @@ func matchAny(gs []glob, m mail.RemoteMailbox) bool {
 		}
 	}
 	return false
+}
+
+// pass learns, plans and applies the given mailboxes and returns the
+// results of those that had none yet. An error stops the account.
+func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntry) ([]*MailboxResult, error) {
+	opts := r.opts
+	// Learn, over up to opts.Connections connections.
+	var todo []*box
+	results := make([]*MailboxResult, 0, len(entries))
+	for _, e := range entries {
+		mr := e.res
+		if mr == nil {
+			mr = &MailboxResult{Name: e.Name, Local: e.rel, Created: e.created, Folder: e.event}
+			results = append(results, mr)
+		}
+		mr.Created = mr.Created || e.created
+		if e.err != nil {
+			mr.Err = e.err
+			continue
+		}
+		if e.NoSelect {
+			if !opts.DryRun && opts.pulls() {
+				if err := r.deps.MkdirAll(e.rel); err != nil {
+					mr.Err = err
+				}
+			}
+			if mr.Err == nil && e.res == nil {
+				results = results[:len(results)-1]
+			}
+			continue
+		}
+		b := &box{mailboxEntry: e, res: mr}
+		if r.unchanged(ctx, b) {
+			continue
+		}
+		todo = append(todo, b)
+	}
+	var mu gosync.Mutex
+	var boxes, failed []*box
+	r.parallel(ctx, first, len(todo), func(ctx context.Context, s *session, i int) {
+		b := todo[i]
+		var err error
+		if b.vanished {
+			err = r.learnVanished(ctx, b)
+		} else {
+			var remote Remote
+			remote, err = s.remote(ctx)
+			if err == nil {
+				err = r.learn(ctx, remote, b)
+			}
+		}
+		b.res.Mode = b.mode
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			s.fail(b, err)
+			if r.learnLocal(ctx, b) == nil {
+				failed = append(failed, b)
+			}
+			return
+		}
+		boxes = append(boxes, b)
+	})
+	if ctx.Err() != nil {
+		return results, ctx.Err()
+	}
+	byName := func(l []*box) {
+		slices.SortFunc(l, func(a, b *box) int { return strings.Compare(a.Name, b.Name) })
+	}
+	byName(boxes)
+	byName(failed)
+
+	// Plan.
+	pl := &planner{opts: opts, log: r.log, info: map[*box]map[string]mail.LocalInfo{}}
+	if err := pl.planAll(boxes, failed); err != nil {
+		return results, err
+	}
+	boxes = guardPlans(boxes, opts, r.log)
+
+	// Apply: mailboxes a move or an adoption ties together go to one
+	// connection, one after the other; the groups run in parallel.
+	for _, b := range boxes {
+		b.res.Plan = b.plan
+	}
+	if !opts.DryRun {
+		groups := applyGroups(boxes)
+		r.parallel(ctx, first, len(groups), func(ctx context.Context, s *session, i int) {
+			// A mailbox's server state is recorded only once every
+			// mailbox of its group is applied: an adoption in another
+			// mailbox settles the fate of one of its rows, and a state
+			// recorded before that could hide an expunge from the next
+			// run (QRESYNC reports only what came after it).
+			var applied []*box
+			failed := false
+			for _, b := range groups[i] {
+				if ctx.Err() != nil {
+					return
+				}
+				var err error
+				if b.vanished {
+					// Deleted on the server: only the local side changes.
+					err = r.applyLocal(ctx, b)
+				} else {
+					var remote Remote
+					remote, err = s.remote(ctx)
+					if err == nil {
+						err = r.apply(ctx, remote, b)
+					}
+				}
+				if err != nil {
+					s.fail(b, err)
+					failed = true
+					continue
+				}
+				applied = append(applied, b)
+			}
+			if failed && len(groups[i]) > 1 {
+				// The next run learns the group again from the old state.
+				return
+			}
+			for _, b := range applied {
+				if err := r.settle(ctx, s, b); err != nil {
+					s.fail(b, err)
+				}
+			}
+		})
+	}
+	return results, nil
+}
+
+// settle ends an applied mailbox: records its state (finish), or, for a
+// mailbox deleted on one side, decides about the mailbox as a whole.
+func (r *runner) settle(ctx context.Context, s *session, b *box) error {
+	if !b.vanished && !b.folderGone {
+		return r.finish(ctx, b)
+	}
+	remote, err := s.remote(ctx)
+	if err != nil {
+		return err
+	}
+	if b.vanished {
+		again, err := r.settleVanished(ctx, remote, b)
+		if again != nil {
+			r.mu.Lock()
+			r.again = append(r.again, *again)
+			r.mu.Unlock()
+		}
+		return err
+	}
+	keep, err := r.settleFolderGone(ctx, remote, b)
+	if err != nil || !keep {
+		return err
+	}
+	return r.finish(ctx, b)
 }

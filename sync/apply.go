@@ -31,7 +31,6 @@ const storeRounds = 3
 // succeeded.
 func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
-	ix := r.deps.Index
 	if !p.Empty() {
 		// Learning selected every mailbox in turn: select this one again.
 		st, err := remote.Select(ctx, b.Name)
@@ -40,6 +39,11 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 		}
 		if st.UIDValidity != b.st.UIDValidity {
 			return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+		}
+	}
+	if b.folderGone && len(p.Download)+len(p.Adopt) > 0 {
+		if err := b.folder.Init(); err != nil {
+			return fmt.Errorf("create folder %s: %w", b.rel, err)
 		}
 	}
 	if err := r.downloadSplit(ctx, remote, b, p.Download, log); err != nil {
@@ -69,6 +73,18 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.deleteRemote(ctx, remote, b, log); err != nil {
 		return err
 	}
+	if err := r.applyLocal(ctx, b); err != nil {
+		return err
+	}
+	res.Conflicts = len(p.Conflicts)
+	return nil
+}
+
+// applyLocal ends a plan on the local side: the files of messages the
+// server expunged are removed, then the index drops their rows and those
+// to forget, and records the rows that changed.
+func (r *runner) applyLocal(ctx context.Context, b *box) error {
+	p, ix := b.plan, r.deps.Index
 	var removed []mail.UID
 	for _, m := range p.RemoveLocal {
 		if err := ctx.Err(); err != nil {
@@ -78,17 +94,14 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 			return fmt.Errorf("remove UID %d: %w", m.UID, err)
 		}
 		removed = append(removed, m.UID)
-		res.Removed++
+		b.res.Removed++
 	}
 	if err := ix.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, append(removed, p.Forget...)); err != nil {
 		return err
 	}
 	if len(p.Rows) > 0 {
-		if err := ix.PutMessages(ctx, b.mb.ID, p.Rows); err != nil {
-			return err
-		}
+		return ix.PutMessages(ctx, b.mb.ID, p.Rows)
 	}
-	res.Conflicts = len(p.Conflicts)
 	return nil
 }
 

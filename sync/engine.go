@@ -81,6 +81,13 @@ type Remote interface {
 	Create(ctx context.Context, name string) error
 	// Subscribe adds a mailbox to the subscriptions (RFC 9051 §6.3.7).
 	Subscribe(ctx context.Context, name string) error
+	// Status reports a mailbox's status without selecting it; a mailbox
+	// the server says does not exist fails with mail.ErrNoMailbox.
+	Status(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// Rename renames a mailbox and those below it, keeping their UIDs.
+	Rename(ctx context.Context, from, to string) error
+	// Delete deletes a mailbox; one that does not exist is not an error.
+	Delete(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -109,6 +116,14 @@ type Index interface {
 	DropIntent(ctx context.Context, id int64) error
 	// Apply writes and deletes rows in one transaction, deletions first.
 	Apply(ctx context.Context, changes []mail.RowChange) error
+
+	// RenameMailbox gives a mailbox's row a new name and folder, keeping
+	// its messages. ResetMailbox forgets its last sync (messages,
+	// numbering, stamp, intents; not its limbo rows nor its last sync
+	// time): the next sync is a first one. ForgetMailbox removes it.
+	RenameMailbox(ctx context.Context, id int64, name, localPath string) error
+	ResetMailbox(ctx context.Context, id int64) error
+	ForgetMailbox(ctx context.Context, id int64) error
 }
 
 // Folder is one local Maildir folder. Every method that changes a file
@@ -201,6 +216,11 @@ type Options struct {
 	// synced for the first time, keeping unpaired files local (the index
 	// was lost: they may be mail deleted on the server since).
 	Reindex bool
+	// RemoveFolders (sync.remove_folders): a mailbox deleted on one side
+	// is deleted on the other when nothing would be lost there; otherwise,
+	// and always when false, it is re-created on the deleting side with
+	// its mail. See lifecycle.go.
+	RemoveFolders bool
 	// Map gives mailboxes local names (mailboxes.map): keyed by remote
 	// name, or by a special-use attribute (RFC 6154 §2, such as `\Sent`)
 	// that applies to the mailbox the server marks with it; a remote name
@@ -236,6 +256,12 @@ type Deps struct {
 	MkdirAll func(rel string) error
 	// MoveFile moves a message file between folders, keeping its name.
 	MoveFile func(fromRel, toRel, key string) error
+	// RenameFolder moves a folder (with what is below it); a folder
+	// already moved is not an error. RemoveFolder removes an empty folder,
+	// keeping its directory if anything else is in it; a missing one is
+	// not an error.
+	RenameFolder func(fromRel, toRel string) error
+	RemoveFolder func(rel string) error
 	// LocalFolders, if set, lists the folders below the root with the
 	// mailbox levels their paths decode to (the inverse of LocalPath):
 	// a folder the server and the index do not know is created on the
@@ -277,6 +303,9 @@ type MailboxResult struct {
 	// Unchanged is true when the mailbox was left alone: its status and
 	// its folder were as the last sync left them.
 	Unchanged bool
+	// Folder, when set, is what became of the mailbox as a whole: renamed
+	// or deleted on one side, and what this run did about it.
+	Folder *FolderEvent
 }
 
 // Result is what happened to one account.

@@ -31,37 +31,17 @@ func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []m
 	if err != nil {
 		return nil, err
 	}
-	taken := map[string]bool{}
-	var delim rune
-	for _, m := range list {
-		if m.Delim != 0 && delim == 0 {
-			delim = m.Delim
-		}
-		levels := m.Path()
-		if m.Name == "INBOX" {
-			levels = []string{"INBOX"}
-		}
-		if local, ok := r.opts.mapped(m); ok {
-			levels = strings.Split(local, "/")
-		}
-		if rel, err := r.deps.LocalPath(levels); err == nil {
-			taken[strings.ToLower(rel)] = true
-		}
-	}
-	for _, e := range entries {
-		taken[strings.ToLower(e.rel)] = true
-	}
-	for _, local := range r.opts.Map {
-		if rel, err := r.deps.LocalPath(strings.Split(local, "/")); err == nil {
-			taken[strings.ToLower(rel)] = true
-		}
-	}
 	known, err := r.deps.Index.Mailboxes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, mb := range known {
-		taken[strings.ToLower(mb.LocalPath)] = true
+	taken := r.takenFolders(list, entries, known)
+	var delim rune
+	for _, m := range list {
+		if m.Delim != 0 {
+			delim = m.Delim
+			break
+		}
 	}
 	var out []mailboxEntry
 	for _, f := range folders {

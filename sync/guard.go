@@ -91,7 +91,9 @@ func guardPlans(boxes []*box, opts Options, log *slog.Logger) []*box {
 
 // checkFirstSync refuses the mass upload of a first sync.
 func checkFirstSync(b *box) error {
-	if !b.mb.LastSync.IsZero() && len(b.known) > 0 {
+	// A mailbox re-created on the server after its deletion there gets
+	// back the files of the folder it was synced with.
+	if b.recreated || !b.mb.LastSync.IsZero() && len(b.known) > 0 {
 		return nil
 	}
 	n := len(b.plan.Upload)

@@ -113,11 +113,13 @@ func (e *env) sync() satsync.Result {
 			}
 			return c, nil
 		},
-		Index:     e.ix,
-		Folder:    folder,
-		LocalPath: root.Path,
-		MkdirAll:  root.MkdirAll,
-		MoveFile:  root.MoveFile,
+		Index:        e.ix,
+		Folder:       folder,
+		LocalPath:    root.Path,
+		MkdirAll:     root.MkdirAll,
+		MoveFile:     root.MoveFile,
+		RenameFolder: root.RenameFolder,
+		RemoveFolder: root.RemoveFolder,
 		LocalFolders: func() ([]satsync.LocalFolder, error) {
 			fs, err := root.Folders()
 			out := make([]satsync.LocalFolder, len(fs))

@@ -105,7 +105,9 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 				ErrUIDValidityChanged, b.Name, mb.UIDValidity, st.UIDValidity)
 		}
 	} else {
-		if r.opts.Direction != "push" {
+		// A folder deleted with sync.remove_folders stays deleted unless
+		// mail is downloaded into it (apply).
+		if r.opts.Direction != "push" && !b.folderGone {
 			if err := b.folder.Init(); err != nil {
 				return fmt.Errorf("create folder %s: %w", b.rel, err)
 			}

@@ -1,7 +1,9 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
@@ -219,7 +221,9 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 			// before calling it deleted (a mail reader may have renamed
 			// it under the listing).
 			f, ok, err := b.folder.Find(m.Key)
-			if err != nil {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// A folder deleted with sync.remove_folders is not
+				// re-created before apply: it has no files.
 				return err
 			}
 			if ok {

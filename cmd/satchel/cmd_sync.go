@@ -227,27 +227,28 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		progress = bars
 	}
 	res := satsync.Account(ctx, satsync.Options{
-		Account:      acc.Name,
-		Include:      acc.Mailboxes.Include,
-		Exclude:      acc.Mailboxes.Exclude,
-		Map:          acc.Mailboxes.Map,
-		Only:         opts.mailboxes,
-		DryRun:       opts.dryRun,
-		Direction:    acc.Sync.Direction,
-		Expunge:      acc.Sync.Expunge,
-		Trash:        acc.Sync.Trash,
-		Conflict:     policy,
-		MaxDelete:    &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
-		Force:        opts.force,
-		Reindex:      opts.reindex,
-		Connections:  acc.IMAP.Connections,
-		Since:        since(acc.Sync.Since, time.Now()),
-		MaxSize:      acc.Sync.MaxSize,
-		MaxMessages:  acc.Sync.MaxMessages,
-		FetchSkipped: opts.fetchSkipped,
-		Progress:     progress,
-		Logger:       g.log,
-		Now:          time.Now,
+		Account:       acc.Name,
+		Include:       acc.Mailboxes.Include,
+		Exclude:       acc.Mailboxes.Exclude,
+		Map:           acc.Mailboxes.Map,
+		Only:          opts.mailboxes,
+		DryRun:        opts.dryRun,
+		Direction:     acc.Sync.Direction,
+		Expunge:       acc.Sync.Expunge,
+		Trash:         acc.Sync.Trash,
+		Conflict:      policy,
+		RemoveFolders: acc.Sync.RemoveFolders,
+		MaxDelete:     &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
+		Force:         opts.force,
+		Reindex:       opts.reindex,
+		Connections:   acc.IMAP.Connections,
+		Since:         since(acc.Sync.Since, time.Now()),
+		MaxSize:       acc.Sync.MaxSize,
+		MaxMessages:   acc.Sync.MaxMessages,
+		FetchSkipped:  opts.fetchSkipped,
+		Progress:      progress,
+		Logger:        g.log,
+		Now:           time.Now,
 	}, satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			if first != nil {
@@ -261,11 +262,13 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 			}
 			return c, nil
 		},
-		Index:     ix,
-		Folder:    folder,
-		LocalPath: local.Path,
-		MkdirAll:  local.MkdirAll,
-		MoveFile:  local.MoveFile,
+		Index:        ix,
+		Folder:       folder,
+		LocalPath:    local.Path,
+		MkdirAll:     local.MkdirAll,
+		MoveFile:     local.MoveFile,
+		RenameFolder: local.RenameFolder,
+		RemoveFolder: local.RemoveFolder,
 		LocalFolders: func() ([]satsync.LocalFolder, error) {
 			fs, err := local.Folders()
 			out := make([]satsync.LocalFolder, len(fs))

@@ -117,26 +117,35 @@ type jsonAccount struct {
 }
 
 type jsonMailbox struct {
-	Name         string    `json:"name"`
-	Local        string    `json:"local"`
-	Mode         string    `json:"mode,omitempty"`
-	Unchanged    bool      `json:"unchanged"`
-	Downloaded   int       `json:"downloaded"`
-	Bytes        int64     `json:"bytes"`
-	Uploaded     int       `json:"uploaded"`
-	FlagsChanged int       `json:"flags_changed"`
-	FlagsPushed  int       `json:"flags_pushed"`
-	Removed      int       `json:"removed"`
-	Deleted      int       `json:"deleted"`
-	Moved        int       `json:"moved"`
-	Deferred     int       `json:"deferred"`
-	Conflicts    int       `json:"conflicts"`
-	Reassociated int       `json:"reassociated"`
-	Held         int       `json:"held"`
-	Created      bool      `json:"created,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	Safety       string    `json:"safety,omitempty"`
-	Plan         *jsonPlan `json:"plan,omitempty"`
+	Name         string      `json:"name"`
+	Local        string      `json:"local"`
+	Mode         string      `json:"mode,omitempty"`
+	Unchanged    bool        `json:"unchanged"`
+	Downloaded   int         `json:"downloaded"`
+	Bytes        int64       `json:"bytes"`
+	Uploaded     int         `json:"uploaded"`
+	FlagsChanged int         `json:"flags_changed"`
+	FlagsPushed  int         `json:"flags_pushed"`
+	Removed      int         `json:"removed"`
+	Deleted      int         `json:"deleted"`
+	Moved        int         `json:"moved"`
+	Deferred     int         `json:"deferred"`
+	Conflicts    int         `json:"conflicts"`
+	Reassociated int         `json:"reassociated"`
+	Held         int         `json:"held"`
+	Created      bool        `json:"created,omitempty"`
+	Folder       *jsonFolder `json:"folder,omitempty"`
+	Error        string      `json:"error,omitempty"`
+	Safety       string      `json:"safety,omitempty"`
+	Plan         *jsonPlan   `json:"plan,omitempty"`
+}
+
+// jsonFolder is what became of a mailbox as a whole.
+type jsonFolder struct {
+	Change string `json:"change"`
+	Action string `json:"action"`
+	From   string `json:"from,omitempty"`
+	Detail string `json:"detail"`
 }
 
 // jsonPlan counts a mailbox's plan, as --dry-run prints it.
@@ -165,6 +174,9 @@ func newJSONSync(results []satsync.Result, dryRun bool) jsonSync {
 				FlagsChanged: m.FlagsChanged, FlagsPushed: m.FlagsPushed,
 				Removed: m.Removed, Deleted: m.Deleted, Moved: m.Moved, Deferred: m.Deferred,
 				Conflicts: m.Conflicts, Reassociated: m.Reassociated, Held: m.Held, Created: m.Created,
+			}
+			if f := m.Folder; f != nil {
+				jm.Folder = &jsonFolder{Change: string(f.Change), Action: string(f.Action), From: f.From, Detail: f.Detail}
 			}
 			if m.Err != nil {
 				jm.Error = withHint(m.Err)
@@ -202,6 +214,9 @@ func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
 	case dryRun:
 		for _, r := range results {
 			for _, m := range r.Mailboxes {
+				if m.Folder != nil {
+					fmt.Fprintf(g.stdout, "%s: %s\n", m.Name, m.Folder)
+				}
 				if m.Plan != nil {
 					fmt.Fprint(g.stdout, m.Plan.String())
 				}
@@ -254,6 +269,11 @@ func printSummary(w io.Writer, r satsync.Result) {
 		fmt.Fprintf(w, ", %d left flagged \\Deleted on the server", t.Deferred)
 	}
 	fmt.Fprintf(w, " in %s\n", r.Duration.Round(time.Millisecond))
+	for _, m := range r.Mailboxes {
+		if m.Folder != nil {
+			fmt.Fprintf(w, "  %s: %s\n", m.Name, m.Folder)
+		}
+	}
 }
 
 func writeJSON(g *globals, v any) {

@@ -402,8 +402,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if err := os.Remove(fileOf(t, a, "INBOX", "INBOX 4")); err != nil {
 		t.Fatal(err)
 	}
-	// A whole folder deleted: a dry run, which creates no folder, still
-	// reads it.
+	// A whole folder deleted: with sync.remove_folders false a sync
+	// brings it back; the dry run says so.
 	if err := os.RemoveAll(filepath.Join(a.maildir, "Old")); err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		"INBOX (qresync): 1 to download, 0 to upload, 1 local flag updates, 1 server flag updates, 0 to remove locally, 1 to delete on the server",
 		"Lists (qresync): 0 to download, 1 to upload, 0 local flag updates, 0 server flag updates, 1 to remove locally, 0 to delete on the server",
 		fmt.Sprintf("remove UID %d locally", lists[0]),
-		"Old (qresync): 0 to download, 0 to upload, 0 local flag updates, 0 server flag updates, 0 to remove locally, 2 to delete on the server",
+		"Old: folder deleted locally; a sync re-creates it with the mailbox's mail from the server (sync.remove_folders is false)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -433,7 +433,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	// The work is real: a sync does it.
 	out = mustSyncCLI(t, "--config", a.config, "-v", "sync")
-	if !strings.Contains(out, "1 downloaded") {
+	if !strings.Contains(out, "3 downloaded") || !strings.Contains(out, "Old: folder deleted locally; re-created") {
 		t.Errorf("sync after the dry run: %q", out)
 	}
 }

@@ -11,9 +11,7 @@ var unimplemented = []struct {
 	key    string // path inside an account
 	accept func(a *Account) bool
 	def    string // the value to suggest, as written in YAML
-}{
-	{"sync.remove_folders", func(a *Account) bool { return !a.Sync.RemoveFolders }, "false"},
-}
+}{}
 
 // checkImplemented refuses the first key of accounts[i] that asks for a
 // feature not built yet.

@@ -32,9 +32,7 @@ func withKey(key, value string, extra ...string) (doc string, line int) {
 var notImplemented = map[string]struct {
 	refused, accepted []string
 	extra             []string // keys the refused values need to pass validation
-}{
-	"sync.remove_folders": {refused: []string{"true"}, accepted: []string{"false"}},
-}
+}{}
 
 func TestNotImplemented(t *testing.T) {
 	isolateEnv(t)

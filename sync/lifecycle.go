@@ -1,0 +1,706 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// A mailbox's life as a whole: the index knows a mailbox that one side no
+// longer has. Before anything is learned, a run
+//
+//  1. follows renames. On the server, a listed mailbox the index does not
+//     know whose UIDVALIDITY (and UIDNEXT no lower) is that of a known
+//     mailbox gone from the listing, with a sample of the known messages
+//     at the same UIDs, is that mailbox renamed: servers keep a mailbox's
+//     UIDVALIDITY and UIDs across RENAME (RFC 9051 §6.3.6), and no other
+//     mailbox of the account may share it. Its folder is moved. Locally,
+//     a new folder that holds every file the index records for a known
+//     mailbox whose folder is gone is that folder renamed: the mailbox is
+//     renamed on the server. Either way the index keeps its rows and no
+//     message moves over the network.
+//  2. decides about deletions. A mailbox gone from the server (confirmed
+//     by STATUS: a listing that missed it must not delete anything) or a
+//     folder gone locally is, with Options.RemoveFolders false, re-created
+//     on the deleting side with its mail. With RemoveFolders true the
+//     messages the deleting side had are deleted on the other side as
+//     individual deletions are (sync.expunge, sync.max_delete, the trash,
+//     the conflict rules: a message changed meanwhile comes back); if
+//     nothing is left there, the mailbox or folder is deleted too,
+//     otherwise it is re-created on the deleting side with what is left.
+//
+// A mailbox gone from both sides is forgotten. INBOX is never deleted. A
+// selection by name (Options.Only) leaves all of this to a full run.
+
+// FolderChange is what a run found of a mailbox as a whole.
+type FolderChange string
+
+const (
+	RenamedOnServer FolderChange = "renamed-on-server"
+	RenamedLocally  FolderChange = "renamed-locally"
+	DeletedOnServer FolderChange = "deleted-on-server"
+	DeletedLocally  FolderChange = "deleted-locally"
+	DeletedOnBoth   FolderChange = "deleted-on-both"
+)
+
+// FolderAction is what the run did about it.
+type FolderAction string
+
+const (
+	// FolderRenamed: renamed on the other side too.
+	FolderRenamed FolderAction = "renamed"
+	// FolderRecreated: re-created on the deleting side, with its mail.
+	FolderRecreated FolderAction = "re-created"
+	// FolderDeleted: deleted on the other side too.
+	FolderDeleted FolderAction = "deleted"
+	// FolderKept: kept on the other side only (a direction that may not
+	// change the deleting side).
+	FolderKept FolderAction = "kept"
+	// FolderHeld: a safety guard held the deletion back; nothing changed.
+	FolderHeld FolderAction = "held"
+	// FolderForgotten: gone from both sides; the index forgot it.
+	FolderForgotten FolderAction = "forgotten"
+)
+
+// FolderEvent is what became of a mailbox as a whole.
+type FolderEvent struct {
+	Change FolderChange
+	Action FolderAction
+	// From is the mailbox's name before a rename.
+	From string
+	// Detail says what happened and why in a sentence.
+	Detail string
+}
+
+func (e *FolderEvent) String() string { return e.Detail }
+
+// folderView is what a run knows of both sides' mailboxes as a whole.
+type folderView struct {
+	known  []mail.Mailbox // synced at least once, covered by the configuration
+	all    []mail.Mailbox // every mailbox of the index
+	list   []mail.RemoteMailbox
+	byName map[string]mail.Mailbox
+	listed map[string]mail.RemoteMailbox // selectable, by name
+	entry  map[string]int                // index in entries, by name
+	local  map[string]LocalFolder        // by lower-cased path
+	uidv   map[mail.UIDValidity]int      // known mailboxes per UIDVALIDITY
+	delim  rune
+}
+
+func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entries []mailboxEntry) (*folderView, error) {
+	v := &folderView{list: list, byName: map[string]mail.Mailbox{}, listed: map[string]mail.RemoteMailbox{}, entry: map[string]int{},
+		local: map[string]LocalFolder{}, uidv: map[mail.UIDValidity]int{}}
+	for _, m := range list {
+		if m.Delim != 0 && v.delim == 0 {
+			v.delim = m.Delim
+		}
+		if !m.NoSelect {
+			v.listed[canonName(m.Name)] = m
+		}
+	}
+	for i, e := range entries {
+		v.entry[canonName(e.Name)] = i
+	}
+	folders, err := r.deps.LocalFolders()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range folders {
+		v.local[strings.ToLower(f.Rel)] = f
+	}
+	all, err := r.deps.Index.Mailboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.all = all
+	include, _ := compileGlobs(r.opts.Include)
+	exclude, _ := compileGlobs(r.opts.Exclude)
+	for _, mb := range all {
+		v.byName[canonName(mb.Name)] = mb
+		if mb.UIDValidity == 0 {
+			continue
+		}
+		v.uidv[mb.UIDValidity]++
+		if i, ok := v.entry[canonName(mb.Name)]; ok {
+			// Listed and selected: covered if the configuration still
+			// places it where it was synced (learn explains otherwise).
+			if entries[i].err == nil && entries[i].rel == mb.LocalPath {
+				v.known = append(v.known, mb)
+			}
+			continue
+		}
+		if _, ok := v.listed[canonName(mb.Name)]; ok {
+			continue // listed, and excluded by the configuration
+		}
+		m := mail.RemoteMailbox{Name: mb.Name, Delim: v.delim}
+		if !matchAny(include, m) || matchAny(exclude, m) {
+			continue
+		}
+		levels := m.Path()
+		if canonName(mb.Name) == "INBOX" {
+			levels = []string{"INBOX"}
+		}
+		if local, ok := r.opts.Map[mb.Name]; ok {
+			levels = strings.Split(local, "/")
+		}
+		if rel, err := r.deps.LocalPath(levels); err != nil || rel != mb.LocalPath {
+			// Placed elsewhere now: the configuration changed, and what
+			// became of the old folder is not this run's to decide.
+			continue
+		}
+		v.known = append(v.known, mb)
+	}
+	return v, nil
+}
+
+func canonName(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+func (v *folderView) onServer(mb mail.Mailbox) bool {
+	_, ok := v.listed[canonName(mb.Name)]
+	return ok
+}
+
+func (v *folderView) onLocal(rel string) bool {
+	_, ok := v.local[strings.ToLower(rel)]
+	return ok
+}
+
+// lifecycle follows renames and deletions of whole mailboxes (see the
+// comment at the top of this file). It returns the listing and entries
+// to sync (re-read after renames), and the results of mailboxes it
+// settled on its own.
+func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry) ([]mail.RemoteMailbox, []mailboxEntry, []*MailboxResult, error) {
+	if r.deps.LocalFolders == nil || len(r.opts.Only) > 0 {
+		return list, entries, nil, nil
+	}
+	events := map[string]*FolderEvent{}
+	var skip []string // dry run: names a rename would change
+	for range 3 {
+		v, err := r.folderView(ctx, list, entries)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		n, s, err := r.followRenames(ctx, remote, v, entries, events)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		skip = append(skip, s...)
+		if n == 0 || r.opts.DryRun {
+			break
+		}
+		// The server renamed what was below a renamed mailbox too; the
+		// next round sees those as renamed on the server.
+		if list, err = remote.ListStatus(ctx); err != nil {
+			return nil, nil, nil, err
+		}
+		if entries, err = r.selectMailboxes(list); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	v, err := r.folderView(ctx, list, entries)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	entries, results, err := r.followDeletions(ctx, remote, v, entries)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i := range entries {
+		if ev, ok := events[canonName(entries[i].Name)]; ok {
+			entries[i].event = ev
+		}
+	}
+	if len(skip) > 0 {
+		entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return slices.Contains(skip, canonName(e.Name)) })
+		for _, name := range skip {
+			if ev, ok := events[name]; ok {
+				results = append(results, &MailboxResult{Name: name, Folder: ev})
+			}
+		}
+	}
+	return list, entries, results, nil
+}
+
+// followRenames renames on one side what was renamed on the other and
+// reports how many it renamed; a dry run renames nothing and returns the
+// names it would change instead.
+func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView, entries []mailboxEntry, events map[string]*FolderEvent) (int, []string, error) {
+	ix := r.deps.Index
+	done := 0
+	var skip []string
+	used := map[string]bool{}
+	if r.opts.pulls() {
+		// Renamed on the server: a new listed mailbox with a vanished
+		// one's numbering.
+		for _, mb := range v.known {
+			if v.onServer(mb) || canonName(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
+				continue
+			}
+			var cands []mailboxEntry
+			for _, e := range entries {
+				if _, known := v.byName[canonName(e.Name)]; known || e.err != nil || e.NoSelect || e.Status == nil || used[e.Name] {
+					continue
+				}
+				if e.Status.UIDValidity == mb.UIDValidity && e.Status.UIDNext >= mb.UIDNext {
+					cands = append(cands, e)
+				}
+			}
+			if len(cands) != 1 {
+				continue
+			}
+			to := cands[0]
+			if v.onLocal(mb.LocalPath) && v.onLocal(to.rel) {
+				r.log.Warn("mailbox renamed on the server, but a folder is already where it goes: taken as deleted and created", "mailbox", mb.Name, "to", to.Name, "folder", to.rel)
+				continue
+			}
+			same, err := r.sameMessages(ctx, remote, mb, to.Name)
+			if err != nil {
+				return done, skip, err
+			}
+			if !same {
+				continue
+			}
+			used[to.Name] = true
+			ev := &FolderEvent{Change: RenamedOnServer, Action: FolderRenamed, From: mb.Name,
+				Detail: fmt.Sprintf("renamed on the server from %q; folder %s moved to %s", mb.Name, mb.LocalPath, to.rel)}
+			events[canonName(to.Name)] = ev
+			if r.opts.DryRun {
+				ev.Detail = fmt.Sprintf("renamed on the server from %q; a sync moves folder %s to %s", mb.Name, mb.LocalPath, to.rel)
+				skip = append(skip, canonName(to.Name))
+				continue
+			}
+			if v.onLocal(mb.LocalPath) || v.onLocal(to.rel) {
+				if err := r.deps.RenameFolder(mb.LocalPath, to.rel); err != nil {
+					return done, skip, err
+				}
+			}
+			if err := ix.RenameMailbox(ctx, mb.ID, to.Name, to.rel); err != nil {
+				return done, skip, err
+			}
+			r.log.Info("mailbox renamed on the server; folder moved", "from", mb.Name, "to", to.Name, "folder", to.rel)
+			done++
+		}
+	}
+	if !r.opts.pushes() {
+		return done, skip, nil
+	}
+	// Renamed locally: a new folder holding a vanished one's files.
+	taken := r.takenFolders(v.list, entries, v.all)
+	scans := map[string]map[string]mail.Flags{}
+	var renamed [][2]string
+	for _, mb := range v.known {
+		if !v.onServer(mb) || v.onLocal(mb.LocalPath) || canonName(mb.Name) == "INBOX" {
+			continue
+		}
+		keys, err := r.localKeys(ctx, mb)
+		if err != nil {
+			return done, skip, err
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		var cands []LocalFolder
+		for _, f := range v.local {
+			if taken[strings.ToLower(f.Rel)] || used[f.Rel] {
+				continue
+			}
+			files, ok := scans[f.Rel]
+			if !ok {
+				if files, err = r.deps.Folder(f.Rel).Scan(); err != nil {
+					return done, skip, err
+				}
+				scans[f.Rel] = files
+			}
+			if !slices.ContainsFunc(keys, func(k string) bool { _, ok := files[k]; return !ok }) {
+				cands = append(cands, f)
+			}
+		}
+		if len(cands) != 1 {
+			continue
+		}
+		f := cands[0]
+		if len(f.Levels) > 1 && v.delim == 0 || slices.ContainsFunc(f.Levels, func(l string) bool { return v.delim != 0 && strings.ContainsRune(l, v.delim) }) {
+			continue
+		}
+		to := mail.RemoteMailbox{Name: strings.Join(f.Levels, string(v.delim)), Delim: v.delim}
+		if !matchAny(mustGlobs(r.opts.Include), to) || matchAny(mustGlobs(r.opts.Exclude), to) {
+			continue
+		}
+		if slices.ContainsFunc(renamed, func(rn [2]string) bool { return v.delim != 0 && strings.HasPrefix(mb.Name, rn[0]+string(v.delim)) }) {
+			// Below a mailbox renamed in this round: RENAME took it
+			// along (RFC 9051 §6.3.6) or not, depending on the server;
+			// the next round, on a fresh listing, tells.
+			continue
+		}
+		used[f.Rel] = true
+		ev := &FolderEvent{Change: RenamedLocally, Action: FolderRenamed, From: mb.Name,
+			Detail: fmt.Sprintf("folder renamed locally from %s to %s; mailbox %q renamed to %q on the server", mb.LocalPath, f.Rel, mb.Name, to.Name)}
+		events[canonName(to.Name)] = ev
+		if r.opts.DryRun {
+			ev.Detail = fmt.Sprintf("folder renamed locally from %s to %s; a sync renames mailbox %q to %q on the server", mb.LocalPath, f.Rel, mb.Name, to.Name)
+			skip = append(skip, canonName(to.Name), canonName(mb.Name))
+			continue
+		}
+		if err := remote.Rename(ctx, mb.Name, to.Name); err != nil {
+			return done, skip, err
+		}
+		renamed = append(renamed, [2]string{mb.Name, to.Name})
+		if err := ix.RenameMailbox(ctx, mb.ID, to.Name, f.Rel); err != nil {
+			return done, skip, err
+		}
+		r.log.Info("folder renamed locally; mailbox renamed on the server", "from", mb.Name, "to", to.Name, "folder", f.Rel)
+		done++
+	}
+	return done, skip, nil
+}
+
+// sameMessages checks that a listed mailbox holds, at the same UIDs, a
+// sample of the messages the index records for mb (the lowest and
+// highest UIDs, same size and INTERNALDATE). It selects that mailbox.
+func (r *runner) sameMessages(ctx context.Context, remote Remote, mb mail.Mailbox, name string) (bool, error) {
+	rows, err := r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity)
+	if err != nil {
+		return false, err
+	}
+	var sample []mail.Message
+	for _, m := range sortedRows(rows) {
+		if m.State.OnServer() {
+			sample = append(sample, m)
+		}
+	}
+	if len(sample) > 8 {
+		sample = append(sample[:4], sample[len(sample)-4:]...)
+	}
+	st, err := remote.Select(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if st.UIDValidity != mb.UIDValidity {
+		return false, nil
+	}
+	if len(sample) == 0 {
+		return true, nil
+	}
+	uids := make([]mail.UID, len(sample))
+	for i, m := range sample {
+		uids[i] = m.UID
+	}
+	meta, err := remote.Meta(ctx, uids)
+	if err != nil {
+		return false, err
+	}
+	got := map[mail.UID]mail.RemoteMessage{}
+	for _, m := range meta {
+		got[m.UID] = m
+	}
+	matched := 0
+	for _, m := range sample {
+		g, ok := got[m.UID]
+		if !ok {
+			continue // expunged since
+		}
+		if g.Size != m.Size || g.InternalDate.Unix() != m.InternalDate.Unix() {
+			return false, nil
+		}
+		matched++
+	}
+	return matched > 0, nil
+}
+
+// localKeys returns the keys of the files the index records for a
+// mailbox's folder.
+func (r *runner) localKeys(ctx context.Context, mb mail.Mailbox) ([]string, error) {
+	var keys []string
+	for _, uidv := range []mail.UIDValidity{mb.UIDValidity, limbo} {
+		rows, err := r.deps.Index.Messages(ctx, mb.ID, uidv)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range rows {
+			if m.State.OnLocal() {
+				keys = append(keys, m.Key)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// takenFolders returns the folders (lower-cased paths) that belong to a
+// mailbox already: a listed one, one the index knows, one mailboxes.map
+// names.
+func (r *runner) takenFolders(list []mail.RemoteMailbox, entries []mailboxEntry, known []mail.Mailbox) map[string]bool {
+	taken := map[string]bool{}
+	for _, m := range list {
+		levels := m.Path()
+		if canonName(m.Name) == "INBOX" {
+			levels = []string{"INBOX"}
+		}
+		if local, ok := r.opts.mapped(m); ok {
+			levels = strings.Split(local, "/")
+		}
+		if rel, err := r.deps.LocalPath(levels); err == nil {
+			taken[strings.ToLower(rel)] = true
+		}
+	}
+	for _, e := range entries {
+		taken[strings.ToLower(e.rel)] = true
+	}
+	for _, local := range r.opts.Map {
+		if rel, err := r.deps.LocalPath(strings.Split(local, "/")); err == nil {
+			taken[strings.ToLower(rel)] = true
+		}
+	}
+	for _, mb := range known {
+		taken[strings.ToLower(mb.LocalPath)] = true
+	}
+	return taken
+}
+
+// followDeletions decides about the known mailboxes one side no longer
+// has. It returns the entries to sync, with those it re-created, reset
+// or marked, and the results of those it settled on its own.
+func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderView, entries []mailboxEntry) ([]mailboxEntry, []*MailboxResult, error) {
+	ix := r.deps.Index
+	var results []*MailboxResult
+	settled := func(mb mail.Mailbox, ev *FolderEvent) {
+		results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Folder: ev})
+	}
+	drop := map[string]bool{}
+	// Every known folder gone at once looks like a Maildir emptied by
+	// mistake (the identity file survives "rm -rf Mail/*"): that deletes
+	// nothing on the server without --force.
+	goneLocally := 0
+	for _, mb := range v.known {
+		if !v.onLocal(mb.LocalPath) {
+			goneLocally++
+		}
+	}
+	allGone := goneLocally >= 2 && goneLocally == len(v.known)
+	for _, mb := range v.known {
+		name := canonName(mb.Name)
+		switch {
+		case !v.onServer(mb):
+			if _, err := remote.Status(ctx, mb.Name); err == nil {
+				// The listing missed a mailbox that is there: nothing is
+				// decided on a listing's word alone.
+				r.log.Warn("mailbox missing from the listing but there on the server; left for the next run", "mailbox", mb.Name)
+				continue
+			} else if !errors.Is(err, mail.ErrNoMailbox) {
+				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
+				continue
+			}
+			if !v.onLocal(mb.LocalPath) {
+				ev := &FolderEvent{Change: DeletedOnBoth, Action: FolderForgotten, Detail: "deleted on the server and locally; forgotten"}
+				if !r.opts.DryRun {
+					if err := ix.ForgetMailbox(ctx, mb.ID); err != nil {
+						return nil, nil, err
+					}
+				}
+				settled(mb, ev)
+				continue
+			}
+			e := mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: mb.Name, Delim: v.delim}, rel: mb.LocalPath}
+			if r.opts.RemoveFolders && r.opts.pulls() {
+				// Its messages count as deleted on the server; settle
+				// decides about the folder once they are removed.
+				e.vanished = true
+				e.event = &FolderEvent{Change: DeletedOnServer}
+				entries = append(entries, e)
+				continue
+			}
+			if !r.opts.pushes() {
+				settled(mb, &FolderEvent{Change: DeletedOnServer, Action: FolderKept,
+					Detail: "deleted on the server; the folder is kept (direction pull never changes the server)"})
+				continue
+			}
+			why := "sync.remove_folders is false"
+			if r.opts.RemoveFolders {
+				why = "direction push never changes the Maildir"
+			}
+			ev := &FolderEvent{Change: DeletedOnServer, Action: FolderRecreated,
+				Detail: fmt.Sprintf("deleted on the server; re-created there with the folder's mail (%s)", why)}
+			if r.opts.DryRun {
+				ev.Detail = fmt.Sprintf("deleted on the server; a sync re-creates it there with the folder's mail (%s)", why)
+				settled(mb, ev)
+				continue
+			}
+			if err := r.recreateOnServer(ctx, remote, mb); err != nil {
+				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err, Folder: ev})
+				continue
+			}
+			e.created, e.recreated, e.event = true, true, ev
+			entries = append(entries, e)
+
+		case !v.onLocal(mb.LocalPath):
+			if allGone && r.opts.RemoveFolders && r.opts.pushes() && !r.opts.Force {
+				drop[name] = true
+				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath,
+					Folder: &FolderEvent{Change: DeletedLocally, Action: FolderHeld, Detail: "folder deleted locally, as every other folder: nothing is deleted on the server"},
+					Safety: fmt.Errorf("%w: every folder of the account is gone from the Maildir; nothing is deleted on the server. Check the Maildir (emptied by mistake?); if the folders were deleted on purpose, run satchel sync --force", ErrTooManyDeletions)})
+				continue
+			}
+			i := v.entry[name]
+			if r.opts.RemoveFolders && r.opts.pushes() && name != "INBOX" {
+				entries[i].folderGone = true
+				entries[i].event = &FolderEvent{Change: DeletedLocally}
+				continue
+			}
+			if !r.opts.pulls() {
+				drop[name] = true
+				settled(mb, &FolderEvent{Change: DeletedLocally, Action: FolderKept,
+					Detail: "folder deleted locally; the mailbox is kept on the server (direction push never changes the Maildir)"})
+				continue
+			}
+			why := "sync.remove_folders is false"
+			switch {
+			case name == "INBOX":
+				why = "INBOX is never deleted"
+			case r.opts.RemoveFolders:
+				why = "direction pull never changes the server"
+			}
+			ev := &FolderEvent{Change: DeletedLocally, Action: FolderRecreated,
+				Detail: fmt.Sprintf("folder deleted locally; re-created with the mailbox's mail from the server (%s)", why)}
+			if r.opts.DryRun {
+				ev.Detail = fmt.Sprintf("folder deleted locally; a sync re-creates it with the mailbox's mail from the server (%s)", why)
+				drop[name] = true
+				settled(mb, ev)
+				continue
+			}
+			if err := ix.ResetMailbox(ctx, mb.ID); err != nil {
+				return nil, nil, err
+			}
+			entries[i].event = ev
+		}
+	}
+	entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return drop[canonName(e.Name)] })
+	return entries, results, nil
+}
+
+// recreateOnServer creates a mailbox deleted on the server again, empty,
+// and resets its index row: the next learn takes it as a first sync and
+// uploads the folder's files.
+func (r *runner) recreateOnServer(ctx context.Context, remote Remote, mb mail.Mailbox) error {
+	if err := remote.Create(ctx, mb.Name); err != nil {
+		return err
+	}
+	if err := remote.Subscribe(ctx, mb.Name); err != nil {
+		return err
+	}
+	return r.deps.Index.ResetMailbox(ctx, mb.ID)
+}
+
+// learnVanished reads a mailbox deleted on the server as a server that
+// expunged every message: its plan removes the files the server had, as
+// the conflict rules and sync.expunge allow, and follows messages moved
+// to other mailboxes before the deletion.
+func (r *runner) learnVanished(ctx context.Context, b *box) error {
+	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no index row for %q", b.Name)
+	}
+	b.mb, b.mode = mb, mb.Mode
+	b.st = mail.MailboxStatus{UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
+	if b.known, err = r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+		return err
+	}
+	if b.limbo, err = r.deps.Index.Messages(ctx, mb.ID, limbo); err != nil {
+		return err
+	}
+	b.changed, b.gone = map[mail.UID]mail.RemoteMessage{}, map[mail.UID]bool{}
+	for u, m := range b.known {
+		if m.State.OnServer() {
+			b.gone[u] = true
+		}
+	}
+	b.folder = r.deps.Folder(b.rel)
+	b.files, err = b.folder.Scan()
+	return err
+}
+
+// settleVanished decides about the folder of a mailbox deleted on the
+// server, once its plan is applied: removed if nothing is left in it,
+// else the mailbox is re-created on the server and synced again in this
+// run (returned as the entry to sync).
+func (r *runner) settleVanished(ctx context.Context, remote Remote, b *box) (*mailboxEntry, error) {
+	ev := b.res.Folder
+	if b.res.Safety != nil {
+		ev.Action = FolderHeld
+		ev.Detail = "deleted on the server; removing its files was held back, nothing changed: satchel sync --force removes the folder, sync.remove_folders: false re-creates the mailbox"
+		return nil, nil
+	}
+	n, err := b.folder.Count()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		if err := r.deps.RemoveFolder(b.rel); err != nil {
+			return nil, err
+		}
+		if err := r.deps.Index.ForgetMailbox(ctx, b.mb.ID); err != nil {
+			return nil, err
+		}
+		ev.Action, ev.Detail = FolderDeleted, fmt.Sprintf("deleted on the server; folder %s removed", b.rel)
+		return nil, nil
+	}
+	ev.Action = FolderRecreated
+	ev.Detail = fmt.Sprintf("deleted on the server, but folder %s holds %d messages the server did not have (new, changed, or kept by sync.expunge); re-created there with them", b.rel, n)
+	if err := r.recreateOnServer(ctx, remote, b.mb); err != nil {
+		return nil, err
+	}
+	e := b.mailboxEntry
+	e.vanished, e.created, e.recreated, e.res = false, true, true, b.res
+	return &e, nil
+}
+
+// settleFolderGone decides about a mailbox whose folder was deleted
+// locally, once its plan is applied: deleted on the server if nothing is
+// left there, else its folder is re-created. It reports whether the
+// mailbox is still synced (its state is then recorded as usual).
+func (r *runner) settleFolderGone(ctx context.Context, remote Remote, b *box) (bool, error) {
+	ev := b.res.Folder
+	if b.res.Safety != nil {
+		ev.Action = FolderHeld
+		ev.Detail = "folder deleted locally; deleting its messages on the server was held back, nothing changed: satchel sync --force deletes the mailbox, sync.remove_folders: false re-creates the folder"
+		return false, nil
+	}
+	st, err := remote.Status(ctx, b.Name)
+	if err != nil {
+		return false, err
+	}
+	n, err := b.folder.Count()
+	if err != nil {
+		return false, err
+	}
+	if st.Messages == 0 && n == 0 {
+		if err := remote.Delete(ctx, b.Name); err != nil {
+			return false, err
+		}
+		if err := r.deps.RemoveFolder(b.rel); err != nil {
+			return false, err
+		}
+		if err := r.deps.Index.ForgetMailbox(ctx, b.mb.ID); err != nil {
+			return false, err
+		}
+		ev.Action, ev.Detail = FolderDeleted, "folder deleted locally; mailbox deleted on the server"
+		return false, nil
+	}
+	if err := b.folder.Init(); err != nil {
+		return false, err
+	}
+	ev.Action = FolderRecreated
+	ev.Detail = fmt.Sprintf("folder deleted locally, but the server has %d messages that were not deleted (new, changed, or kept by sync.expunge); folder re-created with them", st.Messages)
+	return true, nil
+}
