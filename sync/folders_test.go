@@ -124,6 +124,28 @@ func TestFolderDeletedOnServer(t *testing.T) {
 				assertQuiet(t, e.mustSync(), "next sync")
 				e.assertMirror(false)
 			})
+			t.Run("cut short", func(t *testing.T) {
+				// A run killed after resetting the row, before CREATE:
+				// the next run still re-creates the mailbox with its mail.
+				e := newEnv(t, mode.start(t))
+				seedWork(t, e, 3)
+				e.srv.DeleteMailbox("Work")
+				mb, _, err := e.ix.Mailbox(context.Background(), "Work")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.ix.ResetMailbox(context.Background(), mb.ID); err != nil {
+					t.Fatal(err)
+				}
+				e.mustSync()
+				if got := serverSubjects(e, "Work"); !slices.Equal(got, works(3)) {
+					t.Fatalf("server Work holds %q after re-creation", got)
+				}
+				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, works(3)) {
+					t.Fatalf("local Work holds %q", got)
+				}
+				assertQuiet(t, e.mustSync(), "next sync")
+			})
 			t.Run("remove", func(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				e.opts.RemoveFolders = true

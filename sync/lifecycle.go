@@ -80,7 +80,9 @@ func (e *FolderEvent) String() string { return e.Detail }
 
 // folderView is what a run knows of both sides' mailboxes as a whole.
 type folderView struct {
-	known  []mail.Mailbox // synced at least once, covered by the configuration
+	// known holds the index's mailboxes the configuration covers:
+	// UIDVALIDITY 0 marks one never synced, or reset to be re-created.
+	known  []mail.Mailbox
 	all    []mail.Mailbox // every mailbox of the index
 	list   []mail.RemoteMailbox
 	byName map[string]mail.Mailbox
@@ -121,10 +123,9 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 	exclude, _ := compileGlobs(r.opts.Exclude)
 	for _, mb := range all {
 		v.byName[canonName(mb.Name)] = mb
-		if mb.UIDValidity == 0 {
-			continue
+		if mb.UIDValidity != 0 {
+			v.uidv[mb.UIDValidity]++
 		}
-		v.uidv[mb.UIDValidity]++
 		if i, ok := v.entry[canonName(mb.Name)]; ok {
 			// Listed and selected: covered if the configuration still
 			// places it where it was synced (learn explains otherwise).
@@ -242,7 +243,7 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 		// Renamed on the server: a new listed mailbox with a vanished
 		// one's numbering.
 		for _, mb := range v.known {
-			if v.onServer(mb) || canonName(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
+			if mb.UIDValidity == 0 || v.onServer(mb) || canonName(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
 				continue
 			}
 			var cands []mailboxEntry
@@ -298,7 +299,7 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 	scans := map[string]map[string]mail.Flags{}
 	var renamed [][2]string
 	for _, mb := range v.known {
-		if !v.onServer(mb) || v.onLocal(mb.LocalPath) || canonName(mb.Name) == "INBOX" {
+		if mb.UIDValidity == 0 || !v.onServer(mb) || v.onLocal(mb.LocalPath) || canonName(mb.Name) == "INBOX" {
 			continue
 		}
 		keys, err := r.localKeys(ctx, mb)
@@ -480,15 +481,37 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 	// mistake (the identity file survives "rm -rf Mail/*"): that deletes
 	// nothing on the server without --force.
 	goneLocally := 0
+	synced := 0
 	for _, mb := range v.known {
+		if mb.UIDValidity == 0 {
+			continue
+		}
+		synced++
 		if !v.onLocal(mb.LocalPath) {
 			goneLocally++
 		}
 	}
-	allGone := goneLocally >= 2 && goneLocally == len(v.known)
+	allGone := goneLocally >= 2 && goneLocally == synced
 	for _, mb := range v.known {
 		name := canonName(mb.Name)
 		switch {
+		case mb.UIDValidity == 0:
+			// Never synced, or reset to be re-created on the server and
+			// cut short before CREATE: its folder is created there.
+			if v.onServer(mb) || !v.onLocal(mb.LocalPath) || !r.opts.pushes() || r.opts.DryRun {
+				continue
+			}
+			if err := remote.Create(ctx, mb.Name); err != nil {
+				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
+				continue
+			}
+			if err := remote.Subscribe(ctx, mb.Name); err != nil {
+				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
+				continue
+			}
+			entries = append(entries, mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: mb.Name, Delim: v.delim},
+				rel: mb.LocalPath, created: true, recreated: !mb.LastSync.IsZero()})
+
 		case !v.onServer(mb):
 			if _, err := remote.Status(ctx, mb.Name); err == nil {
 				// The listing missed a mailbox that is there: nothing is
@@ -589,14 +612,20 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 // recreateOnServer creates a mailbox deleted on the server again, empty,
 // and resets its index row: the next learn takes it as a first sync and
 // uploads the folder's files.
+//
+// The row is reset first: a crash before CREATE leaves a row that was
+// never synced and a folder, which the next run creates on the server
+// (see followDeletions); a crash after CREATE with the old row kept would
+// take the new mailbox for the old one renumbered, and keep the folder's
+// mail in limbo instead of uploading it.
 func (r *runner) recreateOnServer(ctx context.Context, remote Remote, mb mail.Mailbox) error {
+	if err := r.deps.Index.ResetMailbox(ctx, mb.ID); err != nil {
+		return err
+	}
 	if err := remote.Create(ctx, mb.Name); err != nil {
 		return err
 	}
-	if err := remote.Subscribe(ctx, mb.Name); err != nil {
-		return err
-	}
-	return r.deps.Index.ResetMailbox(ctx, mb.ID)
+	return remote.Subscribe(ctx, mb.Name)
 }
 
 // learnVanished reads a mailbox deleted on the server as a server that
