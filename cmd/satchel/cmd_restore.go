@@ -39,7 +39,9 @@ func newRestoreCommand(g *globals, code *int) *cli.Command {
 		Description: `Uploads every message of ACCOUNT's Maildir to the server of the account
 given with --to (by default ACCOUNT's own server), with its flags and its
 file's mtime as INTERNALDATE. Each local folder becomes the mailbox its
-name decodes to, created on the server if missing.
+name decodes to in ACCOUNT's layout (verbatim or maildir++), created on the
+server if missing; with --to, its files go to the folder the target's
+layout gives that mailbox.
 
 With --to, the messages are first placed in the target account's Maildir,
 as hard links where the two Maildirs share a file system (as copies
@@ -157,7 +159,7 @@ func runRestore(ctx context.Context, g *globals, opts restoreOptions) int {
 	}
 	for _, f := range folders {
 		if f.err != nil {
-			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", dst.Name, f.from, withHint(f.err))
+			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", dst.Name, folderLabel(f.from), withHint(f.err))
 			out.failures++
 		}
 	}
@@ -211,8 +213,9 @@ func shellQuote(s string) string {
 // each of which a later run repeats harmlessly:
 //
 //  1. map each folder of src's Maildir to a mailbox name (the inverse of
-//     the folder-name escaping, with the server's hierarchy delimiter)
-//     and select them by dst's include and exclude rules and --mailbox;
+//     src's layout, with the server's hierarchy delimiter), select them by
+//     dst's include and exclude rules and --mailbox, and place each in the
+//     folder dst's layout gives it;
 //  2. refuse mailboxes whose index rows belong to another UIDVALIDITY
 //     than the server's (the index describes another server: a sync
 //     would keep those files local, never upload them);
@@ -226,7 +229,10 @@ func shellQuote(s string) string {
 // An error means nothing was uploaded.
 func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, opts restoreOptions, trace io.Writer) ([]*restoreFolder, satsync.Result, error) {
 	inPlace := src.Name == dst.Name
-	froms, err := walkFolders(src.Maildir)
+	// The two accounts may have different layouts: a folder is read where
+	// src's layout puts it and placed where dst's does.
+	srcRoot, local := accountRoot(src), accountRoot(dst)
+	froms, err := layoutFolders(srcRoot)
 	if err != nil {
 		return nil, satsync.Result{}, err
 	}
@@ -256,8 +262,7 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 	if err != nil {
 		return nil, satsync.Result{}, err
 	}
-	local := maildir.Root{Dir: dst.Maildir}
-	folders, err := restorePlan(froms, list, dst, opts.mailboxes, local.Path)
+	folders, err := restorePlan(froms, srcRoot.Layout, list, dst, opts.mailboxes, local.Path)
 	if err != nil {
 		return nil, satsync.Result{}, err
 	}
@@ -314,7 +319,7 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 			continue
 		}
 		if !inPlace {
-			from := maildir.Root{Dir: src.Maildir}.Folder(f.from).Dir
+			from := srcRoot.Folder(f.from).Dir
 			if f.linked, f.err = linkFolder(ctx, from, local.Folder(f.to).Dir); f.err != nil {
 				continue
 			}
@@ -374,11 +379,13 @@ func lockForRestore(ctx context.Context, src, dst config.Account, inPlace, wait 
 	return release, nil
 }
 
-// restorePlan maps the source's folders to mailboxes and keeps those the
-// target's configuration and --mailbox select. A folder whose name is
-// not one satchel writes, or that names no mailbox on this server, is
-// kept with its error: it fails, alone.
-func restorePlan(froms []string, list []mail.RemoteMailbox, dst config.Account, only []string, localPath func([]string) (string, error)) ([]*restoreFolder, error) {
+// restorePlan maps the source's folders to mailboxes, decoding their paths
+// with the source's layout as a sync does, and keeps those the target's
+// configuration and --mailbox select; localPath places each in the
+// target's Maildir. A folder whose name is not one satchel writes in that
+// layout, or that names no mailbox on this server, is kept with its error:
+// it fails, alone.
+func restorePlan(froms []string, layout maildir.Layout, list []mail.RemoteMailbox, dst config.Account, only []string, localPath func([]string) (string, error)) ([]*restoreFolder, error) {
 	delim := '/'
 	for _, m := range list {
 		if m.Delim != 0 {
@@ -391,7 +398,7 @@ func restorePlan(froms []string, list []mail.RemoteMailbox, dst config.Account, 
 	var bad []*restoreFolder
 	for _, rel := range froms {
 		f := &restoreFolder{from: rel}
-		levels, err := maildir.DecodeName(rel)
+		levels, err := layout.Decode(rel)
 		if err == nil && len(levels) == 1 && strings.EqualFold(levels[0], "INBOX") {
 			levels = []string{"INBOX"}
 		}
@@ -401,13 +408,13 @@ func restorePlan(froms []string, list []mail.RemoteMailbox, dst config.Account, 
 			}
 		}
 		if err != nil {
-			f.err = fmt.Errorf("folder %s cannot be named on the server: %w; skipped", rel, err)
+			f.err = fmt.Errorf("folder %s cannot be named on the server: %w; skipped", folderLabel(rel), err)
 			bad = append(bad, f)
 			continue
 		}
 		f.name = strings.Join(levels, string(delim))
 		if other, ok := byName[f.name]; ok {
-			f.err = fmt.Errorf("folder %s is the same mailbox as folder %s; skipped", rel, other.from)
+			f.err = fmt.Errorf("folder %s is the same mailbox as folder %s; skipped", folderLabel(rel), folderLabel(other.from))
 			bad = append(bad, f)
 			continue
 		}

@@ -52,6 +52,46 @@ func walkFolders(root string) ([]string, error) {
 	return out, nil
 }
 
+// layoutFolders lists the Maildir folders of root where its layout puts
+// them, relative to root and "/"-separated, sorted: every folder below it
+// in a nested layout (see walkFolders); in Maildir++ the root itself ("",
+// INBOX) when it is a folder and the folders directly below it whose
+// names start with ".". Unlike Root.Folders, it keeps the folders whose
+// names the layout cannot decode, for the caller to report. A missing
+// root has none.
+func layoutFolders(root maildir.Root) ([]string, error) {
+	if root.Layout == nil || root.Layout.Nested() {
+		return walkFolders(root.Dir)
+	}
+	ents, err := os.ReadDir(root.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the folders of %s: %w", root.Dir, err)
+	}
+	var out []string
+	if isFolder(root.Dir) {
+		out = append(out, "")
+	}
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".") && isFolder(filepath.Join(root.Dir, e.Name())) {
+			out = append(out, e.Name())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// folderLabel names a folder, relative to its Maildir root, in a message:
+// the root itself (Maildir++'s INBOX) is ".".
+func folderLabel(rel string) string {
+	if rel == "" {
+		return "."
+	}
+	return rel
+}
+
 // isFolder reports whether the directory p is a Maildir folder.
 func isFolder(p string) bool {
 	for _, sub := range []string{"cur", "new"} {

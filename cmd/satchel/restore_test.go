@@ -27,6 +27,7 @@ type restoreSide struct {
 	srv     *imaptest.Server
 	maildir string
 	index   string
+	layout  string // "" leaves the configuration's default
 }
 
 // writeAccounts writes a configuration with the given accounts.
@@ -45,6 +46,9 @@ func writeAccounts(t *testing.T, dir string, accs ...restoreSide) string {
     maildir: %q
     index: %q
 `, a.name, a.srv.Host, a.srv.Port, a.srv.User, a.maildir, a.index)
+		if a.layout != "" {
+			fmt.Fprintf(&b, "    layout: %q\n", a.layout)
+		}
 	}
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
@@ -93,9 +97,16 @@ func filesOf(t *testing.T, root, mailbox string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return folderFilesOf(t, filepath.Join(root, filepath.FromSlash(rel)))
+}
+
+// folderFilesOf describes the files of the Maildir folder at folder as
+// filesOf does.
+func folderFilesOf(t *testing.T, folder string) []string {
+	t.Helper()
 	var out []string
 	for _, sub := range []string{"cur", "new"} {
-		dir := filepath.Join(root, filepath.FromSlash(rel), sub)
+		dir := filepath.Join(folder, sub)
 		ents, err := os.ReadDir(dir)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
@@ -169,17 +180,28 @@ func listDiff(got, want []string) string {
 // mail in cur/, the rest in new/, mtime the date), n per mailbox.
 func writeBackup(t *testing.T, root string, seed int64, counts map[string]int) {
 	t.Helper()
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	corpus := imaptest.Corpus(imaptest.CorpusOptions{Seed: seed, Messages: total})
+	rels := map[string]string{}
 	for _, mb := range restoreMailboxes {
 		rel, err := maildir.EncodeName(strings.Split(mb, "/"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join(root, filepath.FromSlash(rel))
+		rels[mb] = rel
+	}
+	writeFolders(t, root, restoreMailboxes, rels, seed, counts)
+}
+
+// writeFolders writes a backup as writeBackup does, the messages of each
+// of mailboxes into the folder rels gives it, relative to root.
+func writeFolders(t *testing.T, root string, mailboxes []string, rels map[string]string, seed int64, counts map[string]int) {
+	t.Helper()
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	corpus := imaptest.Corpus(imaptest.CorpusOptions{Seed: seed, Messages: total})
+	for _, mb := range mailboxes {
+		dir := filepath.Join(root, filepath.FromSlash(rels[mb]))
 		for _, sub := range []string{"cur", "new", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 				t.Fatal(err)
