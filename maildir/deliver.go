@@ -66,7 +66,9 @@ func (d Dir) DeliverKeyLazy(ctx context.Context, key string, r io.Reader, flags 
 
 // SyncDirs makes the entries of new/ and cur/ durable.
 func (d Dir) SyncDirs() error {
-	for _, sub := range []string{subNew, subCur} {
+	// cur/ first: a lazy rename from new/ to cur/ must not lose its new
+	// name while the old one's removal is durable.
+	for _, sub := range []string{subCur, subNew} {
 		if err := syncDir(d.disk(), filepath.Join(d.Path, sub)); err != nil {
 			return err
 		}

@@ -287,7 +287,15 @@ const renameAttempts = 5
 // the name would not change, nothing is renamed, but new/ and cur/ are
 // fsynced all the same: the rename may have been made by a process killed
 // before its fsync, visible but not yet durable.
-func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
+func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) { return d.setFlags(key, flags, true) }
+
+// SetFlagsLazy is SetFlags without the directory fsyncs: the new name is
+// durable only after SyncDirs, and nothing may record it before.
+func (d Dir) SetFlagsLazy(key string, flags mail.Flags) (Entry, error) {
+	return d.setFlags(key, flags, false)
+}
+
+func (d Dir) setFlags(key string, flags mail.Flags, durable bool) (Entry, error) {
 	for range renameAttempts {
 		e, ok, err := d.Find(key)
 		if err != nil {
@@ -302,6 +310,9 @@ func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 		}
 		_, n.Flags, _ = ParseName(n.Name)
 		if n.Subdir == e.Subdir && n.Name == e.Name {
+			if !durable {
+				return e, nil
+			}
 			if err := d.syncSubdirs(); err != nil {
 				return Entry{}, fmt.Errorf("set flags of %q in %s: %w", key, d.Path, err)
 			}
@@ -313,6 +324,9 @@ func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 		}
 		if err != nil {
 			return Entry{}, fmt.Errorf("set flags of %q in %s: %w", key, d.Path, err)
+		}
+		if !durable {
+			return n, nil
 		}
 		// The new name first: if only the old entry's removal reached
 		// the disk, the message would be lost.
@@ -331,7 +345,13 @@ func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
 
 // Remove deletes the file of key and fsyncs its directory. A missing file
 // returns an error wrapping fs.ErrNotExist.
-func (d Dir) Remove(key string) error {
+func (d Dir) Remove(key string) error { return d.remove(key, true) }
+
+// RemoveLazy is Remove without the directory fsync: the removal is
+// durable only after SyncDirs, and nothing may record it before.
+func (d Dir) RemoveLazy(key string) error { return d.remove(key, false) }
+
+func (d Dir) remove(key string, durable bool) error {
 	for range renameAttempts {
 		e, ok, err := d.Find(key)
 		if err != nil {
@@ -346,6 +366,9 @@ func (d Dir) Remove(key string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("remove %q from %s: %w", key, d.Path, err)
+		}
+		if !durable {
+			return nil
 		}
 		if err := syncDir(d.disk(), filepath.Join(d.Path, e.Subdir)); err != nil {
 			return fmt.Errorf("remove %q from %s: %w", key, d.Path, err)

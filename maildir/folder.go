@@ -98,6 +98,22 @@ func (f Folder) SetFlags(key string, flags mail.Flags) error {
 	return err
 }
 
+// SetFlagsLazy is SetFlags without the directory fsyncs (see SyncDirs).
+func (f Folder) SetFlagsLazy(key string, flags mail.Flags) error {
+	_, err := f.Dir.SetFlagsLazy(key, flags)
+	return err
+}
+
+// RemoveLazy is Remove without the directory fsync (see SyncDirs); an
+// absent file is not an error.
+func (f Folder) RemoveLazy(key string) error {
+	err := f.Dir.RemoveLazy(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 // Remove deletes key's file; a file already gone is not an error, so that
 // a step retried after a crash succeeds. The removal may then have been
 // made by a process killed before its fsync, visible but not yet durable:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"log/slog"
 	gosync "sync"
@@ -62,7 +63,7 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
+		if err := b.folder.SetFlagsLazy(f.Key, f.Flags); err != nil {
 			return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 		}
 		res.FlagsChanged++
@@ -82,7 +83,9 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 
 // applyLocal ends a plan on the local side: the files of messages the
 // server expunged are removed, then the index drops their rows and those
-// to forget, and records the rows that changed.
+// to forget, and records the rows that changed. The removals and the
+// flag renames before them are made durable together, by one fsync of
+// new/ and cur/, before the index records any of them.
 func (r *runner) applyLocal(ctx context.Context, b *box) error {
 	p, ix := b.plan, r.deps.Index
 	var removed []mail.UID
@@ -90,11 +93,16 @@ func (r *runner) applyLocal(ctx context.Context, b *box) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.folder.Remove(m.Key); err != nil {
+		if err := b.folder.RemoveLazy(m.Key); err != nil {
 			return fmt.Errorf("remove UID %d: %w", m.UID, err)
 		}
 		removed = append(removed, m.UID)
 		b.res.Removed++
+	}
+	if len(removed)+len(p.LocalFlags) > 0 {
+		if err := b.folder.SyncDirs(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	if err := ix.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, append(removed, p.Forget...)); err != nil {
 		return err
@@ -441,6 +449,7 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 		}
 		var rows []mail.Message
 		var refused []mail.UID
+		renamed := false
 		for _, f := range pending {
 			got, ok := done[f.UID]
 			if !ok {
@@ -454,11 +463,20 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 			rows = append(rows, row)
 			b.res.FlagsPushed++
 			if lf, ok := b.files[f.Key]; ok && !f.Flags.System().Equal(lf.System()) && r.opts.pulls() {
-				if err := b.folder.SetFlags(f.Key, f.Flags); err != nil {
+				if err := b.folder.SetFlagsLazy(f.Key, f.Flags); err != nil {
 					return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 				}
 				b.files[f.Key] = f.Flags.System()
 				b.res.FlagsChanged++
+				renamed = true
+			}
+		}
+		// The renames are durable before the rows that take their flags
+		// as the base: a base ahead of the file would read as a local
+		// change and undo the server's.
+		if renamed {
+			if err := b.folder.SyncDirs(); err != nil {
+				return err
 			}
 		}
 		if len(rows) > 0 {

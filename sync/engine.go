@@ -149,6 +149,11 @@ type Folder interface {
 	SetFlags(key string, flags mail.Flags) error
 	// Remove deletes key's file; an absent file is not an error.
 	Remove(key string) error
+	// SetFlagsLazy and RemoveLazy are SetFlags and Remove without the
+	// directory fsyncs: the change is durable only after SyncDirs, and
+	// nothing may record it before.
+	SetFlagsLazy(key string, flags mail.Flags) error
+	RemoveLazy(key string) error
 	// Count is the number of messages in the folder.
 	Count() (int, error)
 	// Scan lists the folder, key → flags, correct while a mail reader
