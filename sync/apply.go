@@ -316,20 +316,43 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 	return r.download(ctx, remote, b, fallback, log)
 }
 
-// upload appends local files to the server and records their UIDs. The
-// intent, recorded before each APPEND, holds the UIDNEXT seen before, the
-// size and the header hash: after a crash the next run finds the message
-// if the APPEND went through, and never uploads it twice.
+// uploadBatch is how many uploads share one transaction for their
+// intents and one for their results.
+const uploadBatch = 64
+
+// upload appends new local files (and restores of messages the server
+// expunged) to the mailbox, a batch at a time: the batch's intents are
+// recorded together before the first APPEND, and the rows of those that
+// completed replace their intents together after the last. A crash in
+// between leaves intents that the next run resolves one by one
+// (recover): each holds the UIDNEXT seen before, the size and the header
+// hash, so a message the server took is found, and never uploaded twice.
 func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
 	claimed := map[mail.UID]bool{}
 	for u := range b.known {
 		claimed[u] = true
 	}
 	r.opts.planProgress(b.Name, len(b.plan.Upload), 0)
-	for _, up := range b.plan.Upload {
-		if err := ctx.Err(); err != nil {
+	var nextLimbo mail.UID
+	for start := 0; start < len(b.plan.Upload); start += uploadBatch {
+		batch := b.plan.Upload[start:min(start+uploadBatch, len(b.plan.Upload))]
+		if err := r.uploadBatch(ctx, remote, b, batch, claimed, &nextLimbo, log); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch []Upload, claimed map[mail.UID]bool, nextLimbo *mail.UID, log *slog.Logger) error {
+	type step struct {
+		up    Upload
+		info  mail.LocalInfo
+		flags mail.Flags
+		row   mail.Message
+	}
+	steps := make([]step, len(batch))
+	intents := make([]mail.Intent, len(batch))
+	for i, up := range batch {
 		in, err := b.folder.Info(up.Key)
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", up.Key, err)
@@ -341,51 +364,90 @@ func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Lo
 		}
 		row := mail.Message{UIDValidity: b.mb.UIDValidity, Key: up.Key, Flags: flags,
 			Size: in.Size, InternalDate: in.ModTime.Truncate(time.Second), MessageID: in.MessageID}
-		intent := mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentUpload, Key: up.Key, UIDNext: b.st.UIDNext,
+		intents[i] = mail.Intent{MailboxID: b.mb.ID, Kind: mail.IntentUpload, Key: up.Key, UIDNext: b.st.UIDNext,
 			Size: in.Size, HeaderHash: in.HeaderHash, Row: row}
-		var changes []mail.RowChange
 		if up.Replaces != nil {
-			intent.From, intent.FromUIDValidity, intent.FromUID = b.mb.ID, up.Replaces.UIDValidity, up.Replaces.UID
-			changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: *up.Replaces, Delete: true})
+			intents[i].From, intents[i].FromUIDValidity, intents[i].FromUID = b.mb.ID, up.Replaces.UIDValidity, up.Replaces.UID
 		}
-		ids, err := r.deps.Index.AddIntents(ctx, []mail.Intent{intent})
-		if err != nil {
+		steps[i] = step{up, in, flags, row}
+	}
+	ids, err := r.deps.Index.AddIntents(ctx, intents)
+	if err != nil {
+		return err
+	}
+	var doneIDs []int64
+	var changes []mail.RowChange
+	var uploaded []mail.Message
+	var replaced []mail.UID
+	var bytes []int64
+	commit := func() error {
+		if len(doneIDs) == 0 {
+			return nil
+		}
+		if err := r.deps.Index.CompleteIntents(ctx, doneIDs, changes); err != nil {
 			return err
 		}
-		uid, err := r.appendOne(ctx, remote, b, up.Key, in, flags, claimed)
-		if errors.Is(err, errNotFound) {
+		for _, u := range replaced {
+			delete(b.known, u)
+		}
+		for _, row := range uploaded {
+			b.known[row.UID] = row
+			b.res.Uploaded++
+		}
+		for _, n := range bytes {
+			r.opts.advanceProgress(b.Name, n)
+		}
+		return nil
+	}
+	for i, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(err, commit(), r.dropIntents(ctx, ids[i:]))
+		}
+		row := st.row
+		uid, err := r.appendOne(ctx, remote, b, st.up.Key, st.info, st.flags, claimed)
+		switch {
+		case errors.Is(err, errNotFound):
 			// Appended, but not to be found: the file waits in limbo so
 			// that it is never appended again; the server's copy will be
 			// downloaded as a message of its own.
-			log.Warn("uploaded message cannot be found on the server; kept locally and not uploaded again", "key", up.Key)
-			next, err := r.nextLimboUID(ctx, b.mb.ID)
-			if err != nil {
-				return err
+			log.Warn("uploaded message cannot be found on the server; kept locally and not uploaded again", "key", st.up.Key)
+			if *nextLimbo == 0 {
+				if *nextLimbo, err = r.nextLimboUID(ctx, b.mb.ID); err != nil {
+					return errors.Join(err, commit())
+				}
 			}
-			row.UIDValidity, row.UID, row.State = limbo, next, mail.StateLocalOnly
-			if err := r.deps.Index.CompleteIntent(ctx, ids[0], append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})); err != nil {
-				return err
-			}
-			r.opts.advanceProgress(b.Name, in.Size)
-			continue
+			row.UIDValidity, row.UID, row.State = limbo, *nextLimbo, mail.StateLocalOnly
+			*nextLimbo++
+		case err != nil:
+			// This one's intent stays: whether the server took the
+			// message is not known; the next run looks for it. Those
+			// not tried are forgotten.
+			return errors.Join(err, commit(), r.dropIntents(ctx, ids[i+1:]))
+		default:
+			claimed[uid] = true
+			row.UID = uid
+			uploaded = append(uploaded, row)
+			log.Debug("uploaded", "key", st.up.Key, "uid", uid)
 		}
-		if err != nil {
-			// The intent stays: whether the server took the message is
-			// not known; the next run looks for it.
+		if st.up.Replaces != nil {
+			changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: *st.up.Replaces, Delete: true})
+			if row.State != mail.StateLocalOnly {
+				replaced = append(replaced, st.up.Replaces.UID)
+			}
+		}
+		changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})
+		doneIDs = append(doneIDs, ids[i])
+		bytes = append(bytes, st.info.Size)
+	}
+	return commit()
+}
+
+// dropIntents forgets the intents of steps that were never started.
+func (r *runner) dropIntents(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if err := r.deps.Index.DropIntent(ctx, id); err != nil {
 			return err
 		}
-		claimed[uid] = true
-		row.UID = uid
-		if err := r.deps.Index.CompleteIntent(ctx, ids[0], append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})); err != nil {
-			return err
-		}
-		if up.Replaces != nil {
-			delete(b.known, up.Replaces.UID)
-		}
-		b.known[uid] = row
-		b.res.Uploaded++
-		r.opts.advanceProgress(b.Name, in.Size)
-		log.Debug("uploaded", "key", up.Key, "uid", uid)
 	}
 	return nil
 }
