@@ -565,3 +565,40 @@ func TestMissedInListingIsNotDeletedFolder(t *testing.T) {
 		t.Fatalf("server Work holds %q", got)
 	}
 }
+
+// TestFolderDeletedDryRun: with sync.remove_folders, a dry run shows the
+// deletions a folder's removal brings and changes nothing.
+func TestFolderDeletedDryRun(t *testing.T) {
+	e := newEnv(t, serverModes[0].start(t))
+	e.opts.RemoveFolders = true
+	seedWork(t, e, 2)
+	e.srv.CreateMailbox("Old")
+	e.srv.Append("Old", msg("old"), nil, day)
+	e.mustSync()
+	e.srv.DeleteMailbox("Work")
+	if err := os.RemoveAll(e.dir("Old").Path); err != nil {
+		t.Fatal(err)
+	}
+	before, boxes := e.snapshot(), e.srv.Mailboxes()
+	e.opts.DryRun = true
+	res := e.mustSync()
+	for _, c := range []struct {
+		name   string
+		change satsync.FolderChange
+		remove int
+		delete int
+	}{{"Work", satsync.DeletedOnServer, 2, 0}, {"Old", satsync.DeletedLocally, 0, 1}} {
+		ev := folderEvent(t, res, c.name)
+		if ev.Change != c.change || ev.Action != satsync.FolderPlanned || ev.Detail == "" {
+			t.Fatalf("%s: event %+v", c.name, ev)
+		}
+		for _, m := range res.Mailboxes {
+			if m.Name == c.name && (m.Plan == nil || len(m.Plan.RemoveLocal) != c.remove || len(m.Plan.DeleteRemote) != c.delete) {
+				t.Fatalf("%s: plan %+v, want %d removals and %d deletions", c.name, m.Plan, c.remove, c.delete)
+			}
+		}
+	}
+	if e.snapshot() != before || !slices.Equal(e.srv.Mailboxes(), boxes) {
+		t.Fatal("the dry run changed something")
+	}
+}

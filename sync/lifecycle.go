@@ -64,6 +64,9 @@ const (
 	FolderHeld FolderAction = "held"
 	// FolderForgotten: gone from both sides; the index forgot it.
 	FolderForgotten FolderAction = "forgotten"
+	// FolderPlanned: decided only once the mailbox's messages are
+	// synced, which this run did not do (a dry run, or a failure).
+	FolderPlanned FolderAction = "planned"
 )
 
 // FolderEvent is what became of a mailbox as a whole.
@@ -537,7 +540,8 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 				// Its messages count as deleted on the server; settle
 				// decides about the folder once they are removed.
 				e.vanished = true
-				e.event = &FolderEvent{Change: DeletedOnServer}
+				e.event = &FolderEvent{Change: DeletedOnServer, Action: FolderPlanned,
+					Detail: "deleted on the server; a sync removes the files the server had, then the folder if nothing is left in it (else re-creates the mailbox with what is left)"}
 				entries = append(entries, e)
 				continue
 			}
@@ -575,7 +579,8 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 			i := v.entry[name]
 			if r.opts.RemoveFolders && r.opts.pushes() && name != "INBOX" {
 				entries[i].folderGone = true
-				entries[i].event = &FolderEvent{Change: DeletedLocally}
+				entries[i].event = &FolderEvent{Change: DeletedLocally, Action: FolderPlanned,
+					Detail: "folder deleted locally; a sync deletes the messages it had on the server, then the mailbox if nothing is left in it (else re-creates the folder with what is left)"}
 				continue
 			}
 			if !r.opts.pulls() {
