@@ -287,7 +287,9 @@ const renameAttempts = 5
 // the name would not change, nothing is renamed, but new/ and cur/ are
 // fsynced all the same: the rename may have been made by a process killed
 // before its fsync, visible but not yet durable.
-func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) { return d.setFlags(key, flags, true) }
+func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
+	return d.setFlags(key, flags, true)
+}
 
 // SetFlagsLazy is SetFlags without the directory fsyncs: the new name is
 // durable only after SyncDirs, and nothing may record it before.
