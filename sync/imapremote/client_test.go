@@ -1,7 +1,6 @@
 package imapremote
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -251,6 +250,18 @@ func assertFlags(t *testing.T, got []mail.RemoteMessage, want map[mail.UID]mail.
 	if len(seen) != len(want) {
 		t.Errorf("got UIDs %v, want %v", slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(want)))
 	}
+}
+
+// fetchBody fetches one message with FetchBodies and returns what the
+// callback read of its body, with the call's error.
+func fetchBody(ctx context.Context, c *Client, m mail.RemoteMessage) ([]byte, error) {
+	var got []byte
+	err := c.FetchBodies(ctx, []mail.RemoteMessage{m}, func(_ mail.UID, _ int64, body io.Reader) error {
+		var err error
+		got, err = io.ReadAll(body)
+		return err
+	})
+	return got, err
 }
 
 func TestChanges(t *testing.T) {
@@ -505,12 +516,7 @@ func TestFetchBodiesCallbackError(t *testing.T) {
 		if st.Messages != 1 {
 			t.Errorf("Select Other: %d messages, want 1", st.Messages)
 		}
-		var got []byte
-		err = c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: mail.UID(other)}}, func(_ mail.UID, _ int64, body io.Reader) error {
-			var err error
-			got, err = io.ReadAll(body)
-			return err
-		})
+		got, err := fetchBody(t.Context(), c, mail.RemoteMessage{UID: mail.UID(other)})
 		if err != nil || !bytes.Equal(got, testMessage(4)) {
 			t.Errorf("FetchBodies after a failed one: %v, body %q", err, got)
 		}
@@ -602,30 +608,13 @@ func TestMailboxStatus(t *testing.T) {
 // TestFetchBodiesCancel cancels the context while a body is streaming and
 // the server has stopped in the middle of it.
 func TestFetchBodiesCancel(t *testing.T) {
-	host, port := scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* PREAUTH ready\r\n")
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			switch tag := f[0]; strings.ToUpper(f[1]) {
-			case "CAPABILITY":
-				io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-			case "UID":
-				// 10 of the 100 bytes announced, then nothing.
-				io.WriteString(c, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789")
-			default:
-				io.WriteString(c, tag+" BAD unexpected\r\n")
-			}
-		}
-	})
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t)})
+	c := mustDial(t, preauthServer(t, map[string]commandFunc{
+		"UID": func(c net.Conn, _, _ string) bool {
+			// 10 of the 100 bytes announced, then nothing.
+			io.WriteString(c, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789")
+			return true
+		},
+	}))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -656,31 +645,13 @@ func TestFetchBodiesCancel(t *testing.T) {
 // The callback must not mistake the end of the stream for the end of the
 // message: it would store a truncated message as a complete one.
 func TestFetchBodiesTruncated(t *testing.T) {
-	host, port := scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* PREAUTH ready\r\n")
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			switch tag := f[0]; strings.ToUpper(f[1]) {
-			case "CAPABILITY":
-				io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-			case "UID":
-				// 10 of the 100 bytes announced, then the connection ends.
-				io.WriteString(c, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789")
-				return
-			default:
-				io.WriteString(c, tag+" BAD unexpected\r\n")
-			}
-		}
-	})
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t)})
+	c := mustDial(t, preauthServer(t, map[string]commandFunc{
+		"UID": func(c net.Conn, _, _ string) bool {
+			// 10 of the 100 bytes announced, then the connection ends.
+			io.WriteString(c, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789")
+			return false
+		},
+	}))
 
 	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: 100}}, func(uid mail.UID, size int64, body io.Reader) error {
 		b, err := io.ReadAll(body)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/satchel-mail/satchel/sync/imaptest"
 )
@@ -80,11 +79,7 @@ func TestDialImplicitTLS(t *testing.T) {
 			if tc.rootCAs {
 				opts.RootCAs = pool
 			}
-			c, err := Dial(t.Context(), opts)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded")
-			}
+			err := dialFails(t, opts, "Dial succeeded")
 			if !errors.Is(err, ErrConnect) {
 				t.Errorf("Dial error %q is not ErrConnect", err)
 			}
@@ -145,14 +140,10 @@ func TestDialStartTLS(t *testing.T) {
 		cert, _, _ := selfSigned(t)
 		srv := startServer(t, serverConfig{startTLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 		var trace traceBuffer
-		c, err := Dial(t.Context(), Options{
+		err := dialFails(t, Options{
 			Host: srv.host, Port: srv.port, TLS: TLSStartTLS,
 			User: testUser, Password: noPassword(t), Trace: &trace,
-		})
-		if err == nil {
-			c.Close()
-			t.Fatal("Dial succeeded")
-		}
+		}, "Dial succeeded")
 		if !errors.Is(err, ErrConnect) {
 			t.Errorf("Dial error %q is not ErrConnect", err)
 		}
@@ -165,14 +156,10 @@ func TestDialStartTLS(t *testing.T) {
 func TestDialStartTLSNotOffered(t *testing.T) {
 	s := imaptest.StartMemory(t)
 	var trace traceBuffer
-	c, err := Dial(t.Context(), Options{
+	err := dialFails(t, Options{
 		Host: s.Host, Port: s.Port, TLS: TLSStartTLS,
 		User: s.User, Auth: AuthPlain, Password: noPassword(t), Trace: &trace,
-	})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded without TLS")
-	}
+	}, "Dial succeeded without TLS")
 	if !errors.Is(err, ErrConnect) {
 		t.Errorf("Dial error %q is not ErrConnect", err)
 	}
@@ -193,14 +180,10 @@ func TestDialStartTLSNotOffered(t *testing.T) {
 func TestDialStartTLSRefusesPreauth(t *testing.T) {
 	cert, _, pool := selfSigned(t)
 	srv := startServer(t, serverConfig{startTLS: &tls.Config{Certificates: []tls.Certificate{cert}}, preAuth: true})
-	c, err := Dial(t.Context(), Options{
+	err := dialFails(t, Options{
 		Host: srv.host, Port: srv.port, TLS: TLSStartTLS, RootCAs: pool,
 		User: testUser, Password: noPassword(t),
-	})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial accepted a PREAUTH session that cannot be upgraded to TLS")
-	}
+	}, "Dial accepted a PREAUTH session that cannot be upgraded to TLS")
 	if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "PREAUTH") {
 		t.Errorf("Dial error %q, want ErrConnect mentioning PREAUTH", err)
 	}
@@ -211,25 +194,17 @@ func TestDialStartTLSRefusesPreauth(t *testing.T) {
 func TestDialStartTLSLastCapability(t *testing.T) {
 	cert, _, pool := selfSigned(t)
 	host, port := scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* OK ready\r\n")
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			switch {
-			case strings.HasPrefix(line, "S0 "):
-				io.WriteString(c, "* CAPABILITY IMAP4rev1 LOGINDISABLED STARTTLS\r\nS0 OK done\r\n")
-				continue
-			case strings.HasPrefix(line, "S1 "):
-				io.WriteString(c, "S1 OK begin TLS\r\n")
-			default:
-				io.WriteString(c, "* BYE not before TLS\r\n")
-				return
-			}
-			break
-		}
+		// Anything else before TLS is answered BAD, which fails Dial.
+		answerCommands(c, "* OK ready", map[string]commandFunc{
+			"CAPABILITY": func(c net.Conn, tag, _ string) bool {
+				io.WriteString(c, "* CAPABILITY IMAP4rev1 LOGINDISABLED STARTTLS\r\n"+tag+" OK done\r\n")
+				return true
+			},
+			"STARTTLS": func(c net.Conn, tag, _ string) bool {
+				io.WriteString(c, tag+" OK begin TLS\r\n")
+				return false
+			},
+		})
 		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
 		if err := tc.Handshake(); err != nil {
 			return
@@ -245,30 +220,17 @@ func TestDialStartTLSLastCapability(t *testing.T) {
 // answerIMAP is just enough of a server for Dial after the TLS handshake:
 // CAPABILITY, LOGIN with any password, LOGOUT.
 func answerIMAP(c net.Conn) {
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			io.WriteString(c, "* BAD no command\r\n")
-			continue
-		}
-		tag := f[0]
-		switch strings.ToUpper(f[1]) {
-		case "CAPABILITY":
-			io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-		case "LOGIN":
+	answerCommands(c, "", map[string]commandFunc{
+		"CAPABILITY": answerCapability,
+		"LOGIN": func(c net.Conn, tag, _ string) bool {
 			io.WriteString(c, tag+" OK logged in\r\n")
-		case "LOGOUT":
+			return true
+		},
+		"LOGOUT": func(c net.Conn, tag, _ string) bool {
 			io.WriteString(c, "* BYE\r\n"+tag+" OK bye\r\n")
-			return
-		default:
-			io.WriteString(c, tag+" BAD unknown command\r\n")
-		}
-	}
+			return false
+		},
+	})
 }
 
 // A response pipelined behind the STARTTLS OK reaches the client in the
@@ -291,13 +253,9 @@ func TestDialStartTLSRefusesInjectedData(t *testing.T) {
 			"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n")
 		io.Copy(io.Discard, br)
 	})
-	c, err := Dial(t.Context(), Options{
+	err := dialFails(t, Options{
 		Host: host, Port: port, TLS: TLSStartTLS, User: testUser, Password: noPassword(t),
-	})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded")
-	}
+	}, "Dial succeeded")
 	if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "after STARTTLS") {
 		t.Errorf("Dial error %q, want ErrConnect about data after STARTTLS", err)
 	}
@@ -346,11 +304,7 @@ func TestDialAuth(t *testing.T) {
 		t.Run(tc.auth+"/wrong password", func(t *testing.T) {
 			o := opts(tc.auth, nil)
 			o.Password = fixedPassword(s.Password + "x")
-			c, err := Dial(t.Context(), o)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded")
-			}
+			err := dialFails(t, o, "Dial succeeded")
 			if !errors.Is(err, ErrAuth) {
 				t.Errorf("Dial error %q is not ErrAuth", err)
 			}
@@ -369,11 +323,7 @@ func TestDialAuth(t *testing.T) {
 			sentBefore = len(clientLines(trace.String()))
 			return "", errKeyring
 		}
-		c, err := Dial(t.Context(), o)
-		if err == nil {
-			c.Close()
-			t.Fatal("Dial succeeded")
-		}
+		err := dialFails(t, o, "Dial succeeded")
 		if !errors.Is(err, errKeyring) {
 			t.Errorf("Dial error %q does not wrap the password source's error", err)
 		}
@@ -386,11 +336,7 @@ func TestDialAuth(t *testing.T) {
 	})
 
 	t.Run("no password source", func(t *testing.T) {
-		c, err := Dial(t.Context(), opts(AuthPlain, nil))
-		if err == nil {
-			c.Close()
-			t.Fatal("Dial succeeded")
-		}
+		err := dialFails(t, opts(AuthPlain, nil), "Dial succeeded")
 		if !errors.Is(err, ErrAuth) {
 			t.Errorf("Dial error %q is not ErrAuth", err)
 		}
@@ -406,14 +352,10 @@ func TestDialPlaintextRemote(t *testing.T) {
 	for _, auth := range []string{AuthPlain, AuthLogin} {
 		t.Run(auth, func(t *testing.T) {
 			var trace traceBuffer
-			c, err := Dial(t.Context(), Options{
+			err := dialFails(t, Options{
 				Host: srv.host, Port: srv.port, TLS: TLSNone,
 				User: testUser, Auth: auth, Password: noPassword(t), Trace: &trace,
-			})
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial sent a password without TLS to a non-loopback address")
-			}
+			}, "Dial sent a password without TLS to a non-loopback address")
 			if !errors.Is(err, ErrPlaintext) {
 				t.Errorf("Dial error %q is not ErrPlaintext", err)
 			}
@@ -491,39 +433,43 @@ func TestDialPreauthMemory(t *testing.T) {
 	}
 }
 
+// dialSilences are servers that accept the connection and then stay
+// silent at some point of Dial. serve returns once the client is waiting
+// for the server's next word, which never comes.
+var dialSilences = []struct {
+	name  string
+	tls   string
+	serve func(c net.Conn)
+}{
+	// The client says nothing before the greeting, so the server cannot
+	// tell when Dial's TCP connect has returned: a cancel lands either
+	// there or in the wait for the greeting.
+	{"no greeting", TLSNone, func(net.Conn) {}},
+	{"no greeting before STARTTLS", TLSStartTLS, func(net.Conn) {}},
+	{"no TLS handshake", TLSImplicit, func(c net.Conn) {
+		c.Read(make([]byte, 1)) // the ClientHello has started
+	}},
+	{"no STARTTLS reply", TLSStartTLS, func(c net.Conn) {
+		io.WriteString(c, "* OK ready\r\n")
+		readLine(c)
+	}},
+	{"no CAPABILITY reply", TLSNone, func(c net.Conn) {
+		io.WriteString(c, "* OK ready\r\n")
+		readLine(c)
+	}},
+}
+
+// readLine waits for one line from the client.
+func readLine(c net.Conn) {
+	bufio.NewReader(c).ReadString('\n')
+}
+
 // TestDialCancel cancels Dial while it waits for a server that has
 // accepted the connection and then stays silent at some point. cmd maps
 // context.Canceled to its "interrupted" exit code, so the error must wrap
 // it whatever Dial was doing.
 func TestDialCancel(t *testing.T) {
-	// readLine waits for one line from the client.
-	readLine := func(c net.Conn) {
-		bufio.NewReader(c).ReadString('\n')
-	}
-	for _, tc := range []struct {
-		name string
-		tls  string
-		// serve returns once the client is waiting for the server's next
-		// word, which never comes.
-		serve func(c net.Conn)
-	}{
-		// The client says nothing before the greeting, so the server
-		// cannot tell when Dial's TCP connect has returned: the cancel
-		// lands either there or in the wait for the greeting.
-		{"no greeting", TLSNone, func(net.Conn) {}},
-		{"no greeting before STARTTLS", TLSStartTLS, func(net.Conn) {}},
-		{"no TLS handshake", TLSImplicit, func(c net.Conn) {
-			c.Read(make([]byte, 1)) // the ClientHello has started
-		}},
-		{"no STARTTLS reply", TLSStartTLS, func(c net.Conn) {
-			io.WriteString(c, "* OK ready\r\n")
-			readLine(c)
-		}},
-		{"no CAPABILITY reply", TLSNone, func(c net.Conn) {
-			io.WriteString(c, "* OK ready\r\n")
-			readLine(c)
-		}},
-	} {
+	for _, tc := range dialSilences {
 		t.Run(tc.name, func(t *testing.T) {
 			waiting := make(chan struct{})
 			host, port := scriptedServer(t, func(c net.Conn) {
@@ -533,38 +479,17 @@ func TestDialCancel(t *testing.T) {
 			})
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			result := make(chan error, 1)
-			go func() {
-				c, err := Dial(ctx, Options{
-					Host: host, Port: port, TLS: tc.tls,
-					User: testUser, Password: fixedPassword(testPassword),
-				})
-				if c != nil {
-					c.Close()
-				}
-				result <- err
-			}()
-
-			// The bound only keeps a broken Dial from hanging the test.
-			const bound = 30 * time.Second
-			select {
-			case <-waiting:
-			case err := <-result:
-				t.Fatalf("Dial returned before the server went silent: %v", err)
-			case <-time.After(bound):
-				t.Fatal("the server never got to wait")
+			result := dialAsync(ctx, Options{
+				Host: host, Port: port, TLS: tc.tls,
+				User: testUser, Password: fixedPassword(testPassword),
+			})
+			// Cancelled once the server has gone silent.
+			err := cancelAt(t, "Dial", waiting, cancel, result)
+			if err == nil {
+				t.Fatal("Dial succeeded")
 			}
-			cancel()
-			select {
-			case err := <-result:
-				if err == nil {
-					t.Fatal("Dial succeeded")
-				}
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("Dial error %q does not wrap context.Canceled", err)
-				}
-			case <-time.After(bound):
-				t.Fatal("Dial did not return after its context was cancelled")
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Dial error %q does not wrap context.Canceled", err)
 			}
 		})
 	}
@@ -572,11 +497,7 @@ func TestDialCancel(t *testing.T) {
 
 func TestDialUnknownTLSMode(t *testing.T) {
 	host, port := scriptedServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-	c, err := Dial(t.Context(), Options{Host: host, Port: port, TLS: "ssl", User: testUser, Password: noPassword(t)})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded")
-	}
+	err := dialFails(t, Options{Host: host, Port: port, TLS: "ssl", User: testUser, Password: noPassword(t)}, "Dial succeeded")
 	if !strings.Contains(err.Error(), `"ssl"`) {
 		t.Errorf("Dial error %q does not name the mode", err)
 	}

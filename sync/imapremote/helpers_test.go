@@ -1,6 +1,7 @@
 package imapremote
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"math/big"
 	"net"
 	"strings"
@@ -100,17 +102,82 @@ func mustDial(t *testing.T, opts Options) *Client {
 	return c
 }
 
-// connect dials an imaptest server without TLS (both kinds listen on
-// loopback), logging in when the server asks for it.
-func connect(t *testing.T, s *imaptest.Server, trace io.Writer) *Client {
+// dialFails calls Dial, which must fail, and returns its error. A Client
+// it returns anyway is closed and ends the test with success as the
+// message.
+func dialFails(t *testing.T, opts Options, success string) error {
 	t.Helper()
+	c, err := Dial(t.Context(), opts)
+	if err == nil {
+		c.Close()
+		t.Fatal(success)
+	}
+	return err
+}
+
+// dialAsync runs Dial on its own goroutine and delivers its error; a
+// Client it returns is closed at once.
+func dialAsync(ctx context.Context, opts Options) <-chan error {
+	result := make(chan error, 1)
+	go func() {
+		c, err := Dial(ctx, opts)
+		if c != nil {
+			c.Close()
+		}
+		result <- err
+	}()
+	return result
+}
+
+// bound keeps a broken call from hanging a test; it is never the outcome
+// under test.
+const bound = 30 * time.Second
+
+// await returns what result delivers, or ends the test with stuck as the
+// message when nothing comes within bound.
+func await(t *testing.T, result <-chan error, stuck string) error {
+	t.Helper()
+	select {
+	case err := <-result:
+		return err
+	case <-time.After(bound):
+		t.Fatal(stuck)
+		return nil
+	}
+}
+
+// cancelAt waits until reached is closed, then cancels and returns what
+// result delivers. call names the call under test: it must neither return
+// before reached nor fail to return after the cancel.
+func cancelAt(t *testing.T, call string, reached <-chan struct{}, cancel context.CancelFunc, result <-chan error) error {
+	t.Helper()
+	select {
+	case <-reached:
+	case err := <-result:
+		t.Fatalf("%s returned before the point where it is cancelled: %v", call, err)
+	case <-time.After(bound):
+		t.Fatalf("%s never reached the point where it is cancelled", call)
+	}
+	cancel()
+	return await(t, result, call+" did not return after its context was cancelled")
+}
+
+// connectOptions are the Options for an imaptest server without TLS (both
+// kinds listen on loopback), with its password when it asks for one.
+func connectOptions(t *testing.T, s *imaptest.Server, trace io.Writer) Options {
 	opts := Options{Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthPlain, Trace: trace}
 	if s.Password != "" {
 		opts.Password = fixedPassword(s.Password)
 	} else {
 		opts.Password = noPassword(t)
 	}
-	return mustDial(t, opts)
+	return opts
+}
+
+// connect dials an imaptest server with connectOptions.
+func connect(t *testing.T, s *imaptest.Server, trace io.Writer) *Client {
+	t.Helper()
+	return mustDial(t, connectOptions(t, s, trace))
 }
 
 // serverConfig describes a go-imap in-memory server built by a test, for
@@ -272,4 +339,63 @@ func scriptedServer(t *testing.T, serve func(net.Conn)) (host string, port int) 
 	})
 	addr := ln.Addr().(*net.TCPAddr)
 	return addr.IP.String(), addr.Port
+}
+
+// commandFunc answers one command for answerCommands: tag is the
+// command's tag, line the whole line as the client sent it. It returns
+// false to end the conversation.
+type commandFunc func(c net.Conn, tag, line string) bool
+
+// answerCommands writes greeting, unless it is empty, then answers each
+// command line with the entry of answers under its command word (upper
+// case), and a command without one with BAD. It returns when the
+// connection ends, a line holds no command, or an answer returns false.
+func answerCommands(c net.Conn, greeting string, answers map[string]commandFunc) {
+	if greeting != "" {
+		io.WriteString(c, greeting+"\r\n")
+	}
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return
+		}
+		answer, ok := answers[strings.ToUpper(f[1])]
+		if !ok {
+			io.WriteString(c, f[0]+" BAD unexpected\r\n")
+			continue
+		}
+		if !answer(c, f[0], line) {
+			return
+		}
+	}
+}
+
+// answerCapability answers CAPABILITY with IMAP4rev1 alone.
+func answerCapability(c net.Conn, tag, _ string) bool {
+	io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
+	return true
+}
+
+// preauthServer serves one connection on loopback with answerCommands: a
+// PREAUTH greeting, CAPABILITY answered by answerCapability unless answers
+// holds another, and answers. It returns the Options that reach it.
+func preauthServer(t *testing.T, answers map[string]commandFunc) Options {
+	t.Helper()
+	all := map[string]commandFunc{"CAPABILITY": answerCapability}
+	maps.Copy(all, answers)
+	host, port := scriptedServer(t, func(c net.Conn) {
+		answerCommands(c, "* PREAUTH ready", all)
+	})
+	return preauthOptions(t, host, port)
+}
+
+// preauthOptions are the Options for a scripted server on loopback that
+// greets with PREAUTH: no TLS, and no password to ask for.
+func preauthOptions(t *testing.T, host string, port int) Options {
+	return Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t)}
 }

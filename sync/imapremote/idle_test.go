@@ -51,6 +51,22 @@ func startIdle(t *testing.T, ctx context.Context, c *Client, trace *traceBuffer,
 	return done
 }
 
+// idleThroughProxy dials a Dovecot through a fault proxy, with timeout as
+// Options.Timeout, and opens INBOX with a first WaitChange.
+func idleThroughProxy(t *testing.T, timeout time.Duration) (*imaptest.Server, *imaptest.Proxy, *Client, *traceBuffer) {
+	t.Helper()
+	s := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
+	p := imaptest.NewProxy(t, s.Addr)
+	trace := &traceBuffer{}
+	opts := connectOptions(t, s, trace)
+	opts.Host, opts.Port, opts.Timeout = p.Host, p.Port, timeout
+	c := mustDial(t, opts)
+	if _, err := c.WaitChange(t.Context(), "INBOX", time.Millisecond); err != nil {
+		t.Fatalf("WaitChange: %v", err)
+	}
+	return s, p, c, trace
+}
+
 // TestIdleReportsServerChanges: another session appends, flags and
 // expunges; the watching connection hears of each, whether expunges come
 // as EXPUNGE or, with QRESYNC, as VANISHED. go-imap's in-memory server is
@@ -127,14 +143,7 @@ func TestIdleCancelSendsDone(t *testing.T) {
 // during IDLE is found when DONE gets no reply: the error is a timeout,
 // transient.
 func TestIdleFindsDeadConnection(t *testing.T) {
-	s := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
-	p := imaptest.NewProxy(t, s.Addr)
-	trace := &traceBuffer{}
-	c := mustDial(t, Options{Host: p.Host, Port: p.Port, TLS: TLSNone, User: s.User, Auth: AuthPlain,
-		Password: noPassword(t), Trace: trace, Timeout: 300 * time.Millisecond})
-	if _, err := c.WaitChange(t.Context(), "INBOX", time.Millisecond); err != nil {
-		t.Fatalf("WaitChange: %v", err)
-	}
+	_, p, c, trace := idleThroughProxy(t, 300*time.Millisecond)
 	done := startIdle(t, t.Context(), c, trace, 200*time.Millisecond)
 	p.Stall()
 	defer p.Heal()
@@ -147,14 +156,7 @@ func TestIdleFindsDeadConnection(t *testing.T) {
 // TestIdleDroppedConnection: a connection the server closes during IDLE
 // ends WaitChange with a transient error.
 func TestIdleDroppedConnection(t *testing.T) {
-	s := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
-	p := imaptest.NewProxy(t, s.Addr)
-	trace := &traceBuffer{}
-	c := mustDial(t, Options{Host: p.Host, Port: p.Port, TLS: TLSNone, User: s.User, Auth: AuthPlain,
-		Password: noPassword(t), Trace: trace})
-	if _, err := c.WaitChange(t.Context(), "INBOX", time.Millisecond); err != nil {
-		t.Fatalf("WaitChange: %v", err)
-	}
+	s, p, c, trace := idleThroughProxy(t, 0)
 	done := startIdle(t, t.Context(), c, trace, time.Hour)
 	p.CutAfter(true, 0)
 	defer p.Heal()

@@ -86,14 +86,10 @@ func TestOAuth(t *testing.T) {
 			s.SetToken("a-newer-token")
 			before := len(s.Exchanges())
 			var trace traceBuffer
-			c, err := Dial(t.Context(), Options{
+			err := dialFails(t, Options{
 				Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: auth,
 				Token: fixedToken(oauthToken), Trace: &trace,
-			})
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded with a refused token")
-			}
+			}, "Dial succeeded with a refused token")
 			if !errors.Is(err, ErrAuth) || errors.Is(err, ErrConnect) || errors.Is(err, mail.ErrTransient) {
 				t.Errorf("Dial error %q: want ErrAuth only (permanent)", err)
 			}
@@ -122,17 +118,13 @@ func TestOAuth(t *testing.T) {
 // use.
 func TestOAuthNotOffered(t *testing.T) {
 	s := imaptest.StartMemory(t)
-	c, err := Dial(t.Context(), Options{
+	err := dialFails(t, Options{
 		Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthOAuthBearer,
 		Token: func(context.Context) (string, error) {
 			t.Error("Token was called")
 			return oauthToken, nil
 		},
-	})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded")
-	}
+	}, "Dial succeeded")
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "does not offer AUTH=OAUTHBEARER") || !strings.Contains(err.Error(), "PLAIN") {
 		t.Errorf("Dial error %q: want ErrAuth naming the missing mechanism and the offered ones", err)
 	}
@@ -144,14 +136,10 @@ func TestOAuthTokenSourceFails(t *testing.T) {
 	s := imaptest.StartMemoryOAuth(t, oauthToken)
 	errHelper := errors.New("token helper: refresh token expired")
 	var trace traceBuffer
-	c, err := Dial(t.Context(), Options{
+	err := dialFails(t, Options{
 		Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthXOAuth2, Trace: &trace,
 		Token: func(context.Context) (string, error) { return "", errHelper },
-	})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded")
-	}
+	}, "Dial succeeded")
 	if !errors.Is(err, errHelper) {
 		t.Errorf("Dial error %q does not wrap the token source's error", err)
 	}
@@ -159,11 +147,8 @@ func TestOAuthTokenSourceFails(t *testing.T) {
 		t.Errorf("AUTHENTICATE sent without a token: %q", l)
 	}
 
-	c, err = Dial(t.Context(), Options{Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthXOAuth2})
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial succeeded without a token source")
-	}
+	err = dialFails(t, Options{Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthXOAuth2},
+		"Dial succeeded without a token source")
 	if !errors.Is(err, ErrAuth) {
 		t.Errorf("Dial error %q is not ErrAuth", err)
 	}

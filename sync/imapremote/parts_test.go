@@ -1,7 +1,6 @@
 package imapremote
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -31,6 +30,18 @@ func partRequests(trace string) map[mail.UID][]string {
 	return out
 }
 
+// selectInParts connects to s with LargeMessage large and selects INBOX.
+func selectInParts(t *testing.T, s *imaptest.Server, trace *traceBuffer, large int64) *Client {
+	t.Helper()
+	opts := connectOptions(t, s, trace)
+	opts.LargeMessage = large
+	c := mustDial(t, opts)
+	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
+		t.Fatalf("Select: %v", err)
+	}
+	return c
+}
+
 // TestFetchBodiesInParts: a message above LargeMessage arrives whole in
 // one body, fetched in consecutive parts, whether it ends in the middle
 // of a part, exactly at the end of one, or beyond the size it was said to
@@ -55,14 +66,7 @@ func TestFetchBodiesInParts(t *testing.T) {
 			msgs = append(msgs, mail.RemoteMessage{UID: u, Size: size})
 		}
 		var trace traceBuffer
-		opts := Options{Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Auth: AuthPlain, Trace: &trace, LargeMessage: large}
-		if s.Password != "" {
-			opts.Password = fixedPassword(s.Password)
-		}
-		c := mustDial(t, opts)
-		if _, err := c.Select(t.Context(), "INBOX"); err != nil {
-			t.Fatalf("Select: %v", err)
-		}
+		c := selectInParts(t, s, &trace, large)
 		s.Expunge("INBOX", uint32(msgs[4].UID))
 
 		got := map[mail.UID][]byte{}
@@ -136,10 +140,7 @@ func TestFetchPartsCallbackError(t *testing.T) {
 	u := mail.UID(s.Append("INBOX", big, nil, time.Time{}))
 	small := mail.UID(s.Append("INBOX", testMessage(2), nil, time.Time{}))
 	var trace traceBuffer
-	c := mustDial(t, Options{Host: s.Host, Port: s.Port, TLS: TLSNone, User: s.User, Trace: &trace, LargeMessage: large, Password: noPassword(t)})
-	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
-		t.Fatalf("Select: %v", err)
-	}
+	c := selectInParts(t, s, &trace, large)
 	errDisk := errors.New("disk full")
 	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: u, Size: int64(len(big))}}, func(_ mail.UID, _ int64, body io.Reader) error {
 		if _, err := io.ReadFull(body, make([]byte, large+10)); err != nil {
@@ -153,56 +154,39 @@ func TestFetchPartsCallbackError(t *testing.T) {
 	if n := len(partRequests(trace.String())[u]); n != 2 {
 		t.Errorf("%d parts requested, want 2 (the callback stopped in the second)", n)
 	}
-	var got []byte
-	err = c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: small}}, func(_ mail.UID, _ int64, body io.Reader) error {
-		var err error
-		got, err = io.ReadAll(body)
-		return err
-	})
+	got, err := fetchBody(t.Context(), c, mail.RemoteMessage{UID: small})
 	if err != nil || !bytes.Equal(got, testMessage(2)) {
 		t.Errorf("FetchBodies after a failed one: %v, body %q", err, got)
 	}
+}
+
+// fetchInParts dials opts with LargeMessage large and fetches UID 7, said
+// to be 3*large bytes. It returns how many bytes the callback read and the
+// call's error.
+func fetchInParts(t *testing.T, opts Options, large int64) (int, error) {
+	t.Helper()
+	opts.LargeMessage = large
+	c := mustDial(t, opts)
+	b, err := fetchBody(t.Context(), c, mail.RemoteMessage{UID: 7, Size: 3 * large})
+	return len(b), err
 }
 
 // TestFetchPartsTruncated: a connection that ends in the middle of a part
 // fails the message; the callback does not see a clean end.
 func TestFetchPartsTruncated(t *testing.T) {
 	const large = 64
-	host, port := scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* PREAUTH ready\r\n")
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
+	opts := preauthServer(t, map[string]commandFunc{
+		"UID": func(c net.Conn, tag, line string) bool {
+			if strings.Contains(line, "<0.") {
+				// The first part whole, then 10 bytes of the second.
+				fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n", large, strings.Repeat("a", large), tag)
+				return true
 			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			switch tag := f[0]; strings.ToUpper(f[1]) {
-			case "CAPABILITY":
-				io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-			case "UID":
-				if strings.Contains(line, "<0.") {
-					// The first part whole, then 10 bytes of the second.
-					fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n", large, strings.Repeat("a", large), tag)
-					continue
-				}
-				fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<%d> {%d}\r\n0123456789", large, large)
-				return
-			default:
-				io.WriteString(c, tag+" BAD unexpected\r\n")
-			}
-		}
+			fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<%d> {%d}\r\n0123456789", large, large)
+			return false
+		},
 	})
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t), LargeMessage: large})
-	var n int
-	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: 3 * large}}, func(_ mail.UID, _ int64, body io.Reader) error {
-		b, err := io.ReadAll(body)
-		n = len(b)
-		return err
-	})
+	n, err := fetchInParts(t, opts, large)
 	if err == nil {
 		t.Errorf("FetchBodies succeeded on a connection that ended mid-part (%d bytes delivered)", n)
 	}
@@ -215,41 +199,19 @@ func TestFetchPartsTruncated(t *testing.T) {
 // any plausible end of the message, fails it rather than fill the disk.
 func TestFetchPartsEndless(t *testing.T) {
 	const large = 64
-	host, port := scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* PREAUTH ready\r\n")
-		br := bufio.NewReader(c)
-		re := regexp.MustCompile(`<(\d+)\.(\d+)>`)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
+	re := regexp.MustCompile(`<(\d+)\.(\d+)>`)
+	opts := preauthServer(t, map[string]commandFunc{
+		"UID": func(c net.Conn, tag, line string) bool {
+			var off, n int
+			if m := re.FindStringSubmatch(line); m != nil {
+				fmt.Sscan(m[1], &off)
+				fmt.Sscan(m[2], &n)
 			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			switch tag := f[0]; strings.ToUpper(f[1]) {
-			case "CAPABILITY":
-				io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-			case "UID":
-				var off, n int
-				if m := re.FindStringSubmatch(line); m != nil {
-					fmt.Sscan(m[1], &off)
-					fmt.Sscan(m[2], &n)
-				}
-				fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<%d> {%d}\r\n%s)\r\n%s OK done\r\n", off, n, strings.Repeat("a", n), tag)
-			default:
-				io.WriteString(c, tag+" BAD unexpected\r\n")
-			}
-		}
+			fmt.Fprintf(c, "* 1 FETCH (UID 7 BODY[]<%d> {%d}\r\n%s)\r\n%s OK done\r\n", off, n, strings.Repeat("a", n), tag)
+			return true
+		},
 	})
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t), LargeMessage: large})
-	var n int
-	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: 3 * large}}, func(_ mail.UID, _ int64, body io.Reader) error {
-		b, err := io.ReadAll(body)
-		n = len(b)
-		return err
-	})
+	n, err := fetchInParts(t, opts, large)
 	if err == nil {
 		t.Fatalf("FetchBodies took %d bytes for a message of %d", n, 3*large)
 	}

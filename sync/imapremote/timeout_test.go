@@ -1,7 +1,6 @@
 package imapremote
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -17,59 +16,25 @@ import (
 // loopback reply, short enough to wait out several times.
 const shortTimeout = 300 * time.Millisecond
 
-// bound keeps a broken timeout from hanging a test; it is never the
-// outcome under test.
-const bound = 30 * time.Second
-
 // TestDialTimeout: a server that goes silent at any point of Dial makes
 // it fail with ErrTimeout, a transient connect error, instead of waiting
 // for ever.
 func TestDialTimeout(t *testing.T) {
-	readLine := func(c net.Conn) {
-		bufio.NewReader(c).ReadString('\n')
-	}
-	for _, tc := range []struct {
-		name  string
-		tls   string
-		serve func(c net.Conn)
-	}{
-		{"no greeting", TLSNone, func(net.Conn) {}},
-		{"no greeting before STARTTLS", TLSStartTLS, func(net.Conn) {}},
-		{"no TLS handshake", TLSImplicit, func(c net.Conn) { c.Read(make([]byte, 1)) }},
-		{"no STARTTLS reply", TLSStartTLS, func(c net.Conn) {
-			io.WriteString(c, "* OK ready\r\n")
-			readLine(c)
-		}},
-		{"no CAPABILITY reply", TLSNone, func(c net.Conn) {
-			io.WriteString(c, "* OK ready\r\n")
-			readLine(c)
-		}},
-	} {
+	for _, tc := range dialSilences {
 		t.Run(tc.name, func(t *testing.T) {
 			host, port := scriptedServer(t, func(c net.Conn) {
 				tc.serve(c)
 				io.Copy(io.Discard, c) // until the client hangs up
 			})
-			result := make(chan error, 1)
-			go func() {
-				c, err := Dial(t.Context(), Options{
-					Host: host, Port: port, TLS: tc.tls, Timeout: shortTimeout,
-					User: testUser, Password: fixedPassword(testPassword),
-				})
-				if c != nil {
-					c.Close()
+			result := dialAsync(t.Context(), Options{
+				Host: host, Port: port, TLS: tc.tls, Timeout: shortTimeout,
+				User: testUser, Password: fixedPassword(testPassword),
+			})
+			err := await(t, result, "Dial did not time out")
+			for _, want := range []error{ErrTimeout, ErrConnect, mail.ErrTransient} {
+				if !errors.Is(err, want) {
+					t.Errorf("Dial error %v does not wrap %q", err, want)
 				}
-				result <- err
-			}()
-			select {
-			case err := <-result:
-				for _, want := range []error{ErrTimeout, ErrConnect, mail.ErrTransient} {
-					if !errors.Is(err, want) {
-						t.Errorf("Dial error %v does not wrap %q", err, want)
-					}
-				}
-			case <-time.After(bound):
-				t.Fatal("Dial did not time out")
 			}
 		})
 	}
@@ -77,52 +42,42 @@ func TestDialTimeout(t *testing.T) {
 
 // silentServer greets with PREAUTH and answers CAPABILITY, NOOP and
 // SELECT, except SELECT of "Stuck", which it never answers; on UID FETCH
-// it sends fetch, then the tagged OK unless fetch is cut short.
-func silentServer(t *testing.T, fetch string, complete bool) (string, int) {
-	return scriptedServer(t, func(c net.Conn) {
-		io.WriteString(c, "* PREAUTH ready\r\n")
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			switch tag := f[0]; strings.ToUpper(f[1]) {
-			case "CAPABILITY":
-				io.WriteString(c, "* CAPABILITY IMAP4rev1\r\n"+tag+" OK done\r\n")
-			case "NOOP":
-				io.WriteString(c, tag+" OK done\r\n")
-			case "SELECT":
-				if strings.Contains(line, "Stuck") {
-					continue
-				}
+// it sends fetch, then the tagged OK unless fetch is cut short. It returns
+// the Options that reach it, with shortTimeout.
+func silentServer(t *testing.T, fetch string, complete bool) Options {
+	t.Helper()
+	opts := preauthServer(t, map[string]commandFunc{
+		"NOOP": func(c net.Conn, tag, _ string) bool {
+			io.WriteString(c, tag+" OK done\r\n")
+			return true
+		},
+		"SELECT": func(c net.Conn, tag, line string) bool {
+			if !strings.Contains(line, "Stuck") {
 				io.WriteString(c, "* 1 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 8] ok\r\n"+tag+" OK [READ-WRITE] done\r\n")
-			case "UID":
-				io.WriteString(c, fetch)
-				if !complete {
-					continue
-				}
-				io.WriteString(c, tag+" OK done\r\n")
-			case "LOGOUT":
-				io.WriteString(c, "* BYE bye\r\n"+tag+" OK done\r\n")
-				return
-			default:
-				io.WriteString(c, tag+" BAD unexpected\r\n")
 			}
-		}
+			return true
+		},
+		"UID": func(c net.Conn, tag, _ string) bool {
+			io.WriteString(c, fetch)
+			if complete {
+				io.WriteString(c, tag+" OK done\r\n")
+			}
+			return true
+		},
+		"LOGOUT": func(c net.Conn, tag, _ string) bool {
+			io.WriteString(c, "* BYE bye\r\n"+tag+" OK done\r\n")
+			return false
+		},
 	})
+	opts.Timeout = shortTimeout
+	return opts
 }
 
 // TestTimeoutPendingCommand: a command the server never answers fails
 // with ErrTimeout; an idle connection, with no command pending, does not
 // time out however long it stays silent.
 func TestTimeoutPendingCommand(t *testing.T) {
-	host, port := silentServer(t, "", true)
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t), Timeout: shortTimeout})
+	c := mustDial(t, silentServer(t, "", true))
 
 	time.Sleep(4 * shortTimeout)
 	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
@@ -138,21 +93,15 @@ func TestTimeoutPendingCommand(t *testing.T) {
 		_, err := c.Select(t.Context(), "Stuck")
 		result <- err
 	}()
-	select {
-	case err := <-result:
-		if !errors.Is(err, ErrTimeout) || !errors.Is(err, mail.ErrTransient) {
-			t.Errorf("Select error %v, want ErrTimeout, transient", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("Select did not time out")
+	if err := await(t, result, "Select did not time out"); !errors.Is(err, ErrTimeout) || !errors.Is(err, mail.ErrTransient) {
+		t.Errorf("Select error %v, want ErrTimeout, transient", err)
 	}
 }
 
 // TestTimeoutMidLiteral: a server that stops in the middle of a message
 // fails the fetch with ErrTimeout.
 func TestTimeoutMidLiteral(t *testing.T) {
-	host, port := silentServer(t, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789", false)
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t), Timeout: shortTimeout})
+	c := mustDial(t, silentServer(t, "* 1 FETCH (UID 7 BODY[] {100}\r\n0123456789", false))
 	result := make(chan error, 1)
 	go func() {
 		result <- c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: 100}}, func(_ mail.UID, _ int64, body io.Reader) error {
@@ -160,13 +109,8 @@ func TestTimeoutMidLiteral(t *testing.T) {
 			return err
 		})
 	}()
-	select {
-	case err := <-result:
-		if !errors.Is(err, ErrTimeout) {
-			t.Errorf("FetchBodies error %v, want ErrTimeout", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("FetchBodies did not time out")
+	if err := await(t, result, "FetchBodies did not time out"); !errors.Is(err, ErrTimeout) {
+		t.Errorf("FetchBodies error %v, want ErrTimeout", err)
 	}
 }
 
@@ -176,9 +120,9 @@ func TestTimeoutMidLiteral(t *testing.T) {
 // read from the socket when the caller comes back.
 func TestTimeoutSlowConsumer(t *testing.T) {
 	body := strings.Repeat("x", 32<<20)
-	host, port := silentServer(t, fmt.Sprintf("* 1 FETCH (UID 7 BODY[] {%d}\r\n%s)\r\n", len(body), body), true)
-	c := mustDial(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Password: noPassword(t), Timeout: shortTimeout,
-		LargeMessage: int64(len(body))})
+	opts := silentServer(t, fmt.Sprintf("* 1 FETCH (UID 7 BODY[] {%d}\r\n%s)\r\n", len(body), body), true)
+	opts.LargeMessage = int64(len(body))
+	c := mustDial(t, opts)
 	var got []byte
 	err := c.FetchBodies(t.Context(), []mail.RemoteMessage{{UID: 7, Size: int64(len(body))}}, func(_ mail.UID, _ int64, r io.Reader) error {
 		time.Sleep(4 * shortTimeout)
@@ -198,24 +142,12 @@ func TestTimeoutSlowConsumer(t *testing.T) {
 func TestDialTransient(t *testing.T) {
 	answerLogin := func(reply string) func(net.Conn) {
 		return func(c net.Conn) {
-			io.WriteString(c, "* OK [CAPABILITY IMAP4rev1] ready\r\n")
-			br := bufio.NewReader(c)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				f := strings.Fields(line)
-				if len(f) < 2 {
-					return
-				}
-				switch tag := f[0]; strings.ToUpper(f[1]) {
-				case "LOGIN":
+			answerCommands(c, "* OK [CAPABILITY IMAP4rev1] ready", map[string]commandFunc{
+				"LOGIN": func(c net.Conn, tag, _ string) bool {
 					io.WriteString(c, tag+" "+reply+"\r\n")
-				default:
-					io.WriteString(c, tag+" BAD unexpected\r\n")
-				}
-			}
+					return true
+				},
+			})
 		}
 	}
 	for _, tc := range []struct {
@@ -232,12 +164,8 @@ func TestDialTransient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			host, port := scriptedServer(t, tc.serve)
-			c, err := Dial(t.Context(), Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Auth: AuthLogin,
-				Password: fixedPassword(testPassword), Timeout: bound})
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded")
-			}
+			err := dialFails(t, Options{Host: host, Port: port, TLS: TLSNone, User: testUser, Auth: AuthLogin,
+				Password: fixedPassword(testPassword), Timeout: bound}, "Dial succeeded")
 			if got := errors.Is(err, mail.ErrTransient); got != tc.transient {
 				t.Errorf("Dial error %v: transient %v, want %v", err, got, tc.transient)
 			}
@@ -254,11 +182,8 @@ func TestDialTransient(t *testing.T) {
 		}
 		addr := ln.Addr().(*net.TCPAddr)
 		ln.Close()
-		c, err := Dial(t.Context(), Options{Host: addr.IP.String(), Port: addr.Port, TLS: TLSNone, User: testUser, Password: noPassword(t)})
-		if err == nil {
-			c.Close()
-			t.Fatal("Dial succeeded on a closed port")
-		}
+		err = dialFails(t, Options{Host: addr.IP.String(), Port: addr.Port, TLS: TLSNone, User: testUser, Password: noPassword(t)},
+			"Dial succeeded on a closed port")
 		if !errors.Is(err, mail.ErrTransient) || !errors.Is(err, ErrConnect) {
 			t.Errorf("Dial error %v, want a transient ErrConnect", err)
 		}

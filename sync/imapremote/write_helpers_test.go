@@ -2,15 +2,11 @@ package imapremote
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -49,7 +45,7 @@ type writeEnv struct {
 	mode  writeMode
 	srv   *imaptest.Server
 	c     *Client
-	trace *writeTrace
+	trace *traceBuffer
 }
 
 // forEachWriteMode runs test, in parallel, against a fresh server of each
@@ -59,8 +55,8 @@ func forEachWriteMode(t *testing.T, test func(t *testing.T, e writeEnv)) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			srv := m.start(t)
-			trace := &writeTrace{}
-			test(t, writeEnv{mode: m, srv: srv, c: writeDial(t, srv, trace), trace: trace})
+			trace := &traceBuffer{}
+			test(t, writeEnv{mode: m, srv: srv, c: connect(t, srv, trace), trace: trace})
 		})
 	}
 }
@@ -112,7 +108,7 @@ func (e writeEnv) since(mark int) string { return e.trace.String()[mark:] }
 // tag, and after "UID") is cmd.
 func tracedCommands(trace, cmd string) []string {
 	var out []string
-	for _, l := range traceClientLines(trace) {
+	for _, l := range clientLines(trace) {
 		f := strings.Fields(l)
 		if len(f) >= 3 && strings.EqualFold(f[1], "UID") {
 			f = f[1:]
@@ -166,36 +162,7 @@ type scriptStep struct {
 // LOGOUT after the script is answered as usual.
 func scriptedIMAP(t *testing.T, greeting string, steps []scriptStep) (host string, port int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan struct{})
-	var conn net.Conn
-	var mu sync.Mutex
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		conn = c
-		mu.Unlock()
-		defer c.Close()
-		serveScript(t, c, greeting, steps)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		if conn != nil {
-			conn.Close()
-		}
-		mu.Unlock()
-		<-done
-	})
-	addr := ln.Addr().(*net.TCPAddr)
-	return addr.IP.String(), addr.Port
+	return scriptedServer(t, func(c net.Conn) { serveScript(t, c, greeting, steps) })
 }
 
 func serveScript(t *testing.T, conn net.Conn, greeting string, steps []scriptStep) {
@@ -248,62 +215,4 @@ func sameCommand(a, b string) bool {
 		return s[:i+1] + strings.Join(items, " ") + ")"
 	}
 	return norm(a) == norm(b)
-}
-
-// writeTrace collects a protocol trace; the tracer writes from the
-// connection's goroutines, the test reads from its own.
-type writeTrace struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *writeTrace) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *writeTrace) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// traceClientLines returns the client records ("C: ...") of a trace,
-// without their prefix.
-func traceClientLines(trace string) []string {
-	var out []string
-	for line := range strings.Lines(trace) {
-		if rest, ok := strings.CutPrefix(line, "C: "); ok {
-			out = append(out, strings.TrimSuffix(rest, "\n"))
-		}
-	}
-	return out
-}
-
-// writeDial connects to srv (logging in to the memory server; Dovecot
-// sessions are PREAUTH) and closes the Client at the end of the test.
-func writeDial(t *testing.T, srv *imaptest.Server, trace io.Writer) *Client {
-	t.Helper()
-	return writeDialAddr(t, srv.Host, srv.Port, srv.User, srv.Password, trace)
-}
-
-// writeDialAddr dials without TLS; an empty password must not be asked for.
-func writeDialAddr(t *testing.T, host string, port int, user, password string, trace io.Writer) *Client {
-	t.Helper()
-	c, err := Dial(t.Context(), Options{
-		Host: host, Port: port, TLS: TLSNone, User: user, Auth: AuthPlain, Trace: trace,
-		Password: func(context.Context) (string, error) {
-			if password == "" {
-				t.Errorf("Password was called")
-				return "", errors.New("no password in this test")
-			}
-			return password, nil
-		},
-	})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }

@@ -227,7 +227,7 @@ func TestStoreInvalid(t *testing.T) {
 			if _, err := e.c.Store(t.Context(), changes); err == nil {
 				t.Errorf("%s: Store succeeded", name)
 			}
-			if l := traceClientLines(e.since(mark)); len(l) > 0 {
+			if l := clientLines(e.since(mark)); len(l) > 0 {
 				t.Errorf("%s: sent %q", name, l)
 			}
 		}
@@ -371,7 +371,7 @@ func TestMove(t *testing.T) {
 			if !errors.Is(err, ErrNoMove) {
 				t.Errorf("Move without MOVE: %v, want ErrNoMove", err)
 			}
-			if l := traceClientLines(trace); len(l) > 0 {
+			if l := clientLines(trace); len(l) > 0 {
 				t.Errorf("Move without MOVE sent %q", l)
 			}
 			if len(inbox) != 2 || len(dest) != 0 {
@@ -537,7 +537,7 @@ func (b *endlessBody) Read(p []byte) (int, error) {
 // returns with the context's error, and nothing is appended.
 func TestAppendCancel(t *testing.T) {
 	srv := writeModes[0].start(t)
-	c := writeDial(t, srv, nil)
+	c := connect(t, srv, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	body := &endlessBody{started: make(chan struct{})}
@@ -546,23 +546,9 @@ func TestAppendCancel(t *testing.T) {
 		_, _, err := c.Append(ctx, "INBOX", mail.Flags{}, writeDate, 1<<40, io.MultiReader(strings.NewReader("Subject: big\r\n\r\n"), body))
 		result <- err
 	}()
-	// The bound only keeps a broken Append from hanging the test.
-	const bound = 30 * time.Second
-	select {
-	case <-body.started:
-	case err := <-result:
-		t.Fatalf("Append returned before reading the body: %v", err)
-	case <-time.After(bound):
-		t.Fatal("Append never read the body")
-	}
-	cancel()
-	select {
-	case err := <-result:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Append error %v does not wrap context.Canceled", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("Append did not return after its context was cancelled")
+	// Cancelled once Append reads the body.
+	if err := cancelAt(t, "Append", body.started, cancel, result); !errors.Is(err, context.Canceled) {
+		t.Errorf("Append error %v does not wrap context.Canceled", err)
 	}
 	if n := len(srv.Messages("INBOX")); n != 0 {
 		t.Errorf("INBOX holds %d messages after a cancelled Append", n)
@@ -582,7 +568,7 @@ func TestAppendWrongSize(t *testing.T) {
 		{5000, "shorter"}, // a synchronizing literal
 		{int64(len(body)) - 1, "longer"},
 	} {
-		c := writeDial(t, srv, nil)
+		c := connect(t, srv, nil)
 		_, _, err := c.Append(t.Context(), "INBOX", mail.Flags{}, writeDate, tc.size, bytes.NewReader(body))
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("Append of %d bytes announced as %d: %v, want it %s", len(body), tc.size, err, tc.says)
@@ -614,7 +600,7 @@ func TestStoreRefusedAmidUpdates(t *testing.T) {
 			"TAG OK FETCH completed",
 		}},
 	})
-	c := writeDialAddr(t, host, port, "satchel", "", nil)
+	c := mustDial(t, preauthOptions(t, host, port))
 	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
 		t.Fatalf("Select: %v", err)
 	}
@@ -645,7 +631,7 @@ func TestAppendNoMailbox(t *testing.T) {
 		}
 
 		big := bytes.Repeat([]byte("0123456789abcdef\r\n"), 1000)
-		c := writeDial(t, e.srv, nil)
+		c := connect(t, e.srv, nil)
 		_, _, err = c.Append(t.Context(), "Nowhere", mail.Flags{}, writeDate, int64(len(big)), bytes.NewReader(big))
 		// The server's reason, not the closed connection, is reported.
 		if err == nil || !strings.Contains(err.Error(), "TRYCREATE") {
