@@ -149,7 +149,6 @@ func TestRestorePlanMaildirPlusPlus(t *testing.T) {
 		t.Fatalf("folders %q, want %q", froms, want)
 	}
 	list := []mail.RemoteMailbox{{Name: "INBOX", Delim: '/'}}
-	dst := config.Account{Mailboxes: config.Mailboxes{Include: []string{"*"}}}
 	for _, tc := range []struct {
 		layout maildir.Layout
 		want   []string // "folder -> mailbox -> target folder", by mailbox
@@ -158,7 +157,9 @@ func TestRestorePlanMaildirPlusPlus(t *testing.T) {
 		{maildir.MaildirPlusPlus, []string{".A.B -> A/B -> .A.B", ". -> INBOX -> .", ".v1%2E2 -> v1.2 -> .v1%2E2", ".Друзья -> Друзья -> .Друзья"}},
 	} {
 		t.Run(tc.layout.Name(), func(t *testing.T) {
-			folders, err := restorePlan(froms, src.Layout, list, dst, nil, maildir.Root{Dir: t.TempDir(), Layout: tc.layout}.Path)
+			srcAcc := config.Account{Name: "old", Maildir: root, Layout: src.Layout.Name()}
+			dst := config.Account{Name: "new", Maildir: t.TempDir(), Layout: tc.layout.Name(), Mailboxes: config.Mailboxes{Include: []string{"*"}}}
+			folders, err := restorePlan(froms, srcAcc, dst, list, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -28,6 +29,8 @@ type restoreSide struct {
 	maildir string
 	index   string
 	layout  string // "" leaves the configuration's default
+	// mailboxMap is the account's mailboxes.map.
+	mailboxMap map[string]string
 }
 
 // writeAccounts writes a configuration with the given accounts.
@@ -48,6 +51,12 @@ func writeAccounts(t *testing.T, dir string, accs ...restoreSide) string {
 `, a.name, a.srv.Host, a.srv.Port, a.srv.User, a.maildir, a.index)
 		if a.layout != "" {
 			fmt.Fprintf(&b, "    layout: %q\n", a.layout)
+		}
+		if len(a.mailboxMap) > 0 {
+			b.WriteString("    mailboxes:\n      map:\n")
+			for _, k := range slices.Sorted(maps.Keys(a.mailboxMap)) {
+				fmt.Fprintf(&b, "        %q: %q\n", k, a.mailboxMap[k])
+			}
 		}
 	}
 	path := filepath.Join(dir, "config.yaml")
