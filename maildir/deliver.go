@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -154,12 +155,19 @@ func (d Dir) deliver(ctx context.Context, key string, r io.Reader, flags mail.Fl
 	}, nil
 }
 
+// chunks holds copyLF's buffers for reuse: the first sync of a mailbox
+// of 100,000 small messages would otherwise allocate a chunk for each
+// and keep the garbage collector busy reclaiming them.
+var chunks = sync.Pool{New: func() any { return new([deliverChunk]byte) }}
+
 // copyLF copies r to w with CRLF turned into LF, checking ctx before each
 // chunk, and returns the number of bytes written to w.
 func copyLF(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 	cw := &countWriter{w: w}
 	lf := NewLFWriter(cw)
-	buf := make([]byte, deliverChunk)
+	chunk := chunks.Get().(*[deliverChunk]byte)
+	defer chunks.Put(chunk)
+	buf := chunk[:]
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err

@@ -196,6 +196,49 @@ func (d Dir) Scan() (map[string]Entry, error) {
 	return m, nil
 }
 
+// scanFlags lists new/ and cur/ as Scan does, as key → flags, without
+// the entries' names: the map of a large folder is built once, not as
+// entries first. Each key is stored as the string same returns for it
+// (nil: the key as found).
+func (d Dir) scanFlags(same func(key string) string) (map[string]mail.Flags, error) {
+	inNew, inCur := map[string]mail.Flags{}, map[string]mail.Flags{}
+	for _, pass := range []struct {
+		sub   string
+		found map[string]mail.Flags
+	}{{subNew, inNew}, {subCur, inCur}} {
+		err := d.eachEntry(pass.sub, func(e Entry) bool {
+			if _, ok := pass.found[e.Key]; ok {
+				// The same key twice in one directory: a rename seen
+				// from both sides. Keep the first name, deterministically.
+				return true
+			}
+			key := e.Key
+			if same != nil {
+				key = same(key)
+			}
+			pass.found[key] = e.Flags
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", d.Path, err)
+		}
+	}
+	// A key in both is reported once, from cur/. The larger map takes
+	// the other's entries: no copy of it is made.
+	if len(inNew) > len(inCur) {
+		for k, fl := range inCur {
+			inNew[k] = fl
+		}
+		return inNew, nil
+	}
+	for k, fl := range inNew {
+		if _, ok := inCur[k]; !ok {
+			inCur[k] = fl
+		}
+	}
+	return inCur, nil
+}
+
 // Count returns the number of message files in new/ and cur/, counted as
 // Scan counts them, without building the map.
 func (d Dir) Count() (int, error) {

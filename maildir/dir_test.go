@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -90,6 +91,42 @@ func TestScanAndCount(t *testing.T) {
 	// Count counts files, the duplicate too.
 	if n, err := d.Count(); err != nil || n != 5 {
 		t.Errorf("Count = %d, %v; want 5", n, err)
+	}
+}
+
+// TestFolderScan: the folder's listing is Dir.Scan's as key → flags,
+// whichever of new/ and cur/ holds more, a key in both reported from cur/,
+// and it keeps the string same gives for each key.
+func TestFolderScan(t *testing.T) {
+	for _, curs := range []int{1, 5} {
+		d := newDir(t)
+		touch(t, d, "new", "a", "")
+		touch(t, d, "new", "b:2,F", "")
+		touch(t, d, "new", "d:2,", "")
+		touch(t, d, "cur", "d:2,S", "")
+		for i := range curs - 1 {
+			touch(t, d, "cur", fmt.Sprintf("c%d:2,R", i), "")
+		}
+		ents, err := d.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked := map[string]bool{}
+		got, err := Folder{d}.ScanShared(func(k string) string {
+			asked[k] = true
+			return strings.Clone(k)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(ents) || !got["d"].Equal(mail.NewFlags(mail.FlagSeen)) {
+			t.Errorf("%d in cur/: listing %v, want %v", curs, got, ents)
+		}
+		for k, e := range ents {
+			if fl, ok := got[k]; !ok || !fl.Equal(e.Flags) || !asked[k] {
+				t.Errorf("%d in cur/: %q = %v, %v (asked %v), want %v", curs, k, fl, ok, asked[k], e.Flags)
+			}
+		}
 	}
 }
 

@@ -148,7 +148,13 @@ const scanAttempts = 4
 // reader during the listing could hide a file from it, so the listing is
 // repeated while new/ or cur/ changed (their mtime) during it. A folder
 // not created yet has no messages.
-func (f Folder) Scan() (map[string]mail.Flags, error) {
+func (f Folder) Scan() (map[string]mail.Flags, error) { return f.ScanShared(nil) }
+
+// ScanShared is Scan keeping, for each key found, the string same returns
+// for it (equal to the key): a caller that holds the keys already passes
+// its own copy, and the listing of a large folder costs it no second one.
+// same may be nil.
+func (f Folder) ScanShared(same func(key string) string) (map[string]mail.Flags, error) {
 	for attempt := 1; ; attempt++ {
 		before, err := f.dirStamps()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -157,7 +163,7 @@ func (f Folder) Scan() (map[string]mail.Flags, error) {
 		if err != nil {
 			return nil, err
 		}
-		ents, err := f.Dir.Scan()
+		files, err := f.Dir.scanFlags(same)
 		if err != nil {
 			return nil, err
 		}
@@ -166,11 +172,7 @@ func (f Folder) Scan() (map[string]mail.Flags, error) {
 			return nil, err
 		}
 		if before == after || attempt == scanAttempts {
-			out := make(map[string]mail.Flags, len(ents))
-			for k, e := range ents {
-				out[k] = e.Flags
-			}
-			return out, nil
+			return files, nil
 		}
 	}
 }

@@ -41,14 +41,32 @@ func isFlagLetter(c byte) bool {
 // ":2,"). Letters this package does not know (Dovecot's lowercase keyword
 // letters, for one) are ignored.
 func FlagsFromInfo(info string) mail.Flags {
-	var l []string
-	for _, fl := range flagLetters {
-		if strings.IndexByte(info, fl.letter) >= 0 {
-			l = append(l, fl.flag)
+	mask := 0
+	for i := 0; i < len(info); i++ {
+		for j, fl := range flagLetters {
+			if info[i] == fl.letter {
+				mask |= 1 << j
+			}
 		}
 	}
-	return mail.NewFlags(l...)
+	return flagsByMask[mask]
 }
+
+// flagsByMask holds the flag set of each combination of the letters,
+// indexed by a bit per entry of flagLetters: a folder listing reads every
+// name, and names carry a handful of combinations, each made once here.
+var flagsByMask = func() (sets [1 << len(flagLetters)]mail.Flags) {
+	for mask := range sets {
+		var l []string
+		for j, fl := range flagLetters {
+			if mask&(1<<j) != 0 {
+				l = append(l, fl.flag)
+			}
+		}
+		sets[mask] = mail.NewFlags(l...)
+	}
+	return sets
+}()
 
 // InfoFromFlags returns the flag letters of f, sorted. Keywords other than
 // $Forwarded have no letter and are left out: they live in the index and on

@@ -40,7 +40,7 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 			messages = ?, mode = ?, last_sync = ?, local_stamp = ? WHERE id = ?`},
 		{&s.deleteMailbox, `DELETE FROM mailboxes WHERE id = ?`},
 		{&s.messages, `SELECT uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags
-			FROM messages WHERE mailbox_id = ? AND uidvalidity = ?`},
+			FROM messages WHERE mailbox_id = ? AND uidvalidity = ? ORDER BY uid`},
 		{&s.countMessages, `SELECT count(*) FROM messages WHERE mailbox_id = ?`},
 		// An upsert, not INSERT OR REPLACE: REPLACE would also delete a
 		// row of another UID holding the same Maildir key, where that is
@@ -137,12 +137,27 @@ func (ix *Index) EnsureMailbox(ctx context.Context, name, localPath string) (Mai
 // Messages returns the index's messages of the mailbox under uidvalidity,
 // keyed by UID. Rows under another UIDVALIDITY are not returned.
 func (ix *Index) Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]Message, error) {
+	msgs := make(map[mail.UID]Message)
+	err := ix.EachMessage(ctx, mailboxID, uidvalidity, func(m Message) error {
+		msgs[m.UID] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// EachMessage calls fn with each of the mailbox's messages under
+// uidvalidity, by ascending UID, reading them one at a time; an error from
+// fn stops it and is returned as it is. fn runs while the query holds one
+// of the pool's connections: it must not use the index.
+func (ix *Index) EachMessage(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, fn func(Message) error) error {
 	rows, err := ix.stmts.messages.QueryContext(ctx, mailboxID, int64(uidvalidity))
 	if err != nil {
-		return nil, fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
+		return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 	}
 	defer rows.Close()
-	msgs := make(map[mail.UID]Message)
 	for rows.Next() {
 		var (
 			uid, modseq, date int64
@@ -151,11 +166,11 @@ func (ix *Index) Messages(ctx context.Context, mailboxID int64, uidvalidity mail
 		)
 		var state, localOnly string
 		if err := rows.Scan(&uid, &m.Key, &flags, &modseq, &m.Size, &date, &m.MessageID, &state, &localOnly); err != nil {
-			return nil, fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
+			return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 		}
 		u, err := uint32Column("uid", uid)
 		if err != nil {
-			return nil, fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
+			return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 		}
 		m.UID = mail.UID(u)
 		m.Flags = mail.ParseFlags(flags)
@@ -163,12 +178,14 @@ func (ix *Index) Messages(ctx context.Context, mailboxID int64, uidvalidity mail
 		m.InternalDate = timeFromDB(date)
 		m.State = mail.State(state)
 		m.LocalOnlyFlags = mail.ParseFlags(localOnly)
-		msgs[m.UID] = m
+		if err := fn(m); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
+		return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 	}
-	return msgs, nil
+	return nil
 }
 
 // CountMessages is the number of message rows of the mailbox, under any

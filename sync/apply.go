@@ -135,10 +135,7 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		for i, m := range batch {
 			row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: m.UID, Key: b.folder.NewKey(), Flags: m.Flags,
 				ModSeq: m.ModSeq, Size: m.Size, InternalDate: m.InternalDate}
-			b.mu.Lock()
-			old, ok := b.known[m.UID]
-			b.mu.Unlock()
-			if ok {
+			if old, ok := b.known.get(m.UID); ok {
 				// A restore: the same message, with a new file.
 				row.LocalOnlyFlags, row.MessageID = old.LocalOnlyFlags, old.MessageID
 			}
@@ -192,7 +189,7 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 			}
 			b.mu.Lock()
 			for _, c := range doneRows {
-				b.known[c.Row.UID] = c.Row
+				b.recorded(c.Row.UID)
 				b.res.Downloaded++
 				b.res.Bytes += c.Row.Size
 			}
@@ -213,6 +210,34 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		}
 	}
 	return nil
+}
+
+// recorded notes that apply recorded a row of uid in b. Only a UID at or
+// above the UIDNEXT learned can be mistaken by a later search for an
+// appended or moved message (see claimed); the others are not kept, so
+// that the first sync of a large mailbox does not hold a UID per message.
+// Downloads running in parallel call it with b.mu held.
+func (b *box) recorded(uid mail.UID) {
+	if uid < b.st.UIDNext {
+		return
+	}
+	if b.added == nil {
+		b.added = map[mail.UID]bool{}
+	}
+	b.added[uid] = true
+}
+
+// claimed returns the UIDs at or above from of the messages b's index
+// rows record: the learned rows and those apply recorded since. A search
+// for a message appended or copied at or above from skips them.
+func (b *box) claimed(from mail.UID) map[mail.UID]bool {
+	out := b.known.uidsFrom(from)
+	for u := range b.added {
+		if u >= from {
+			out[u] = true
+		}
+	}
+	return out
 }
 
 // splitMin is the smallest download that is spread over idle
@@ -310,7 +335,7 @@ func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Log
 		if err := r.deps.Index.CompleteIntent(ctx, ids[0], changes); err != nil {
 			return err
 		}
-		b.known[uid] = row
+		b.recorded(uid)
 		b.res.Moved++
 	}
 	return r.download(ctx, remote, b, fallback, log)
@@ -328,10 +353,7 @@ const uploadBatch = 64
 // (recover): each holds the UIDNEXT seen before, the size and the header
 // hash, so a message the server took is found, and never uploaded twice.
 func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
-	claimed := map[mail.UID]bool{}
-	for u := range b.known {
-		claimed[u] = true
-	}
+	claimed := b.claimed(b.st.UIDNext)
 	r.opts.planProgress(b.Name, len(b.plan.Upload), 0)
 	var nextLimbo mail.UID
 	for start := 0; start < len(b.plan.Upload); start += uploadBatch {
@@ -378,7 +400,6 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 	var doneIDs []int64
 	var changes []mail.RowChange
 	var uploaded []mail.Message
-	var replaced []mail.UID
 	var bytes []int64
 	commit := func() error {
 		if len(doneIDs) == 0 {
@@ -387,11 +408,8 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 		if err := r.deps.Index.CompleteIntents(ctx, doneIDs, changes); err != nil {
 			return err
 		}
-		for _, u := range replaced {
-			delete(b.known, u)
-		}
 		for _, row := range uploaded {
-			b.known[row.UID] = row
+			b.recorded(row.UID)
 			b.res.Uploaded++
 		}
 		for _, n := range bytes {
@@ -431,9 +449,6 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 		}
 		if st.up.Replaces != nil {
 			changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: *st.up.Replaces, Delete: true})
-			if row.State != mail.StateLocalOnly {
-				replaced = append(replaced, st.up.Replaces.UID)
-			}
 		}
 		changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})
 		doneIDs = append(doneIDs, ids[i])
@@ -637,10 +652,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 			if _, err := remote.Select(ctx, mv.To.Name); err != nil {
 				return err
 			}
-			exclude := map[mail.UID]bool{}
-			for u := range mv.To.known {
-				exclude[u] = true
-			}
+			exclude := mv.To.claimed(mv.To.st.UIDNext)
 			uid, err = remote.FindNew(ctx, mv.To.st.UIDNext, mv.Row.Size, in.HeaderHash, exclude)
 			if err != nil {
 				return err
@@ -649,7 +661,6 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 				return err
 			}
 		}
-		delete(b.known, mv.Row.UID)
 		b.res.Moved++
 		if uid == 0 {
 			// The intent stays: the next run looks for it again.
@@ -665,7 +676,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 		if err != nil {
 			return err
 		}
-		mv.To.known[uid] = row
+		mv.To.recorded(uid)
 	}
 	return nil
 }
@@ -702,9 +713,6 @@ func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *s
 	}
 	if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, uids); err != nil {
 		return err
-	}
-	for _, u := range uids {
-		delete(b.known, u)
 	}
 	b.res.Deleted += len(uids)
 	return nil

@@ -101,6 +101,10 @@ type Index interface {
 	SaveMailbox(ctx context.Context, m mail.Mailbox) error
 	// Messages returns the messages recorded under uidvalidity.
 	Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]mail.Message, error)
+	// EachMessage calls fn with each message recorded under uidvalidity,
+	// by ascending UID, without holding them all; an error from fn stops
+	// it and is returned. fn must not use the index.
+	EachMessage(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, fn func(mail.Message) error) error
 	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
 	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
 
@@ -156,9 +160,12 @@ type Folder interface {
 	RemoveLazy(key string) error
 	// Count is the number of messages in the folder.
 	Count() (int, error)
-	// Scan lists the folder, key → flags, correct while a mail reader
-	// renames files in it.
-	Scan() (map[string]mail.Flags, error)
+	// ScanShared lists the folder, key → flags, correct while a mail
+	// reader renames files in it. same, if not nil, is given each key
+	// found and returns the string the listing keeps for it, equal to
+	// the key: the engine passes its index rows' copy, so that a large
+	// folder's keys are not held twice.
+	ScanShared(same func(key string) string) (map[string]mail.Flags, error)
 	// Info reads a message to describe it as the server would.
 	Info(key string) (mail.LocalInfo, error)
 	// OpenCRLF opens a message with CRLF line endings, for upload.

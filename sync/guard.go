@@ -93,7 +93,7 @@ func guardPlans(boxes []*box, opts Options, log *slog.Logger) []*box {
 func checkFirstSync(b *box) error {
 	// A mailbox re-created on the server after its deletion there gets
 	// back the files of the folder it was synced with.
-	if b.recreated || !b.mb.LastSync.IsZero() && len(b.known) > 0 {
+	if b.recreated || !b.mb.LastSync.IsZero() && b.known.len() > 0 {
 		return nil
 	}
 	n := len(b.plan.Upload)

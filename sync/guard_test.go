@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,22 +40,23 @@ func guardBox(name string, n int) *box {
 		mailboxEntry: mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: name}, rel: name},
 		mb:           mail.Mailbox{Name: name, UIDValidity: 1, LastSync: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
 		st:           mail.MailboxStatus{UIDValidity: 1, Messages: uint32(n)},
-		known:        map[mail.UID]mail.Message{},
 		files:        map[string]mail.Flags{},
 		res:          &MailboxResult{Name: name},
 	}
 	b.plan = &Plan{Mailbox: name}
+	var known []mail.Message
 	for i := 1; i <= n; i++ {
 		row := mail.Message{UIDValidity: 1, UID: mail.UID(i), Key: fmt.Sprint("k", i), Size: 100}
-		b.known[row.UID] = row
+		known = append(known, row)
 		b.files[row.Key] = mail.Flags{}
 	}
+	b.known = rowsOf(1, known...)
 	return b
 }
 
 // firstRows returns the first n rows of b, by UID.
 func firstRows(b *box, n int) []mail.Message {
-	return sortedRows(b.known)[:n]
+	return slices.Collect(b.known.all())[:n]
 }
 
 func TestGuardDeletions(t *testing.T) {
@@ -183,7 +185,7 @@ func TestGuardFirstSyncUnlinksAdoption(t *testing.T) {
 	for i := range 150 {
 		dst.plan.Upload = append(dst.plan.Upload, Upload{Key: fmt.Sprint("new", i)})
 	}
-	row := src.known[2]
+	row, _ := src.known.get(2)
 	dst.plan.Adopt = []Adoption{{Remote: mail.RemoteMessage{UID: 7}, Key: row.Key, FromRel: "INBOX", From: src, Row: &row, RowBox: src}}
 	apply := guardPlans([]*box{src, dst}, Options{}, slog.New(slog.DiscardHandler))
 	if len(apply) != 1 || apply[0] != src {

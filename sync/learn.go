@@ -1,9 +1,11 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	gosync "sync"
 	"time"
 
@@ -21,17 +23,24 @@ type box struct {
 	st     mail.MailboxStatus
 	mode   mail.SyncMode
 	folder Folder
-	// known holds the index's rows under the server's UIDVALIDITY.
-	known map[mail.UID]mail.Message
+	// known holds the index's rows under the server's UIDVALIDITY as
+	// learned; apply does not change it (see added).
+	known *rows
 	// changed holds server messages that changed or are new (new ones
-	// with complete metadata); gone the known UIDs the server expunged.
-	changed map[mail.UID]mail.RemoteMessage
+	// with complete metadata), by ascending UID; gone the known UIDs the
+	// server expunged. Both are dropped once the mailbox is planned.
+	changed []mail.RemoteMessage
 	gone    map[mail.UID]bool
-	// files holds the folder's files, key → flags.
+	// files holds the folder's files, key → flags; a key that is also a
+	// row's is the row's string.
 	files map[string]mail.Flags
 	// limbo holds local messages kept without a server counterpart
 	// (see rebase); their files are neither uploaded nor deleted.
-	limbo map[mail.UID]mail.Message
+	limbo *rows
+	// added holds the UIDs at or above st.UIDNext whose rows apply
+	// recorded: a later search for an appended or moved message must
+	// not take one of them for its own (see claimed).
+	added map[mail.UID]bool
 	// stamp is the folder's stamp before it was listed, "" if untrusted.
 	stamp string
 	plan  *Plan
@@ -72,7 +81,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	first := mb.UIDValidity == 0
 	if !first {
-		if b.known, err = ix.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+		if b.known, err = loadRows(ctx, ix, mb.ID, mb.UIDValidity); err != nil {
 			return err
 		}
 	}
@@ -82,9 +91,9 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	qresync := remote.Mode() == mail.ModeQResync && !first && mb.HighestModSeq != 0
 	if qresync {
 		var onServerUIDs []mail.UID
-		for u, m := range b.known {
+		for m := range b.known.all() {
 			if m.State.OnServer() {
-				onServerUIDs = append(onServerUIDs, u)
+				onServerUIDs = append(onServerUIDs, m.UID)
 			}
 		}
 		st, qchanged, qgone, err = remote.SelectChanges(ctx, b.Name, mb.UIDValidity, mb.HighestModSeq, onServerUIDs)
@@ -99,6 +108,9 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	// Compared before anything else: a server given a stale UIDVALIDITY
 	// with QRESYNC answers as to a plain SELECT, with no changes.
 	renumbered := !first && st.UIDValidity != mb.UIDValidity
+	// The rows read above are those of the server's numbering unless the
+	// mailbox is new or renumbered; rebase and adoptExisting change them.
+	reload := first || renumbered
 	if r.opts.DryRun {
 		if renumbered {
 			return fmt.Errorf("%w in %q (was %d, now %d): a sync will re-associate its messages; a dry run cannot show how",
@@ -117,6 +129,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		}
 		switch {
 		case renumbered:
+			b.known = nil // rows of the old numbering, which rebase reads itself
 			n, err := r.rebase(ctx, remote, b, st)
 			if err != nil {
 				return fmt.Errorf("re-associate the messages of renumbered %q: %w", b.Name, err)
@@ -138,15 +151,21 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		// Steps a crash interrupted are completed or undone first, while
 		// the mailbox is selected: a message appended before the crash
 		// is then known, not taken for new mail.
-		if _, err := r.recover(ctx, remote, b); err != nil {
+		recovered, err := r.recover(ctx, remote, b)
+		if err != nil {
+			return err
+		}
+		// The rows are read again only if something above changed them.
+		reload = reload || recovered
+	}
+	b.mb.UIDValidity = st.UIDValidity
+	if reload {
+		b.known = nil // not held twice
+		if b.known, err = loadRows(ctx, ix, mb.ID, st.UIDValidity); err != nil {
 			return err
 		}
 	}
-	b.mb.UIDValidity = st.UIDValidity
-	if b.known, err = ix.Messages(ctx, mb.ID, st.UIDValidity); err != nil {
-		return err
-	}
-	if b.limbo, err = ix.Messages(ctx, mb.ID, limbo); err != nil {
+	if b.limbo, err = loadRows(ctx, ix, mb.ID, limbo); err != nil {
 		return err
 	}
 	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
@@ -166,7 +185,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	if err == nil && latest.Before(time.Now().Add(-time.Second)) {
 		b.stamp = stamp
 	}
-	if b.files, err = b.folder.Scan(); err != nil {
+	if b.files, err = b.folder.ScanShared(b.known.sameKey); err != nil {
 		return fmt.Errorf("list folder %s: %w", b.rel, err)
 	}
 	return nil
@@ -176,7 +195,6 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 // SELECT: no UID list, no flag scan.
 func (r *runner) qresyncDelta(ctx context.Context, remote Remote, b *box, changed []mail.RemoteMessage, gone []mail.UID) error {
 	b.mode = mail.ModeQResync
-	b.changed = map[mail.UID]mail.RemoteMessage{}
 	b.gone = map[mail.UID]bool{}
 	for _, u := range gone {
 		b.gone[u] = true
@@ -194,9 +212,9 @@ func (r *runner) qresyncDelta(ctx context.Context, remote Remote, b *box, change
 }
 
 // onServer counts the known messages that exist on the server.
-func onServer(known map[mail.UID]mail.Message) int {
+func onServer(known *rows) int {
 	n := 0
-	for _, m := range known {
+	for m := range known.all() {
 		if m.State.OnServer() {
 			n++
 		}
@@ -208,7 +226,7 @@ func onServer(known map[mail.UID]mail.Message) int {
 // allow and completes the metadata of new messages.
 func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
 	mb, st, known := b.mb, b.st, b.known
-	b.changed = map[mail.UID]mail.RemoteMessage{}
+	b.changed = nil
 	b.gone = map[mail.UID]bool{}
 	b.mode = remote.Mode()
 	incremental := b.mode != mail.ModeFull && mb.HighestModSeq != 0 && st.HighestModSeq != 0 &&
@@ -233,7 +251,7 @@ func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
 		}
 		news := 0
 		for _, m := range changed {
-			if k, ok := known[m.UID]; !ok || !k.State.OnServer() {
+			if k, ok := known.get(m.UID); !ok || !k.State.OnServer() {
 				news++
 			}
 		}
@@ -266,32 +284,71 @@ func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
 }
 
 // completeNew files the changed messages, asking the server for the size
-// and INTERNALDATE of new ones.
+// and INTERNALDATE of new ones. A known message reported with the flags
+// and MODSEQ its row holds (a full scan reports every message) is left
+// out: there is nothing to plan for it. It reuses changed's array: on a
+// first sync that is every message of the mailbox.
 func (r *runner) completeNew(ctx context.Context, remote Remote, b *box, changed []mail.RemoteMessage) error {
 	var news []mail.UID
+	kept := changed[:0]
 	for _, m := range changed {
 		if b.gone[m.UID] {
 			continue
 		}
-		if _, ok := b.known[m.UID]; ok || !m.InternalDate.IsZero() {
-			b.changed[m.UID] = m
+		if row, ok := b.known.get(m.UID); ok {
+			if !m.Flags.Equal(row.Flags) || m.ModSeq != row.ModSeq {
+				kept = append(kept, m)
+			}
+		} else if !m.InternalDate.IsZero() {
+			kept = append(kept, m)
 		} else {
 			news = append(news, m.UID)
 		}
 	}
-	if len(news) == 0 {
-		return nil
+	if len(news) > 0 {
+		if len(kept) < cap(kept)/2 {
+			// Most were new (all of them on a first sync): changed's
+			// array is let go before the answer below fills another.
+			// (An empty slice of it would still hold it.)
+			kept = append([]mail.RemoteMessage(nil), kept...)
+		}
+		// New messages need size and INTERNALDATE as well as flags; one
+		// that is missing from the answer was expunged meanwhile.
+		meta, err := remote.Meta(ctx, news)
+		if err != nil {
+			return err
+		}
+		if len(kept) == 0 {
+			kept = meta
+		} else {
+			kept = append(kept, meta...)
+		}
 	}
-	// New messages need size and INTERNALDATE as well as flags; one that
-	// is missing from the answer was expunged meanwhile.
-	meta, err := remote.Meta(ctx, news)
-	if err != nil {
-		return err
-	}
-	for _, m := range meta {
-		b.changed[m.UID] = m
-	}
+	b.changed = byUIDLast(kept)
 	return nil
+}
+
+// byUIDLast sorts server messages by UID, in place, keeping of a UID
+// reported twice the later report.
+func byUIDLast(msgs []mail.RemoteMessage) []mail.RemoteMessage {
+	slices.SortStableFunc(msgs, func(a, b mail.RemoteMessage) int { return cmp.Compare(a.UID, b.UID) })
+	out := msgs[:0]
+	for i, m := range msgs {
+		if i+1 < len(msgs) && msgs[i+1].UID == m.UID {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// remoteChange returns what the server reported of uid, if anything.
+func (b *box) remoteChange(uid mail.UID) (mail.RemoteMessage, bool) {
+	i, ok := slices.BinarySearchFunc(b.changed, uid, func(m mail.RemoteMessage, u mail.UID) int { return cmp.Compare(m.UID, u) })
+	if !ok {
+		return mail.RemoteMessage{}, false
+	}
+	return b.changed[i], true
 }
 
 // learnLocal reads what the index and the folder say of a mailbox whose
@@ -303,11 +360,11 @@ func (r *runner) learnLocal(ctx context.Context, b *box) error {
 		return fmt.Errorf("no index row for %q", b.Name)
 	}
 	b.mb = mb
-	if b.known, err = r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+	if b.known, err = loadRows(ctx, r.deps.Index, mb.ID, mb.UIDValidity); err != nil {
 		return err
 	}
 	b.folder = r.deps.Folder(b.rel)
-	b.files, err = b.folder.Scan()
+	b.files, err = b.folder.ScanShared(b.known.sameKey)
 	return err
 }
 
@@ -326,11 +383,21 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 	if err != nil || len(ins) == 0 {
 		return false, err
 	}
+	// The rows' UIDs a search for an appended message could meet: those
+	// from the lowest UIDNEXT an upload or a move recorded.
 	exclude := map[mail.UID]bool{}
-	for u, m := range b.known {
-		if m.State.OnServer() {
-			exclude[u] = true
+	searches := false
+	from := mail.UID(0)
+	for _, in := range ins {
+		if in.Kind == mail.IntentUpload || in.Kind == mail.IntentMove {
+			if !searches || in.UIDNext < from {
+				from = in.UIDNext
+			}
+			searches = true
 		}
+	}
+	if searches {
+		exclude = b.known.uidsFrom(from)
 	}
 	for _, in := range ins {
 		row := in.Row

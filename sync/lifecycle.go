@@ -319,7 +319,7 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 			}
 			files, ok := scans[f.Rel]
 			if !ok {
-				if files, err = r.deps.Folder(f.Rel).Scan(); err != nil {
+				if files, err = r.deps.Folder(f.Rel).ScanShared(nil); err != nil {
 					return done, skip, err
 				}
 				scans[f.Rel] = files
@@ -647,20 +647,20 @@ func (r *runner) learnVanished(ctx context.Context, b *box) error {
 	}
 	b.mb, b.mode = mb, mb.Mode
 	b.st = mail.MailboxStatus{UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
-	if b.known, err = r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity); err != nil {
+	if b.known, err = loadRows(ctx, r.deps.Index, mb.ID, mb.UIDValidity); err != nil {
 		return err
 	}
-	if b.limbo, err = r.deps.Index.Messages(ctx, mb.ID, limbo); err != nil {
+	if b.limbo, err = loadRows(ctx, r.deps.Index, mb.ID, limbo); err != nil {
 		return err
 	}
-	b.changed, b.gone = map[mail.UID]mail.RemoteMessage{}, map[mail.UID]bool{}
-	for u, m := range b.known {
+	b.changed, b.gone = nil, map[mail.UID]bool{}
+	for m := range b.known.all() {
 		if m.State.OnServer() {
-			b.gone[u] = true
+			b.gone[m.UID] = true
 		}
 	}
 	b.folder = r.deps.Folder(b.rel)
-	b.files, err = b.folder.Scan()
+	b.files, err = b.folder.ScanShared(b.known.sameKey)
 	return err
 }
 

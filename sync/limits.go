@@ -34,21 +34,21 @@ func (o Options) outsideLimits(b *box) map[mail.UID]bool {
 	}
 	var cands []cand
 	var present []mail.UID
-	for u, row := range b.known {
-		if !row.State.OnServer() || b.gone[u] {
+	for row := range b.known.all() {
+		if !row.State.OnServer() || b.gone[row.UID] {
 			continue
 		}
-		present = append(present, u)
+		present = append(present, row.UID)
 		if row.State == mail.StateSkipped {
-			cands = append(cands, cand{u, row.Size, row.InternalDate})
+			cands = append(cands, cand{row.UID, row.Size, row.InternalDate})
 		}
 	}
-	for u, m := range b.changed {
-		if _, ok := b.known[u]; ok {
+	for _, m := range b.changed {
+		if b.known.has(m.UID) {
 			continue
 		}
-		present = append(present, u)
-		cands = append(cands, cand{u, m.Size, m.InternalDate})
+		present = append(present, m.UID)
+		cands = append(cands, cand{m.UID, m.Size, m.InternalDate})
 	}
 	newest := map[mail.UID]bool{}
 	if o.MaxMessages > 0 {

@@ -120,15 +120,15 @@ func TestServerMoveFollowedLocally(t *testing.T) {
 	e.assertSettled()
 }
 
-// blindFolder hides one key from Scan, as a listing that raced with a
-// mail reader's rename would.
+// blindFolder hides one key from the listing, as a listing that raced
+// with a mail reader's rename would.
 type blindFolder struct {
 	satsync.Folder
 	hide string
 }
 
-func (b blindFolder) Scan() (map[string]mail.Flags, error) {
-	m, err := b.Folder.Scan()
+func (b blindFolder) ScanShared(same func(string) string) (map[string]mail.Flags, error) {
+	m, err := b.Folder.ScanShared(same)
 	delete(m, b.hide)
 	return m, err
 }

@@ -139,6 +139,10 @@ type planner struct {
 	log  *slog.Logger
 	// info caches LocalInfo of unknown local files, per box and key.
 	info map[*box]map[string]mail.LocalInfo
+	// boxes are the mailboxes planned; newRemote indexes their new
+	// server messages by size, built when first needed (see serverNew).
+	boxes     []*box
+	newRemote map[idSize][]adoptTarget
 }
 
 func (o Options) pulls() bool { return o.Direction != "push" }
@@ -190,27 +194,29 @@ type idSize struct {
 	size int64
 }
 
-// planAll decides every mailbox's plan.
+// planAll decides every mailbox's plan. What was learned of a mailbox
+// and is not needed to apply its plan is dropped afterwards: a large
+// mailbox's server delta is then not held while it is applied.
 func (pl *planner) planAll(boxes, failed []*box) error {
 	// Which files are unknown, and which known messages lost their file.
 	unknown := map[*box]map[string]bool{}
 	vanished := map[*box][]mail.Message{}
 	all := append(append([]*box{}, boxes...), failed...)
+	pl.boxes, pl.newRemote = all, nil
+	defer func() {
+		for _, b := range all {
+			b.changed, b.gone, b.limbo = nil, nil, nil
+			b.known.dropKeyIndex()
+		}
+	}()
 	for _, b := range all {
 		unknown[b] = map[string]bool{}
-		keys := map[string]bool{}
-		for _, m := range b.known {
-			keys[m.Key] = true
-		}
-		for _, m := range b.limbo {
-			keys[m.Key] = true
-		}
 		for k := range b.files {
-			if !keys[k] {
+			if !b.known.hasKey(k) && !b.limbo.hasKey(k) {
 				unknown[b][k] = true
 			}
 		}
-		for _, m := range sortedRows(b.known) {
+		for m := range b.known.all() {
 			if !m.State.OnLocal() {
 				continue
 			}
@@ -240,9 +246,6 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 		isFailed[b] = true
 	}
 
-	// New server messages by Message-ID and size, for messages moved on
-	// the server.
-	newRemote := map[idSize][]adoptTarget{}
 	// Unknown local files by Message-ID and size, for local moves.
 	var unknownByID map[idSize][]fileRef
 	needIDs := false
@@ -261,17 +264,6 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 			}
 		}
 	}
-	for _, b := range boxes {
-		for _, m := range b.changed {
-			if _, ok := b.known[m.UID]; !ok {
-				// The Message-ID of a new message is not known before its
-				// download; moved messages are matched on size and the
-				// Message-ID of the row that vanished (below).
-				newRemote[idSize{"", m.Size}] = append(newRemote[idSize{"", m.Size}], adoptTarget{b, m})
-			}
-		}
-	}
-
 	moved := map[*box]map[mail.UID]bool{}
 	claimed := map[*box]map[string]bool{}
 	adopted := map[*box]map[mail.UID]bool{}
@@ -298,7 +290,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 				// server moved it too, its move wins and the local copy
 				// follows; otherwise the local copy is uploaded where the
 				// user put it (an ordinary unknown file).
-				if t, ok := pl.takeServerMove(newRemote, row, adopted); ok {
+				if t, ok := pl.takeServerMove(row, adopted); ok {
 					claimed[dst][key] = true
 					moved[src][row.UID] = true
 					r := row
@@ -321,7 +313,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 
 	for _, b := range boxes {
 		if !isFailed[b] {
-			pl.planBox(b, unknown[b], claimed[b], moved[b], adopted, newRemote)
+			pl.planBox(b, unknown[b], claimed[b], moved[b], adopted)
 		}
 	}
 	// A mailbox planned before the one a message was moved out of on the
@@ -362,12 +354,34 @@ func (pl *planner) findMoved(boxes []*box, src *box, row mail.Message, unknown m
 	return nil, ""
 }
 
+// serverNew returns the new server messages of every mailbox by size, for
+// messages moved on the server. It is built on first use: a sync in which
+// no message disappeared from a folder or from the server needs none, and
+// on a first sync it would hold every message once more.
+func (pl *planner) serverNew() map[idSize][]adoptTarget {
+	if pl.newRemote != nil {
+		return pl.newRemote
+	}
+	pl.newRemote = map[idSize][]adoptTarget{}
+	for _, b := range pl.boxes {
+		for _, m := range b.changed {
+			if !b.known.has(m.UID) {
+				// The Message-ID of a new message is not known before its
+				// download; moved messages are matched on size and the
+				// Message-ID of the row that vanished (below).
+				pl.newRemote[idSize{"", m.Size}] = append(pl.newRemote[idSize{"", m.Size}], adoptTarget{b, m})
+			}
+		}
+	}
+	return pl.newRemote
+}
+
 // takeServerMove finds a new server message that is row moved on the
 // server: same size (the row's Message-ID is checked after download is
 // avoided, so size and a unique candidate decide).
-func (pl *planner) takeServerMove(newRemote map[idSize][]adoptTarget, row mail.Message, adopted map[*box]map[mail.UID]bool) (adoptTarget, bool) {
+func (pl *planner) takeServerMove(row mail.Message, adopted map[*box]map[mail.UID]bool) (adoptTarget, bool) {
 	var found []adoptTarget
-	for _, t := range newRemote[idSize{"", row.Size}] {
+	for _, t := range pl.serverNew()[idSize{"", row.Size}] {
 		if !adopted[t.box][t.msg.UID] && t.msg.InternalDate.Equal(row.InternalDate) {
 			found = append(found, t)
 		}
@@ -381,15 +395,15 @@ func (pl *planner) takeServerMove(newRemote map[idSize][]adoptTarget, row mail.M
 
 // planBox decides one mailbox's plan from its rows, its server delta and
 // its files.
-func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[mail.UID]bool, adopted map[*box]map[mail.UID]bool, newRemote map[idSize][]adoptTarget) {
+func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[mail.UID]bool, adopted map[*box]map[mail.UID]bool) {
 	p := b.plan
 	o := pl.opts
 	outside := o.outsideLimits(b)
-	for _, row := range sortedRows(b.known) {
+	for row := range b.known.all() {
 		if moved[row.UID] {
 			continue
 		}
-		rm, changed := b.changed[row.UID]
+		rm, changed := b.remoteChange(row.UID)
 		remoteFlags := row.Flags
 		remoteModSeq := row.ModSeq
 		if changed {
@@ -433,7 +447,7 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 			pl.keep(b, row, out.Flags, lf, remoteFlags, remoteModSeq)
 		case conflict.DeleteLocal:
 			if o.localMayLose() && o.pulls() {
-				if t, ok := pl.takeServerMove(newRemote, row, adopted); ok && t.box != b {
+				if t, ok := pl.takeServerMove(row, adopted); ok && t.box != b {
 					// Moved on the server: the local file follows it.
 					r := row
 					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: row.Key, FromRel: b.rel, From: b, Row: &r, RowBox: b})
@@ -474,9 +488,20 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 			p.Forget = append(p.Forget, row.UID)
 		}
 	}
-	// New on the server.
-	for _, m := range sortedChanged(b.changed) {
-		if _, ok := b.known[m.UID]; ok || adopted[b][m.UID] || !o.pulls() {
+	// New on the server. The list is sized first: on a first sync it
+	// holds every message of the mailbox, and growing it would leave
+	// copies behind.
+	news := 0
+	for _, m := range b.changed {
+		if !b.known.has(m.UID) {
+			news++
+		}
+	}
+	if o.pulls() {
+		p.Download = slices.Grow(p.Download, news)
+	}
+	for _, m := range b.changed {
+		if b.known.has(m.UID) || adopted[b][m.UID] || !o.pulls() {
 			continue
 		}
 		if outside[m.UID] {
@@ -547,19 +572,15 @@ func describe(s conflict.State) string {
 }
 
 // goneUIDs returns the known UIDs that should be on the server and are
-// missing from present.
-func goneUIDs(known map[mail.UID]mail.Message, present []mail.UID) []mail.UID {
-	seen := make(map[mail.UID]bool, len(present))
-	for _, u := range present {
-		seen[u] = true
-	}
+// missing from present, which it sorts.
+func goneUIDs(known *rows, present []mail.UID) []mail.UID {
+	slices.Sort(present)
 	var out []mail.UID
-	for u, m := range known {
-		if m.State.OnServer() && !seen[u] {
-			out = append(out, u)
+	for m := range known.all() {
+		if _, ok := slices.BinarySearch(present, m.UID); m.State.OnServer() && !ok {
+			out = append(out, m.UID)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -573,8 +594,6 @@ func byUID[T any](m map[mail.UID]T) []T {
 }
 
 func sortedRows(m map[mail.UID]mail.Message) []mail.Message { return byUID(m) }
-
-func sortedChanged(m map[mail.UID]mail.RemoteMessage) []mail.RemoteMessage { return byUID(m) }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

@@ -18,8 +18,7 @@ func TestUnstorableFlagsStayLocal(t *testing.T) {
 			mailboxEntry: mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: "INBOX"}, rel: "INBOX"},
 			st:           st,
 			mode:         mail.ModeCondStore,
-			known:        map[mail.UID]mail.Message{1: row},
-			changed:      map[mail.UID]mail.RemoteMessage{},
+			known:        rowsOf(1, row),
 			gone:         map[mail.UID]bool{},
 			files:        map[string]mail.Flags{"k1": local},
 		}
@@ -45,7 +44,7 @@ func TestUnstorableFlagsStayLocal(t *testing.T) {
 	row.Flags = mail.NewFlags(mail.FlagSeen, mail.FlagForwarded, mail.FlagFlagged)
 	row.LocalOnlyFlags = mail.NewFlags(mail.FlagForwarded)
 	b = newBox(mail.NewFlags(mail.FlagSeen, mail.FlagForwarded, mail.FlagFlagged), row)
-	b.changed[1] = mail.RemoteMessage{UID: 1, Flags: mail.NewFlags(mail.FlagSeen, mail.FlagFlagged), ModSeq: 9}
+	b.changed = []mail.RemoteMessage{{UID: 1, Flags: mail.NewFlags(mail.FlagSeen, mail.FlagFlagged), ModSeq: 9}}
 	if err := pl.planAll([]*box{b}, nil); err != nil {
 		t.Fatal(err)
 	}

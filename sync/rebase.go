@@ -128,7 +128,7 @@ var uidHint = regexp.MustCompile(`,U=([0-9]+)`)
 // \Deleted following the server). Unpaired files are new local mail,
 // unless reindex is set: then they wait in limbo.
 func (r *runner) adoptExisting(ctx context.Context, remote Remote, b *box, reindex bool) (int, error) {
-	files, err := b.folder.Scan()
+	files, err := b.folder.ScanShared(nil)
 	if err != nil || len(files) == 0 {
 		return 0, err
 	}

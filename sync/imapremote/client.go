@@ -230,9 +230,12 @@ func (c *Client) Meta(ctx context.Context, uids []mail.UID) ([]mail.RemoteMessag
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	return c.fetchMeta(ctx, uidSet(uids), &imap.FetchOptions{
+	// The answer has at most one message per UID asked for: sized at
+	// once, the list of a first sync's 100,000 messages is not copied
+	// as it grows.
+	return c.fetchMetaInto(ctx, uidSet(uids), &imap.FetchOptions{
 		UID: true, Flags: true, ModSeq: c.caps.Has(imap.CapCondStore), RFC822Size: true, InternalDate: true,
-	})
+	}, make([]mail.RemoteMessage, 0, len(uids)))
 }
 
 // Since returns everything the index keeps of the messages with UID at
@@ -263,9 +266,13 @@ func uidSet(uids []mail.UID) imap.UIDSet {
 }
 
 func (c *Client) fetchMeta(ctx context.Context, set imap.UIDSet, opts *imap.FetchOptions) ([]mail.RemoteMessage, error) {
+	return c.fetchMetaInto(ctx, set, opts, nil)
+}
+
+// fetchMetaInto is fetchMeta appending to out.
+func (c *Client) fetchMetaInto(ctx context.Context, set imap.UIDSet, opts *imap.FetchOptions, out []mail.RemoteMessage) ([]mail.RemoteMessage, error) {
 	defer c.guard(ctx)()
 	cmd := c.c.Fetch(set, opts)
-	var out []mail.RemoteMessage
 	for {
 		msg := cmd.Next()
 		if msg == nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	gosync "sync"
 	"time"
+	"unicode"
 )
 
 // UID is an IMAP message UID (RFC 9051 §2.3.1.1). Zero is never a valid UID.
@@ -52,11 +53,26 @@ var systemFlags = map[string]string{
 // The zero value is an empty set. Flags values are immutable once built:
 // methods that change the set return a new one.
 //
-// A set is a sorted slice, and equal sets share one slice: an account of
-// 100,000 messages holds a handful of distinct flag sets, so its flags
-// cost almost nothing in memory.
+// A set is a pointer to a sorted slice, and equal sets share one: an
+// account of 100,000 messages holds a handful of distinct flag sets, so
+// its flags cost one word per message.
 type Flags struct {
-	list []string // sorted, distinct, canonical; shared: never written
+	set *flagSet // nil: the empty set
+}
+
+// flagSet is one distinct set of flags, shared by every Flags that holds
+// it: never written once made.
+type flagSet struct {
+	list []string // sorted, distinct, canonical
+	str  string   // list joined by spaces: String and the interning key
+}
+
+// l returns the flags of s, sorted.
+func (s Flags) l() []string {
+	if s.set == nil {
+		return nil
+	}
+	return s.set.list
 }
 
 // canonical returns the canonical spelling of a flag: system flags are
@@ -71,7 +87,7 @@ func canonical(f string) string {
 	return f
 }
 
-// interned holds one slice per distinct flag set, keyed by its String.
+// interned holds one *flagSet per distinct flag set, keyed by its String.
 var interned gosync.Map
 
 // NewFlags returns the set of the given flags, without \Recent.
@@ -95,34 +111,50 @@ func fromList(l []string) Flags {
 	l = slices.Compact(l)
 	key := strings.Join(l, " ")
 	if v, ok := interned.Load(key); ok {
-		return Flags{list: v.([]string)}
+		return Flags{set: v.(*flagSet)}
 	}
-	v, _ := interned.LoadOrStore(key, slices.Clip(l))
-	return Flags{list: v.([]string)}
+	v, _ := interned.LoadOrStore(key, &flagSet{list: slices.Clip(l), str: key})
+	return Flags{set: v.(*flagSet)}
 }
 
 // ParseFlags reads the form String writes.
 func ParseFlags(s string) Flags {
+	if s == "" {
+		return Flags{}
+	}
+	// The index stores the canonical form: a set seen before is found
+	// without splitting s again, unless s has spaces other than ' ',
+	// which Fields would split at too.
+	if strings.IndexFunc(s, func(r rune) bool { return r != ' ' && unicode.IsSpace(r) }) < 0 {
+		if v, ok := interned.Load(s); ok {
+			return Flags{set: v.(*flagSet)}
+		}
+	}
 	return NewFlags(strings.Fields(s)...)
 }
 
 // Has reports whether f is in the set.
 func (s Flags) Has(f string) bool {
-	_, ok := slices.BinarySearch(s.list, canonical(f))
+	_, ok := slices.BinarySearch(s.l(), canonical(f))
 	return ok
 }
 
 // Len is the number of flags in the set.
-func (s Flags) Len() int { return len(s.list) }
+func (s Flags) Len() int { return len(s.l()) }
 
 // List returns the flags in canonical order: sorted by byte value.
-func (s Flags) List() []string { return slices.Clone(s.list) }
+func (s Flags) List() []string { return slices.Clone(s.l()) }
 
 // String is the canonical, space-separated form, as stored in the index.
-func (s Flags) String() string { return strings.Join(s.list, " ") }
+func (s Flags) String() string {
+	if s.set == nil {
+		return ""
+	}
+	return s.set.str
+}
 
 // Equal reports whether both sets hold the same flags.
-func (s Flags) Equal(o Flags) bool { return slices.Equal(s.list, o.list) }
+func (s Flags) Equal(o Flags) bool { return s.set == o.set || slices.Equal(s.l(), o.l()) }
 
 // With returns the set with f added or removed.
 func (s Flags) With(f string, on bool) Flags {
@@ -131,20 +163,20 @@ func (s Flags) With(f string, on bool) Flags {
 		return s
 	}
 	if on {
-		return fromList(append(slices.Clone(s.list), f))
+		return fromList(append(slices.Clone(s.l()), f))
 	}
-	return fromList(slices.DeleteFunc(slices.Clone(s.list), func(x string) bool { return x == f }))
+	return fromList(slices.DeleteFunc(slices.Clone(s.l()), func(x string) bool { return x == f }))
 }
 
 // Union returns the flags in s or o.
 func (s Flags) Union(o Flags) Flags {
-	if len(o.list) == 0 {
+	if len(o.l()) == 0 {
 		return s
 	}
-	if len(s.list) == 0 {
+	if len(s.l()) == 0 {
 		return o
 	}
-	return fromList(append(slices.Clone(s.list), o.list...))
+	return fromList(append(slices.Clone(s.l()), o.l()...))
 }
 
 // Minus returns the flags in s that are not in o.
@@ -163,12 +195,12 @@ func (s Flags) Keywords() Flags {
 
 func (s Flags) keep(pred func(string) bool) Flags {
 	var l []string
-	for _, f := range s.list {
+	for _, f := range s.l() {
 		if pred(f) {
 			l = append(l, f)
 		}
 	}
-	if len(l) == len(s.list) {
+	if len(l) == len(s.l()) {
 		return s
 	}
 	return fromList(l)

@@ -23,6 +23,12 @@ func TestFlags(t *testing.T) {
 	if !ParseFlags(f.String()).Equal(f) {
 		t.Fatal("ParseFlags(String) lost something")
 	}
+	// A set made from a flag with a tab in it reads back, as every
+	// stored form does, split at the tab.
+	NewFlags("$x\t$y")
+	if got := ParseFlags("$x\t$y"); got.String() != "$x $y" {
+		t.Fatalf("ParseFlags of a tab-separated form: %q", got)
+	}
 	g := f.With(FlagSeen, false).With(FlagDraft, true)
 	if g.Has(FlagSeen) || !g.Has(FlagDraft) || !f.Has(FlagSeen) {
 		t.Fatal("With changed the original or did not change the copy")
