@@ -82,7 +82,7 @@ func (w *world) mixedChanges() {
 		m := local(id)
 		var to string
 		for to = m.mailbox; to == m.mailbox; {
-			to = worldMailboxes[w.rng.IntN(len(worldMailboxes))]
+			to = w.mailboxes[w.rng.IntN(len(w.mailboxes))]
 		}
 		rename(m.path, filepath.Join(w.folder(to), "cur", m.name))
 		w.model[id].mailbox = to
@@ -106,7 +106,7 @@ func (w *world) mixedChanges() {
 		byBox[m.mailbox] = append(byBox[m.mailbox], m.uid)
 		delete(w.model, id)
 	}
-	for _, mb := range worldMailboxes {
+	for _, mb := range w.mailboxes {
 		w.srv.Expunge(mb, byBox[mb]...)
 	}
 

@@ -48,6 +48,12 @@ var scenarios = []scenario{
 	}, func(w *world) {
 		w.mixedChanges()
 	}},
+	// The folder lifecycle (lifecycle_test.go), with sync.remove_folders
+	// false (keep) and true (remove).
+	renameScenario("rename-keep", "rk", false),
+	renameScenario("rename-remove", "rr", true),
+	deleteScenario("delete-keep", "dk", false),
+	deleteScenario("delete-remove", "dr", true),
 }
 
 // firstSync runs the sync the later changes are made against.

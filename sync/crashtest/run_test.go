@@ -201,9 +201,10 @@ func lastLines(path string, n int, keep *regexp.Regexp) []string {
 // which is message text): a tag and an upper-case command.
 var commandLine = regexp.MustCompile(`^C[:|] [A-Za-z0-9.]+ (UID )?[A-Z]+( |$)`)
 
-// mutating matches the client commands that change the server or download
-// a body; a sync with nothing to do sends none of them.
-var mutating = regexp.MustCompile(`^C[:|] [A-Za-z0-9.]+ (UID )?(APPEND|STORE|COPY|MOVE|EXPUNGE)( |$)|^C[:|] [A-Za-z0-9.]+ (UID )?FETCH .*BODY(\.PEEK)?\[\]`)
+// mutating matches the client commands that change the server (its
+// messages or its mailboxes) or download a body; a sync with nothing to do
+// sends none of them.
+var mutating = regexp.MustCompile(`^C[:|] [A-Za-z0-9.]+ (UID )?(APPEND|STORE|COPY|MOVE|EXPUNGE|CREATE|DELETE|RENAME|SUBSCRIBE|UNSUBSCRIBE)( |$)|^C[:|] [A-Za-z0-9.]+ (UID )?FETCH .*BODY(\.PEEK)?\[\]`)
 
 // copyFile copies src to dst; a missing src is not an error.
 func copyFile(src, dst string) error {

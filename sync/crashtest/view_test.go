@@ -1,6 +1,7 @@
 package crashtest
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -33,6 +34,9 @@ type localView struct {
 	folders []string // mailbox names of the folders (directories with cur/, new/, tmp/)
 	tmp     []string // files in some tmp/
 	strays  []string // files that are in no cur/, new/ or tmp/, and odd names in cur/ or new/
+	// empty are directories that neither are nor hold a folder (files in
+	// them are strays): what a folder removal cut short leaves.
+	empty []string
 }
 
 // scanLocal reads the Maildir below the root.
@@ -41,6 +45,7 @@ func (w *world) scanLocal(withBodies bool) (localView, error) {
 	if _, err := os.Stat(w.root); os.IsNotExist(err) {
 		return v, nil
 	}
+	var plain []string // directories that are no folder, nor part of one
 	err := filepath.WalkDir(w.root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -51,10 +56,15 @@ func (w *world) scanLocal(withBodies bool) (localView, error) {
 		if d.IsDir() {
 			if isFolder(path) && path != w.root {
 				v.folders = append(v.folders, filepath.ToSlash(rel))
+				return nil
 			}
 			if inFolderPart {
 				v.strays = append(v.strays, rel+"/ (a directory)")
 				return fs.SkipDir
+			}
+			sub := d.Name() == "cur" || d.Name() == "new" || d.Name() == "tmp"
+			if path != w.root && !(sub && isFolder(filepath.Dir(path))) {
+				plain = append(plain, filepath.ToSlash(rel))
 			}
 			return nil
 		}
@@ -95,6 +105,14 @@ func (w *world) scanLocal(withBodies bool) (localView, error) {
 		}
 		return nil
 	})
+	// A directory that is no folder is a level above folders; one that
+	// holds none is what is left of a folder half removed.
+	for _, p := range plain {
+		if !slices.ContainsFunc(v.folders, func(f string) bool { return strings.HasPrefix(f, p+"/") }) &&
+			!slices.ContainsFunc(v.empty, func(e string) bool { return strings.HasPrefix(p, e+"/") }) {
+			v.empty = append(v.empty, p)
+		}
+	}
 	return v, err
 }
 
@@ -138,7 +156,26 @@ type serverView struct {
 // peekServer reads every mailbox with EXAMINE, so reading changes
 // nothing: with bodies it fetches BODY.PEEK[], without only the
 // X-Crash-ID header field.
+//
+// Dovecot carries out a command it has read even when the client that
+// sent it is killed: right after a kill, a mailbox listed may be gone
+// (a DELETE or RENAME still under way) by the time it is read, which
+// Dovecot 2.3 refuses with a plain NO. The server is then read again, a
+// little later.
 func (w *world) peekServer(withBodies bool) (serverView, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := w.readServer(withBodies)
+		var imapErr *imap.Error
+		if attempt < 20 && errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeNo {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return v, err
+	}
+}
+
+// readServer is peekServer's one reading of the server.
+func (w *world) readServer(withBodies bool) (serverView, error) {
 	v := serverView{byID: map[string][]serverMsg{}, status: map[string]string{}}
 	conn, err := w.srv.Dial()
 	if err != nil {

@@ -3,6 +3,7 @@ package crashtest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,10 +15,12 @@ import (
 	"github.com/satchel-mail/satchel/sync/imaptest"
 )
 
-// worldMailboxes are the mailboxes of every world. Their names need no
-// escaping, so each is the Maildir folder of the same relative path
-// (README, "How mail is laid out") and the harness finds them without the
-// maildir package. "Archive" is both a mailbox and the parent of another.
+// worldMailboxes are the mailboxes every world starts with. Their names
+// need no escaping, so each is the Maildir folder of the same relative
+// path (README, "How mail is laid out") and the harness finds them without
+// the maildir package. "Archive" is both a mailbox and the parent of
+// another. The folder lifecycle scenarios rename and delete some of them
+// (world.mailboxes).
 var worldMailboxes = []string{"Archive", "Archive/2024", "Drafts", "INBOX", "Sent", "Друзья"}
 
 // serverMode is one way of presenting Dovecot: the rounds of a scenario
@@ -63,10 +66,13 @@ type world struct {
 	index  string
 	runDir string // traces, logs and index copies of each run
 
-	model  map[string]*want
-	next   int // numbers the X-Crash-IDs
-	runs   int // satchel runs so far
-	agains int // how often the scenario's work was given again
+	model map[string]*want
+	// mailboxes are the mailboxes both sides must have at the end, sorted:
+	// worldMailboxes, as the scenario renamed, deleted and created them.
+	mailboxes []string
+	next      int // numbers the X-Crash-IDs
+	runs      int // satchel runs so far
+	agains    int // how often the scenario's work was given again
 	// firstSeen records, per X-Crash-ID, the first observation after a
 	// kill that found it twice on a side or on neither side.
 	firstSeen map[string]string
@@ -93,7 +99,7 @@ func newWorld(t *testing.T, seed uint64, mode serverMode, tag string) *world {
 		tag: tag, mode: mode, srv: srv,
 		dir: dir, config: filepath.Join(dir, "config.yaml"), root: filepath.Join(dir, "Mail"),
 		index: filepath.Join(dir, "state", "crash.db"), runDir: filepath.Join(dir, "runs"),
-		model: map[string]*want{}, firstSeen: map[string]string{},
+		model: map[string]*want{}, mailboxes: slices.Clone(worldMailboxes), firstSeen: map[string]string{},
 	}
 	if err := os.Mkdir(w.runDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -150,7 +156,14 @@ func (w *world) seedServer(n, big, bigSize int) {
 		byBox[mb] = append(byBox[mb], m)
 		w.model[id] = &want{id: id, mailbox: mb, flags: newFlags(m.Flags...), body: lf(m.Body), date: m.Date}
 	}
-	for _, mb := range worldMailboxes {
+	w.appendByBox(byBox)
+}
+
+// appendByBox appends each mailbox's messages, mailbox by mailbox in a
+// fixed order.
+func (w *world) appendByBox(byBox map[string][]imaptest.Message) {
+	w.t.Helper()
+	for _, mb := range slices.Sorted(maps.Keys(byBox)) {
 		if len(byBox[mb]) > 0 {
 			w.srv.AppendMany(mb, byBox[mb])
 		}
@@ -175,21 +188,37 @@ func (w *world) appendServer(n int) {
 	byBox := map[string][]imaptest.Message{}
 	for range n {
 		id := w.newID()
-		body := crlf(w.message(id, w.rng.IntN(3) > 0, w.bodySize()))
-		f := w.randomFlags()
-		if w.rng.IntN(5) == 0 {
-			f = f.with("$label1", true)
-		}
-		date := w.date()
+		m := w.serverMessage(id)
 		mb := w.pickMailbox()
-		byBox[mb] = append(byBox[mb], imaptest.Message{Flags: f, Date: date, Body: body})
-		w.model[id] = &want{id: id, mailbox: mb, flags: f, body: lf(body), date: date}
+		byBox[mb] = append(byBox[mb], m)
+		w.model[id] = &want{id: id, mailbox: mb, flags: m.Flags, body: lf(m.Body), date: m.Date}
 	}
-	for _, mb := range worldMailboxes {
-		if len(byBox[mb]) > 0 {
-			w.srv.AppendMany(mb, byBox[mb])
-		}
+	w.appendByBox(byBox)
+}
+
+// appendServerIn appends n new messages to one mailbox, as appendServer
+// does.
+func (w *world) appendServerIn(mb string, n int) {
+	w.t.Helper()
+	var msgs []imaptest.Message
+	for range n {
+		id := w.newID()
+		m := w.serverMessage(id)
+		msgs = append(msgs, m)
+		w.model[id] = &want{id: id, mailbox: mb, flags: m.Flags, body: lf(m.Body), date: m.Date}
 	}
+	w.appendByBox(map[string][]imaptest.Message{mb: msgs})
+}
+
+// serverMessage draws a message as another client appends it: a body,
+// random flags, now and then a keyword, a date.
+func (w *world) serverMessage(id string) imaptest.Message {
+	body := crlf(w.message(id, w.rng.IntN(3) > 0, w.bodySize()))
+	f := w.randomFlags()
+	if w.rng.IntN(5) == 0 {
+		f = f.with("$label1", true)
+	}
+	return imaptest.Message{Flags: f, Date: w.date(), Body: body}
 }
 
 // writeLocal writes n new messages into the Maildir as a mail reader or a
@@ -203,34 +232,50 @@ func (w *world) writeLocal(n int) {
 		id := w.newID()
 		body := w.message(id, w.rng.IntN(4) > 0, w.bodySize())
 		mb := boxes[w.rng.IntN(len(boxes))]
-		f := w.randomFlags()
-		switch mb {
-		case "Sent":
-			f = f.with(`\Seen`, true)
-		case "Drafts":
-			f = newFlags(`\Draft`, `\Seen`)
-		}
-		key := w.localKey()
-		rel := filepath.Join("cur", key+":2,"+f.letters())
-		if !f.has(`\Seen`) && w.rng.IntN(3) > 0 {
-			// Unseen mail as a delivery agent leaves it: in new/, with
-			// no flags, the info part absent or empty.
-			f = flags{}
-			rel = filepath.Join("new", key)
-			if w.rng.IntN(2) == 0 {
-				rel += ":2,"
-			}
-		}
-		date := w.date()
-		path := filepath.Join(w.folder(mb), rel)
-		if err := os.WriteFile(path, body, 0o600); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.Chtimes(path, date, date); err != nil {
-			w.t.Fatal(err)
-		}
-		w.model[id] = &want{id: id, mailbox: mb, flags: f, body: body, date: date}
+		w.writeFile(id, body, mb)
 	}
+}
+
+// writeLocalIn writes n new messages into one folder, as writeLocal does.
+func (w *world) writeLocalIn(mb string, n int) {
+	w.t.Helper()
+	for range n {
+		id := w.newID()
+		w.writeFile(id, w.message(id, w.rng.IntN(4) > 0, w.bodySize()), mb)
+	}
+}
+
+// writeFile writes one new message into a folder with drawn flags, as a
+// mail reader or a delivery agent would (see writeLocal).
+func (w *world) writeFile(id string, body []byte, mb string) {
+	w.t.Helper()
+	f := w.randomFlags()
+	switch mb {
+	case "Sent":
+		f = f.with(`\Seen`, true)
+	case "Drafts":
+		f = newFlags(`\Draft`, `\Seen`)
+	}
+	key := w.localKey()
+	rel := filepath.Join("cur", key+":2,"+f.letters())
+	if !f.has(`\Seen`) && w.rng.IntN(3) > 0 {
+		// Unseen mail as a delivery agent leaves it: in new/, with no
+		// flags, the info part absent or empty.
+		f = flags{}
+		rel = filepath.Join("new", key)
+		if w.rng.IntN(2) == 0 {
+			rel += ":2,"
+		}
+	}
+	date := w.date()
+	path := filepath.Join(w.folder(mb), rel)
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Chtimes(path, date, date); err != nil {
+		w.t.Fatal(err)
+	}
+	w.model[id] = &want{id: id, mailbox: mb, flags: f, body: body, date: date}
 }
 
 // localKey is a unique part of a file name as mutt makes them.
