@@ -22,6 +22,14 @@ func (r Root) RenameFolder(fromRel, toRel string) error {
 	_, ferr := fsys.Stat(from)
 	if _, err := fsys.Stat(to); err == nil {
 		if errors.Is(ferr, fs.ErrNotExist) && isFolderDir(fsys, to) {
+			// Moved by a run killed before its fsyncs, perhaps: made
+			// durable now.
+			if err := syncDir(fsys, filepath.Dir(to)); err != nil {
+				return err
+			}
+			if err := syncDir(fsys, filepath.Dir(from)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 			return nil
 		}
 		return fmt.Errorf("move folder %s to %s: %w", fromRel, toRel, fs.ErrExist)

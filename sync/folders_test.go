@@ -602,3 +602,64 @@ func TestFolderDeletedDryRun(t *testing.T) {
 		t.Fatal("the dry run changed something")
 	}
 }
+
+// TestFolderDeletedOnServerAfterKilledDownload: a run killed while
+// downloading into a mailbox leaves an intent and a half-written file in
+// tmp/; the mailbox is then deleted on the server. With
+// sync.remove_folders the folder still goes: the pending download is
+// settled and its file removed, rather than keeping the folder (and the
+// mailbox's sync) stuck.
+func TestFolderDeletedOnServerAfterKilledDownload(t *testing.T) {
+	e := newEnv(t, serverModes[0].start(t))
+	e.opts.RemoveFolders = true
+	seedWork(t, e, 2)
+	ctx := context.Background()
+	mb, _, err := e.ix.Mailbox(ctx, "Work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := maildir.NewKey()
+	if _, err := e.ix.AddIntents(ctx, []mail.Intent{{MailboxID: mb.ID, Kind: mail.IntentDownload, Key: key,
+		Row: mail.Message{UIDValidity: mb.UIDValidity, UID: 99, Key: key, Flags: mail.NewFlags(), Size: 10, InternalDate: day}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir("Work").Path, "tmp", key), []byte("Subject: half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.DeleteMailbox("Work")
+	res := e.mustSync()
+	if ev := folderEvent(t, res, "Work"); ev.Action != satsync.FolderDeleted {
+		t.Fatalf("event %+v", ev)
+	}
+	if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("folder Work still there: %v", err)
+	}
+	if _, ok, _ := e.ix.Mailbox(ctx, "Work"); ok {
+		t.Fatal("the index still knows Work")
+	}
+}
+
+// TestFolderRemovalCutShort: a run killed inside a folder's removal,
+// after cur/ went, leaves a directory that is no folder; the next run
+// removes it and forgets the mailbox.
+func TestFolderRemovalCutShort(t *testing.T) {
+	e := newEnv(t, serverModes[0].start(t))
+	e.opts.RemoveFolders = true
+	seedWork(t, e, 2)
+	e.srv.DeleteMailbox("Work")
+	for _, k := range keysOf(t, e.dir("Work")) {
+		if err := e.dir("Work").Remove(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(e.dir("Work").Path, "cur")); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustSync()
+	if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnBoth {
+		t.Fatalf("event %+v", ev)
+	}
+	if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("what was left of Work is still there: %v", err)
+	}
+}

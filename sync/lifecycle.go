@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -528,6 +529,11 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 			if !v.onLocal(mb.LocalPath) {
 				ev := &FolderEvent{Change: DeletedOnBoth, Action: FolderForgotten, Detail: "deleted on the server and locally; forgotten"}
 				if !r.opts.DryRun {
+					// What a removal cut short left (cur/ goes first,
+					// and with it the folder) goes now.
+					if err := r.deps.RemoveFolder(mb.LocalPath); err != nil {
+						r.log.Warn("cannot remove what is left of a deleted folder", "folder", mb.LocalPath, "err", err)
+					}
 					if err := ix.ForgetMailbox(ctx, mb.ID); err != nil {
 						return nil, nil, err
 					}
@@ -647,6 +653,12 @@ func (r *runner) learnVanished(ctx context.Context, b *box) error {
 	}
 	b.mb, b.mode = mb, mb.Mode
 	b.st = mail.MailboxStatus{UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
+	b.folder = r.deps.Folder(b.rel)
+	if !r.opts.DryRun {
+		if err := r.recoverVanished(ctx, b); err != nil {
+			return err
+		}
+	}
 	if b.known, err = loadRows(ctx, r.deps.Index, mb.ID, mb.UIDValidity); err != nil {
 		return err
 	}
@@ -659,9 +671,39 @@ func (r *runner) learnVanished(ctx context.Context, b *box) error {
 			b.gone[m.UID] = true
 		}
 	}
-	b.folder = r.deps.Folder(b.rel)
 	b.files, err = b.folder.ScanShared(b.known.sameKey)
 	return err
+}
+
+// recoverVanished settles the steps a crash left pending in a mailbox
+// the server no longer has, as recover does with the server's help: a
+// download or adoption whose file is in the folder is recorded (the
+// server's deletion then removes it like any other), one whose file is
+// not is forgotten with its half-written file in tmp/; an upload or a
+// move into the mailbox went with it. tmp/ is cleaned as at every learn,
+// so that the folder can be removed.
+func (r *runner) recoverVanished(ctx context.Context, b *box) error {
+	ix := r.deps.Index
+	ins, err := ix.Intents(ctx, b.mb.ID)
+	if err != nil {
+		return err
+	}
+	var own []string
+	for _, in := range ins {
+		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
+			if _, ok, err := b.folder.Find(in.Key); err == nil && ok && in.Row.UIDValidity == b.mb.UIDValidity {
+				if err := ix.CompleteIntent(ctx, in.ID, []mail.RowChange{{MailboxID: b.mb.ID, Row: in.Row}}); err != nil {
+					return err
+				}
+				continue
+			}
+			own = append(own, in.Key)
+		}
+		if err := ix.DropIntent(ctx, in.ID); err != nil {
+			return err
+		}
+	}
+	return b.folder.CleanTmp(own, time.Now())
 }
 
 // settleVanished decides about the folder of a mailbox deleted on the
