@@ -331,18 +331,49 @@ const renameAttempts = 5
 // fsynced all the same: the rename may have been made by a process killed
 // before its fsync, visible but not yet durable.
 func (d Dir) SetFlags(key string, flags mail.Flags) (Entry, error) {
-	return d.setFlags(key, flags, true)
+	return d.setFlags(key, nil, flags, true)
 }
 
 // SetFlagsLazy is SetFlags without the directory fsyncs: the new name is
-// durable only after SyncDirs, and nothing may record it before.
-func (d Dir) SetFlagsLazy(key string, flags mail.Flags) (Entry, error) {
-	return d.setFlags(key, flags, false)
+// durable only after SyncDirs, and nothing may record it before. seen is
+// the flags a listing last saw on the file: the file is looked up under
+// the name they give before the folder is listed (see guess).
+func (d Dir) SetFlagsLazy(key string, seen, flags mail.Flags) (Entry, error) {
+	return d.setFlags(key, &seen, flags, false)
 }
 
-func (d Dir) setFlags(key string, flags mail.Flags, durable bool) (Entry, error) {
-	for range renameAttempts {
-		e, ok, err := d.Find(key)
+// guess looks key's file up under the names it most likely has, given
+// the flags a listing last saw on it (as satchel and mail readers write
+// them: the letters in order): a few stats instead of a listing of a
+// directory that may hold 100,000 files. A file under another name is
+// not found; the caller then lists.
+func (d Dir) guess(key string, seen mail.Flags) (Entry, bool) {
+	named := key + infoSep + InfoFromFlags(seen)
+	for _, c := range [...]struct{ sub, name string }{{subCur, named}, {subNew, key}, {subNew, named}, {subCur, key}} {
+		fi, err := d.disk().Stat(filepath.Join(d.Path, c.sub, c.name))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		_, flags, _ := ParseName(c.name)
+		return Entry{Key: key, Subdir: c.sub, Name: c.name, Flags: flags}, true
+	}
+	return Entry{}, false
+}
+
+// lookup finds key's file: first under the name seen gives it, if any,
+// on the first attempt only (a rename that raced it lists next time).
+func (d Dir) lookup(key string, seen *mail.Flags, attempt int) (Entry, bool, error) {
+	if seen != nil && attempt == 0 && validKey(key) {
+		if e, ok := d.guess(key, *seen); ok {
+			return e, true, nil
+		}
+	}
+	return d.Find(key)
+}
+
+func (d Dir) setFlags(key string, seen *mail.Flags, flags mail.Flags, durable bool) (Entry, error) {
+	for attempt := range renameAttempts {
+		e, ok, err := d.lookup(key, seen, attempt)
 		if err != nil {
 			return Entry{}, fmt.Errorf("set flags: %w", err)
 		}
@@ -390,15 +421,16 @@ func (d Dir) setFlags(key string, flags mail.Flags, durable bool) (Entry, error)
 
 // Remove deletes the file of key and fsyncs its directory. A missing file
 // returns an error wrapping fs.ErrNotExist.
-func (d Dir) Remove(key string) error { return d.remove(key, true) }
+func (d Dir) Remove(key string) error { return d.remove(key, nil, true) }
 
 // RemoveLazy is Remove without the directory fsync: the removal is
-// durable only after SyncDirs, and nothing may record it before.
-func (d Dir) RemoveLazy(key string) error { return d.remove(key, false) }
+// durable only after SyncDirs, and nothing may record it before. seen is
+// as for SetFlagsLazy.
+func (d Dir) RemoveLazy(key string, seen mail.Flags) error { return d.remove(key, &seen, false) }
 
-func (d Dir) remove(key string, durable bool) error {
-	for range renameAttempts {
-		e, ok, err := d.Find(key)
+func (d Dir) remove(key string, seen *mail.Flags, durable bool) error {
+	for attempt := range renameAttempts {
+		e, ok, err := d.lookup(key, seen, attempt)
 		if err != nil {
 			return fmt.Errorf("remove: %w", err)
 		}

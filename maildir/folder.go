@@ -98,16 +98,17 @@ func (f Folder) SetFlags(key string, flags mail.Flags) error {
 	return err
 }
 
-// SetFlagsLazy is SetFlags without the directory fsyncs (see SyncDirs).
-func (f Folder) SetFlagsLazy(key string, flags mail.Flags) error {
-	_, err := f.Dir.SetFlagsLazy(key, flags)
+// SetFlagsLazy is SetFlags without the directory fsyncs (see SyncDirs);
+// seen is the flags a listing last saw on the file.
+func (f Folder) SetFlagsLazy(key string, seen, flags mail.Flags) error {
+	_, err := f.Dir.SetFlagsLazy(key, seen, flags)
 	return err
 }
 
 // RemoveLazy is Remove without the directory fsync (see SyncDirs); an
-// absent file is not an error.
-func (f Folder) RemoveLazy(key string) error {
-	err := f.Dir.RemoveLazy(key)
+// absent file is not an error. seen is as for SetFlagsLazy.
+func (f Folder) RemoveLazy(key string, seen mail.Flags) error {
+	err := f.Dir.RemoveLazy(key, seen)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -104,3 +104,67 @@ func TestRemoveFolder(t *testing.T) {
 		t.Fatalf("removing a missing folder: %v", err)
 	}
 }
+
+// countingFS counts the directories opened for listing.
+type countingFS struct {
+	FS
+	lists int
+}
+
+func (c *countingFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		c.lists++
+	}
+	return c.FS.OpenFile(name, flag, perm)
+}
+
+// TestLazyByName: a lazy rename or removal given the flags the listing
+// saw finds the file by name, without listing the folder; given stale
+// flags it still finds it, by listing.
+func TestLazyByName(t *testing.T) {
+	dir := t.TempDir()
+	cfs := &countingFS{FS: osFS{}}
+	root := NewRootFS(dir, cfs)
+	f := root.Folder("Work")
+	if err := f.Init(); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(flags mail.Flags) string {
+		key := f.NewKey()
+		if _, err := f.Deliver(context.Background(), key, strings.NewReader("Subject: x\r\n\r\nbody\r\n"), flags, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	seen, unseen := deliver(mail.NewFlags(mail.FlagSeen)), deliver(mail.NewFlags())
+	cfs.lists = 0
+	if err := f.SetFlagsLazy(seen, mail.NewFlags(mail.FlagSeen), mail.NewFlags(mail.FlagSeen, mail.FlagFlagged)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetFlagsLazy(unseen, mail.NewFlags(), mail.NewFlags(mail.FlagSeen)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.RemoveLazy(seen, mail.NewFlags(mail.FlagSeen, mail.FlagFlagged)); err != nil {
+		t.Fatal(err)
+	}
+	if cfs.lists != 0 {
+		t.Fatalf("%d directory listings for files named as seen, want 0", cfs.lists)
+	}
+	// Stale: the file has \Seen now, the caller says none.
+	if err := f.SetFlagsLazy(unseen, mail.NewFlags(), mail.NewFlags(mail.FlagSeen, mail.FlagAnswered)); err != nil {
+		t.Fatal(err)
+	}
+	if cfs.lists == 0 {
+		t.Fatal("a stale name was found without listing: the test checks nothing")
+	}
+	if err := f.SyncDirs(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := f.Find(unseen)
+	if err != nil || !ok || !got.Equal(mail.NewFlags(mail.FlagSeen, mail.FlagAnswered)) {
+		t.Fatalf("after the renames: %q %v %v", got, ok, err)
+	}
+	if _, ok, _ := f.Find(seen); ok {
+		t.Fatal("the removed file is still there")
+	}
+}

@@ -63,7 +63,7 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.folder.SetFlagsLazy(f.Key, f.Flags); err != nil {
+		if err := b.folder.SetFlagsLazy(f.Key, f.Local, f.Flags); err != nil {
 			return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 		}
 		res.FlagsChanged++
@@ -93,7 +93,7 @@ func (r *runner) applyLocal(ctx context.Context, b *box) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.folder.RemoveLazy(m.Key); err != nil {
+		if err := b.folder.RemoveLazy(m.Key, b.files[m.Key]); err != nil {
 			return fmt.Errorf("remove UID %d: %w", m.UID, err)
 		}
 		removed = append(removed, m.UID)
@@ -540,7 +540,7 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 			rows = append(rows, row)
 			b.res.FlagsPushed++
 			if lf, ok := b.files[f.Key]; ok && !f.Flags.System().Equal(lf.System()) && r.opts.pulls() {
-				if err := b.folder.SetFlagsLazy(f.Key, f.Flags); err != nil {
+				if err := b.folder.SetFlagsLazy(f.Key, lf, f.Flags); err != nil {
 					return fmt.Errorf("set flags of UID %d: %w", f.UID, err)
 				}
 				b.files[f.Key] = f.Flags.System()

@@ -155,9 +155,11 @@ type Folder interface {
 	Remove(key string) error
 	// SetFlagsLazy and RemoveLazy are SetFlags and Remove without the
 	// directory fsyncs: the change is durable only after SyncDirs, and
-	// nothing may record it before.
-	SetFlagsLazy(key string, flags mail.Flags) error
-	RemoveLazy(key string) error
+	// nothing may record it before. seen is the flags the folder's
+	// listing showed on the file: it is found by the name they give
+	// without listing the folder again (a listing if it moved since).
+	SetFlagsLazy(key string, seen, flags mail.Flags) error
+	RemoveLazy(key string, seen mail.Flags) error
 	// Count is the number of messages in the folder.
 	Count() (int, error)
 	// ScanShared lists the folder, key → flags, correct while a mail
