@@ -269,7 +269,85 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 			mb.LocalStamp = now
 		}
 	}
+	if mb.LocalStamp == "" && b.res.Safety == nil && b.res.Held == 0 && b.res.Deferred == 0 && r.opts.pulls() {
+		// The folder changed (by this run, at least) or changed too
+		// recently to trust its stamp: the stamp is kept if the folder
+		// now is what the index says, so that the next run need not list
+		// it again. What a guard held back must be planned (and
+		// reported) again.
+		mb.LocalStamp = r.agreedStamp(ctx, b)
+	}
 	return r.deps.Index.SaveMailbox(ctx, mb)
+}
+
+// settleWait is the longest agreedStamp waits for a folder's last change
+// to be old enough to trust its stamp.
+const settleWait = 100 * time.Millisecond
+
+// stampSettle is how long after a folder's last change its stamp can be
+// trusted: until then a later change could leave the directories'
+// modification times as they are (the same clock tick). File systems
+// with sub-second timestamps (ext4, XFS, Btrfs, tmpfs) stamp at the
+// kernel's clock tick, 10 ms at most; others at whole seconds (FAT at
+// two).
+func stampSettle(latest time.Time) time.Duration {
+	if latest.Nanosecond() != 0 {
+		return 50 * time.Millisecond
+	}
+	return 2 * time.Second
+}
+
+// errDisagree stops a comparison at the first difference.
+var errDisagree = errors.New("the folder and the index disagree")
+
+// agreedStamp returns the folder's stamp if the folder holds exactly the
+// files the index records for it, with the flags it records for synced
+// messages, and nothing changed while it was compared; "" otherwise. It
+// waits up to settleWait for the stamp to settle.
+func (r *runner) agreedStamp(ctx context.Context, b *box) string {
+	before, latest, err := b.folder.Stamp()
+	if err != nil || before == "" {
+		return ""
+	}
+	if wait := stampSettle(latest) - time.Since(latest); wait > 0 {
+		if wait > settleWait {
+			return ""
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ""
+		}
+	}
+	files, err := b.folder.ScanShared(nil)
+	if err != nil {
+		return ""
+	}
+	check := func(m mail.Message) error {
+		f, ok := files[m.Key]
+		switch {
+		case !m.State.OnLocal():
+			if ok {
+				return errDisagree
+			}
+		case !ok, m.State == mail.StateSynced && !f.System().Equal(m.Flags.System()):
+			return errDisagree
+		}
+		delete(files, m.Key)
+		return nil
+	}
+	for _, uidv := range []mail.UIDValidity{b.mb.UIDValidity, limbo} {
+		if err := r.deps.Index.EachMessage(ctx, b.mb.ID, uidv, check); err != nil {
+			return ""
+		}
+	}
+	if len(files) > 0 {
+		return ""
+	}
+	if after, _, err := b.folder.Stamp(); err != nil || after != before {
+		return ""
+	}
+	return before
 }
 
 type runner struct {

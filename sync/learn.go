@@ -179,10 +179,10 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		return err
 	}
 	// The folder's stamp, taken before it is listed; one that changed
-	// within the last second could hide a change in the same clock tick
-	// and is not kept.
+	// too recently (stampSettle) could hide a change in the same clock
+	// tick and is not kept.
 	stamp, latest, err := b.folder.Stamp()
-	if err == nil && latest.Before(time.Now().Add(-time.Second)) {
+	if err == nil && time.Since(latest) >= stampSettle(latest) {
 		b.stamp = stamp
 	}
 	if b.files, err = b.folder.ScanShared(b.known.sameKey); err != nil {

@@ -125,3 +125,38 @@ func TestSplitDownload(t *testing.T) {
 	}
 	e.assertMirror(true)
 }
+
+// TestSecondSyncSelectsNothing: a first sync that only downloaded leaves
+// each folder as the index records it, and says so: the sync after it
+// selects nothing. A file added after it is still seen.
+func TestSecondSyncSelectsNothing(t *testing.T) {
+	for _, mode := range serverModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			seed(t, srv, 60, 0)
+			e := newEnv(t, srv)
+			e.opts.Connections = 4
+			e.mustSync()
+			res := e.mustSync()
+			for _, c := range e.clientCommands() {
+				if strings.HasPrefix(c, "SELECT") || strings.HasPrefix(c, "EXAMINE") || strings.Contains(c, "FETCH") {
+					t.Fatalf("the sync after a first sync sent %q", c)
+				}
+			}
+			for _, m := range res.Mailboxes {
+				if !m.Unchanged {
+					t.Fatalf("%s: not left alone after the first sync", m.Name)
+				}
+			}
+			e.writeLocal("INBOX", msg("written right after"), mail.NewFlags(mail.FlagSeen))
+			res = e.mustSync()
+			up := 0
+			for _, m := range res.Mailboxes {
+				up += m.Uploaded
+			}
+			if up != 1 {
+				t.Fatalf("uploaded %d after a local delivery, want 1", up)
+			}
+		})
+	}
+}

@@ -275,13 +275,15 @@ func TestFullModeNeverUsesCondStore(t *testing.T) {
 	e.assertMirror(true)
 }
 
-// TestCondStoreNoOpFetchesNothing: with CONDSTORE, a sync after no change
-// selects the mailbox but issues no FETCH and no SEARCH.
+// TestCondStoreNoOpFetchesNothing: with CONDSTORE, a sync that has to
+// look at a mailbox (its folder's stamp changed, nothing else did)
+// selects it but issues no FETCH and no SEARCH.
 func TestCondStoreNoOpFetchesNothing(t *testing.T) {
 	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{Capabilities: imaptest.CapsCondStoreOnly})
 	seed(t, srv, 30, 0)
 	e := newEnv(t, srv)
 	e.mustSync()
+	e.backdate()
 	e.mustSync()
 	for _, line := range strings.Split(e.trace.String(), "\n") {
 		if strings.HasPrefix(line, "C: ") && (strings.Contains(line, "FETCH") || strings.Contains(line, "SEARCH")) {
