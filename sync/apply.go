@@ -417,31 +417,55 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 		}
 		return nil
 	}
+	outs := make([]mail.Outgoing, len(steps))
 	for i, st := range steps {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(err, commit(), r.dropIntents(ctx, ids[i:]))
+		key := st.up.Key
+		outs[i] = mail.Outgoing{Flags: st.flags, Date: st.info.ModTime, Size: st.info.Size,
+			Open: func() (io.ReadCloser, error) { return b.folder.OpenCRLF(key) }}
+	}
+	results, sendErr := remote.AppendBatch(ctx, b.Name, outs)
+	var failed error
+	var drop []int64
+	for i, st := range steps {
+		res := results[i]
+		if !res.Done {
+			if res.Err != nil {
+				// Not appended: the file stays as it is, planned again
+				// by the next run; the mailbox reports why.
+				failed = errors.Join(failed, fmt.Errorf("upload %s: %w", st.up.Key, res.Err))
+				drop = append(drop, ids[i])
+			}
+			// Else in doubt: the intent stays for the next run to look
+			// for the message.
+			continue
 		}
 		row := st.row
-		uid, err := r.appendOne(ctx, remote, b, st.up.Key, st.info, st.flags, claimed)
-		switch {
-		case errors.Is(err, errNotFound):
+		uid := res.UID
+		if uid == 0 || res.UIDValidity != b.mb.UIDValidity {
+			// No APPENDUID: the new message is at or above the UIDNEXT
+			// seen before, with this size and header; or, since some
+			// servers change a message as they store it (Dovecot drops a
+			// CR at its very end), with this header whatever its size.
+			var err error
+			uid, err = findAppended(ctx, remote, b.st.UIDNext, st.info.Size, st.info.HeaderHash, claimed)
+			if err != nil && !errors.Is(err, errNotFound) {
+				return errors.Join(err, commit(), r.dropIntents(ctx, drop))
+			}
+		}
+		if uid == 0 {
 			// Appended, but not to be found: the file waits in limbo so
 			// that it is never appended again; the server's copy will be
 			// downloaded as a message of its own.
 			log.Warn("uploaded message cannot be found on the server; kept locally and not uploaded again", "key", st.up.Key)
 			if *nextLimbo == 0 {
+				var err error
 				if *nextLimbo, err = r.nextLimboUID(ctx, b.mb.ID); err != nil {
-					return errors.Join(err, commit())
+					return errors.Join(err, commit(), r.dropIntents(ctx, drop))
 				}
 			}
 			row.UIDValidity, row.UID, row.State = limbo, *nextLimbo, mail.StateLocalOnly
 			*nextLimbo++
-		case err != nil:
-			// This one's intent stays: whether the server took the
-			// message is not known; the next run looks for it. Those
-			// not tried are forgotten.
-			return errors.Join(err, commit(), r.dropIntents(ctx, ids[i+1:]))
-		default:
+		} else {
 			claimed[uid] = true
 			row.UID = uid
 			uploaded = append(uploaded, row)
@@ -454,7 +478,7 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 		doneIDs = append(doneIDs, ids[i])
 		bytes = append(bytes, st.info.Size)
 	}
-	return commit()
+	return errors.Join(sendErr, failed, commit(), r.dropIntents(ctx, drop))
 }
 
 // dropIntents forgets the intents of steps that were never started.
@@ -465,27 +489,6 @@ func (r *runner) dropIntents(ctx context.Context, ids []int64) error {
 		}
 	}
 	return nil
-}
-
-// appendOne appends one local file to this mailbox and finds its UID.
-func (r *runner) appendOne(ctx context.Context, remote Remote, b *box, key string, in mail.LocalInfo, flags mail.Flags, claimed map[mail.UID]bool) (mail.UID, error) {
-	body, err := b.folder.OpenCRLF(key)
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", key, err)
-	}
-	defer body.Close()
-	uidv, uid, err := remote.Append(ctx, b.Name, flags, in.ModTime, in.Size, body)
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", key, err)
-	}
-	if uid != 0 && uidv == b.mb.UIDValidity {
-		return uid, nil
-	}
-	// No APPENDUID: the new message is at or above the UIDNEXT seen
-	// before, with this size and header; or, since some servers change
-	// a message as they store it (Dovecot drops a CR at its very end),
-	// with this header whatever its size.
-	return findAppended(ctx, remote, b.st.UIDNext, in.Size, in.HeaderHash, claimed)
 }
 
 // errNotFound: the server accepted a message that cannot be found again.

@@ -62,9 +62,11 @@ type Remote interface {
 	// flags and MODSEQ of each message the server confirmed; a missing
 	// UID was refused (changed since UnchangedSince) or is gone.
 	Store(ctx context.Context, changes []mail.FlagChange) (map[mail.UID]mail.RemoteMessage, error)
-	// Append uploads a message (CRLF, exactly size bytes) and returns its
-	// UID from APPENDUID, or 0 when the server does not say.
-	Append(ctx context.Context, mailbox string, flags mail.Flags, date time.Time, size int64, body io.Reader) (mail.UIDValidity, mail.UID, error)
+	// AppendBatch appends messages in order, pipelined where the server
+	// allows, and says per message whether it was appended; an error
+	// means the connection failed, and messages without an answer are in
+	// doubt (see mail.Appended).
+	AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error)
 	// FindNew finds, in the selected mailbox, the lowest UID >= from not
 	// in exclude whose size and header hash match; 0 if none.
 	FindNew(ctx context.Context, from mail.UID, size int64, headerHash [32]byte, exclude map[mail.UID]bool) (mail.UID, error)

@@ -229,12 +229,30 @@ type cutAppend struct {
 	afterWhole bool
 }
 
-func (c cutAppend) Append(ctx context.Context, mailbox string, flags mail.Flags, date time.Time, size int64, body io.Reader) (mail.UIDValidity, mail.UID, error) {
-	if !c.afterWhole {
-		c.proxy.CutAfter(false, size/2)
-		return c.Remote.Append(ctx, mailbox, flags, date, size, body)
+func (c cutAppend) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error) {
+	if len(msgs) == 0 {
+		return c.Remote.AppendBatch(ctx, mailbox, msgs)
 	}
-	return c.Remote.Append(ctx, mailbox, flags, date, size, &onEOF{r: body, fn: func() { c.proxy.CutAfter(true, 0) }})
+	first := msgs[0]
+	open := first.Open
+	if !c.afterWhole {
+		first.Open = func() (io.ReadCloser, error) {
+			c.proxy.CutAfter(false, first.Size/2)
+			return open()
+		}
+	} else {
+		first.Open = func() (io.ReadCloser, error) {
+			body, err := open()
+			if err != nil {
+				return nil, err
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{&onEOF{r: body, fn: func() { c.proxy.CutAfter(true, 0) }}, body}, nil
+		}
+	}
+	return c.Remote.AppendBatch(ctx, mailbox, append([]mail.Outgoing{first}, msgs[1:]...))
 }
 
 // onEOF calls fn when r ends: the whole message has been handed over.

@@ -533,11 +533,21 @@ func (r cutRemote) Store(ctx context.Context, changes []mail.FlagChange) (map[ma
 	return r.Remote.Store(ctx, changes)
 }
 
-func (r cutRemote) Append(ctx context.Context, mailbox string, flags mail.Flags, date time.Time, size int64, body io.Reader) (mail.UIDValidity, mail.UID, error) {
-	if err := r.c.Op("imap: append to " + mailbox); err != nil {
-		return 0, 0, err
+// AppendBatch passes each message through the crash model as it is
+// sent: a cut stops the batch there, as the process would stop.
+func (r cutRemote) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error) {
+	out := make([]mail.Appended, len(msgs))
+	for i, m := range msgs {
+		if err := r.c.Op("imap: append to " + mailbox); err != nil {
+			return out, err
+		}
+		res, err := r.Remote.AppendBatch(ctx, mailbox, []mail.Outgoing{m})
+		out[i] = res[0]
+		if err != nil {
+			return out, err
+		}
 	}
-	return r.Remote.Append(ctx, mailbox, flags, date, size, body)
+	return out, nil
 }
 
 func (r cutRemote) Move(ctx context.Context, uids []mail.UID, dest string) (map[mail.UID]mail.UID, error) {

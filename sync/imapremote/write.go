@@ -444,6 +444,120 @@ func (c *Client) Append(ctx context.Context, mailbox string, flags mail.Flags, d
 	return mail.UIDValidity(data.UIDValidity), mail.UID(data.UID), nil
 }
 
+// AppendBatch appends messages to mailbox in order, each as Append does,
+// without waiting for each answer before sending the next when the
+// server takes non-synchronizing literals (LITERAL+, RFC 7888): the batch
+// costs one round trip, not one per message. Without LITERAL+ each
+// literal waits for the server's go-ahead anyway, and the messages are
+// appended one by one. The result says, per message, whether it was
+// appended (see mail.Appended); an error means the connection failed,
+// and the messages without an answer are in doubt.
+func (c *Client) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error) {
+	out := make([]mail.Appended, len(msgs))
+	if !c.caps.Has(imap.CapLiteralPlus) {
+		for i, m := range msgs {
+			body, err := m.Open()
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			uidv, uid, err := c.Append(ctx, mailbox, m.Flags, m.Date, m.Size, body)
+			body.Close()
+			var ierr *imap.Error
+			switch {
+			case errors.As(err, &ierr) && !c.closed():
+				out[i].Err = err
+			case err != nil:
+				return out, err
+			default:
+				out[i] = mail.Appended{UIDValidity: uidv, UID: uid, Done: true}
+			}
+		}
+		return out, nil
+	}
+	defer c.guard(ctx)()
+	cmds := make([]*imapclient.AppendCommand, len(msgs))
+	for i, m := range msgs {
+		if err := sendableFlags(m.Flags); err != nil {
+			out[i].Err = fmt.Errorf("append to %q: %w", mailbox, err)
+			continue
+		}
+		if m.Size < 0 {
+			out[i].Err = fmt.Errorf("append to %q: negative size %d", mailbox, m.Size)
+			continue
+		}
+		body, err := m.Open()
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		cmd := c.c.Append(mailbox, m.Size, &imap.AppendOptions{Flags: imapFlags(m.Flags), Time: m.Date})
+		_, err = io.CopyN(cmd, ctxReader{ctx, body}, m.Size)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("the message is shorter than its announced %d bytes", m.Size)
+		}
+		if err == nil {
+			var probe [1]byte
+			if n, _ := io.ReadFull(ctxReader{ctx, body}, probe[:]); n > 0 {
+				err = fmt.Errorf("the message is longer than its announced %d bytes", m.Size)
+			}
+		}
+		body.Close()
+		if err != nil {
+			// An announced literal cannot be taken back: the
+			// connection goes, and the answers already read still
+			// count.
+			c.c.Close()
+			cmd.Close()
+			cmd.Wait()
+			c.collect(cmds[:i], out)
+			return out, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
+		}
+		if err := cmd.Close(); err != nil {
+			c.collect(cmds[:i], out)
+			return out, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
+		}
+		cmds[i] = cmd
+	}
+	if err := c.collect(cmds, out); err != nil {
+		return out, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
+	}
+	return out, nil
+}
+
+// collect waits for the answers of pipelined APPENDs, in order, until
+// the connection fails.
+func (c *Client) collect(cmds []*imapclient.AppendCommand, out []mail.Appended) error {
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		data, err := cmd.Wait()
+		var ierr *imap.Error
+		switch {
+		case errors.As(err, &ierr) && !c.closed():
+			out[i].Err = err
+		case err != nil:
+			return err
+		case c.caps.Has(imap.CapUIDPlus):
+			out[i] = mail.Appended{UIDValidity: mail.UIDValidity(data.UIDValidity), UID: mail.UID(data.UID), Done: true}
+		default:
+			out[i] = mail.Appended{Done: true}
+		}
+	}
+	return nil
+}
+
+// closed reports whether the connection is gone.
+func (c *Client) closed() bool {
+	select {
+	case <-c.c.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
 // ctxReader stops reading once ctx ends, so that a body that is slow to
 // produce does not hold an Append whose connection is already closed.
 type ctxReader struct {

@@ -1,12 +1,16 @@
 package imapremote
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -641,4 +645,112 @@ func TestAppendNoMailbox(t *testing.T) {
 			t.Errorf("INBOX holds %d messages", n)
 		}
 	})
+}
+
+// TestAppendBatch: messages are appended in order with their flags; a
+// message that cannot be read is reported on its own and the others go
+// through; a refusal is reported per message and leaves the connection
+// usable.
+func TestAppendBatch(t *testing.T) {
+	forEachWriteMode(t, func(t *testing.T, e writeEnv) {
+		e.srv.CreateMailbox("Archive")
+		bodies := [][]byte{writeMessage(1), writeMessage(2), writeMessage(3)}
+		msgs := make([]mail.Outgoing, len(bodies))
+		for i, b := range bodies {
+			msgs[i] = mail.Outgoing{Flags: writeFlags(`\Seen`), Date: writeDate, Size: int64(len(b)),
+				Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
+		}
+		msgs[1].Open = func() (io.ReadCloser, error) { return nil, errors.New("the file went away") }
+		res, err := e.c.AppendBatch(t.Context(), "Archive", msgs)
+		if err != nil {
+			t.Fatalf("AppendBatch: %v", err)
+		}
+		if !res[0].Done || !res[2].Done || res[1].Done || res[1].Err == nil {
+			t.Fatalf("results %+v: want the first and third appended, the second failed", res)
+		}
+		server := e.srv.Messages("Archive")
+		if len(server) != 2 || !bytes.Equal(server[0].Body, bodies[0]) || !bytes.Equal(server[1].Body, bodies[2]) {
+			t.Fatalf("Archive holds %d messages, want the first and third in order", len(server))
+		}
+		if e.mode.uidPlus && (res[0].UID != mail.UID(server[0].UID) || res[2].UID != mail.UID(server[1].UID)) {
+			t.Errorf("UIDs %d, %d; server has %d, %d", res[0].UID, res[2].UID, server[0].UID, server[1].UID)
+		}
+		res, err = e.c.AppendBatch(t.Context(), "Nowhere", msgs[:1])
+		if err != nil || res[0].Done || res[0].Err == nil {
+			t.Fatalf("append to a missing mailbox: %+v, %v", res, err)
+		}
+		if _, err := e.c.Select(t.Context(), "Archive"); err != nil {
+			t.Fatalf("the connection did not survive a refused APPEND: %v", err)
+		}
+	})
+}
+
+// TestAppendBatchPipelined: with LITERAL+, every APPEND of a batch is
+// sent before the first answer is read: the server here answers only
+// once it has all three, which a client waiting for each answer would
+// never give it.
+func TestAppendBatchPipelined(t *testing.T) {
+	const n = 3
+	host, port := scriptedServer(t, func(c net.Conn) {
+		io.WriteString(c, "* PREAUTH ready\r\n")
+		br := bufio.NewReader(c)
+		var tags []string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				return
+			}
+			switch strings.ToUpper(f[1]) {
+			case "CAPABILITY":
+				io.WriteString(c, "* CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS\r\n"+f[0]+" OK done\r\n")
+			case "APPEND":
+				size, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
+				if err != nil {
+					io.WriteString(c, f[0]+" BAD no non-synchronizing literal\r\n")
+					return
+				}
+				io.CopyN(io.Discard, br, int64(size))
+				br.ReadString('\n')
+				if tags = append(tags, f[0]); len(tags) == n {
+					for i, tag := range tags {
+						fmt.Fprintf(c, "%s OK [APPENDUID 7 %d] done\r\n", tag, 10+i)
+					}
+				}
+			default:
+				io.WriteString(c, f[0]+" BAD unexpected\r\n")
+			}
+		}
+	})
+	c := mustDial(t, preauthOptions(t, host, port))
+	msgs := make([]mail.Outgoing, n)
+	for i := range msgs {
+		b := writeMessage(i)
+		msgs[i] = mail.Outgoing{Date: writeDate, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
+	}
+	type result struct {
+		res []mail.Appended
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.AppendBatch(t.Context(), "INBOX", msgs)
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("AppendBatch: %v", r.err)
+		}
+		for i, a := range r.res {
+			if !a.Done || a.UIDValidity != 7 || a.UID != mail.UID(10+i) {
+				t.Fatalf("message %d: %+v, want UID %d of UIDVALIDITY 7", i, a, 10+i)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AppendBatch waited for an answer before sending the next APPEND")
+	}
 }
