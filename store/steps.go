@@ -14,6 +14,18 @@ func (ix *Index) SaveMailbox(ctx context.Context, m Mailbox) error {
 	return ix.Update(ctx, func(tx *Tx) error { return tx.SaveMailbox(m) })
 }
 
+// SaveMailboxes writes mailbox rows together.
+func (ix *Index) SaveMailboxes(ctx context.Context, ms []Mailbox) error {
+	return ix.Update(ctx, func(tx *Tx) error {
+		for _, m := range ms {
+			if err := tx.SaveMailbox(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // PutMessages inserts or replaces message rows together.
 func (ix *Index) PutMessages(ctx context.Context, mailboxID int64, msgs []Message) error {
 	return ix.Update(ctx, func(tx *Tx) error {

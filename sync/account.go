@@ -273,11 +273,57 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 		// The folder changed (by this run, at least) or changed too
 		// recently to trust its stamp: the stamp is kept if the folder
 		// now is what the index says, so that the next run need not list
-		// it again. What a guard held back must be planned (and
-		// reported) again.
-		mb.LocalStamp = r.agreedStamp(ctx, b)
+		// it again (stampAll, once the whole pass is applied). What a
+		// guard held back must be planned (and reported) again.
+		r.mu.Lock()
+		r.toStamp = append(r.toStamp, stampLater{b, mb})
+		r.mu.Unlock()
+		return nil
 	}
 	return r.deps.Index.SaveMailbox(ctx, mb)
+}
+
+// stampLater is a mailbox whose state finish left for stampAll to record.
+type stampLater struct {
+	b  *box
+	mb mail.Mailbox
+}
+
+// stampAll records the state of the mailboxes finish left to it, each
+// with its folder's stamp where the folder agrees with the index (see
+// agreedStamp), in one transaction. The wait for the folders' last
+// changes to be old enough to trust (stampSettle) is paid once for all,
+// and never longer than settleWait.
+func (r *runner) stampAll(ctx context.Context) {
+	r.mu.Lock()
+	later := r.toStamp
+	r.toStamp = nil
+	r.mu.Unlock()
+	if len(later) == 0 {
+		return
+	}
+	var wait time.Duration
+	for _, l := range later {
+		if _, latest, err := l.b.folder.Stamp(); err == nil && !latest.IsZero() {
+			wait = max(wait, stampSettle(latest)-time.Since(latest))
+		}
+	}
+	if wait > 0 && wait <= settleWait {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	mbs := make([]mail.Mailbox, len(later))
+	for i, l := range later {
+		mbs[i] = l.mb
+		mbs[i].LocalStamp = r.agreedStamp(ctx, l.b)
+	}
+	if err := r.deps.Index.SaveMailboxes(ctx, mbs); err != nil {
+		for _, l := range later {
+			l.b.res.Err = fmt.Errorf("record the state of %q: %w", l.b.Name, err)
+		}
+	}
 }
 
 // settleWait is the longest agreedStamp waits for a folder's last change
@@ -300,24 +346,14 @@ func stampSettle(latest time.Time) time.Duration {
 // errDisagree stops a comparison at the first difference.
 var errDisagree = errors.New("the folder and the index disagree")
 
-// agreedStamp returns the folder's stamp if the folder holds exactly the
-// files the index records for it, with the flags it records for synced
-// messages, and nothing changed while it was compared; "" otherwise. It
-// waits up to settleWait for the stamp to settle.
+// agreedStamp returns the folder's stamp if it is old enough to trust
+// (stampSettle), the folder holds exactly the files the index records for
+// it, with the flags it records for synced messages, and nothing changed
+// while it was compared; "" otherwise.
 func (r *runner) agreedStamp(ctx context.Context, b *box) string {
 	before, latest, err := b.folder.Stamp()
-	if err != nil || before == "" {
+	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
 		return ""
-	}
-	if wait := stampSettle(latest) - time.Since(latest); wait > 0 {
-		if wait > settleWait {
-			return ""
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ""
-		}
 	}
 	files, err := b.folder.ScanShared(nil)
 	if err != nil {
@@ -355,9 +391,11 @@ type runner struct {
 	deps Deps
 	log  *slog.Logger
 	// again holds the mailboxes re-created on the server while a pass
-	// was applied, to be synced by another pass; mu guards it.
-	mu    gosync.Mutex
-	again []mailboxEntry
+	// was applied, to be synced by another pass; toStamp those whose
+	// state stampAll records. mu guards both.
+	mu      gosync.Mutex
+	again   []mailboxEntry
+	toStamp []stampLater
 	// slots holds one token per open connection: never more than
 	// opts.Connections at once (servers limit them per user: Dovecot
 	// to 10 by default).
@@ -679,6 +717,7 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 				}
 			}
 		})
+		r.stampAll(ctx)
 	}
 	return results, nil
 }

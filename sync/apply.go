@@ -104,13 +104,18 @@ func (r *runner) applyLocal(ctx context.Context, b *box) error {
 			return err
 		}
 	}
-	if err := ix.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, append(removed, p.Forget...)); err != nil {
-		return err
+	// One transaction for all of it, deletions first.
+	var changes []mail.RowChange
+	for _, u := range append(removed, p.Forget...) {
+		changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Delete: true, Row: mail.Message{UIDValidity: b.mb.UIDValidity, UID: u}})
 	}
-	if len(p.Rows) > 0 {
-		return ix.PutMessages(ctx, b.mb.ID, p.Rows)
+	for _, row := range p.Rows {
+		changes = append(changes, mail.RowChange{MailboxID: b.mb.ID, Row: row})
 	}
-	return nil
+	if len(changes) == 0 {
+		return nil
+	}
+	return ix.Apply(ctx, changes)
 }
 
 // download fetches messages in batches, each streamed from the socket

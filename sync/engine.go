@@ -101,6 +101,9 @@ type Index interface {
 	Mailbox(ctx context.Context, name string) (mail.Mailbox, bool, error)
 	EnsureMailbox(ctx context.Context, name, localPath string) (mail.Mailbox, error)
 	SaveMailbox(ctx context.Context, m mail.Mailbox) error
+	// SaveMailboxes is SaveMailbox for several mailboxes, in one
+	// transaction.
+	SaveMailboxes(ctx context.Context, ms []mail.Mailbox) error
 	// Messages returns the messages recorded under uidvalidity.
 	Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]mail.Message, error)
 	// EachMessage calls fn with each message recorded under uidvalidity,
