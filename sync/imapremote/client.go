@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -68,17 +67,11 @@ func (c *Client) Mode() mail.SyncMode {
 	return mail.ModeFull
 }
 
-// Close logs out politely, within a short time, and closes the connection.
+// Close says LOGOUT and closes the connection without waiting for the
+// answer: every command before it has been answered, so nothing is left
+// to learn from the server, and a no-op sync is a round trip shorter.
 func (c *Client) Close() error {
-	done := make(chan struct{})
-	go func() {
-		c.c.Logout().Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	c.c.Logout()
 	return c.c.Close()
 }
 
