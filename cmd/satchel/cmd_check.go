@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/satchel-mail/satchel/cmd/satchel/config"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -36,18 +38,9 @@ type checkAccount struct {
 }
 
 func runCheck(ctx context.Context, g *globals, names []string) int {
-	accounts, err := loadAccounts(g, names)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	trace, closeTrace, err := openTrace(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	defer closeTrace()
 	var out outcome
 	var results []checkAccount
-	for _, acc := range accounts {
+	err := eachAccount(g, names, func(acc config.Account, trace io.Writer) {
 		ca := checkAccount{Account: acc.Name, Server: fmt.Sprintf("%s:%d", acc.IMAP.Host, acc.IMAP.Port)}
 		c, err := imapremote.Dial(ctx, remoteOptions(acc, trace, g))
 		if err != nil {
@@ -64,6 +57,9 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 			out.account(nil, nil)
 		}
 		results = append(results, ca)
+	})
+	if err != nil {
+		return reportFatal(g, err)
 	}
 	if g.json {
 		writeJSON(g, struct {

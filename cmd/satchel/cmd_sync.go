@@ -81,19 +81,9 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 // runSync syncs the selected accounts one after another and returns the
 // exit code.
 func runSync(ctx context.Context, g *globals, opts syncOptions) int {
-	accounts, err := loadAccounts(g, opts.accounts)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	trace, closeTrace, err := openTrace(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	defer closeTrace()
-
 	var out outcome
 	var results []satsync.Result
-	for _, acc := range accounts {
+	err := eachAccount(g, opts.accounts, func(acc config.Account, trace io.Writer) {
 		var res satsync.Result
 		pre := runPreHook(ctx, g, acc, opts.dryRun)
 		err := pre
@@ -121,6 +111,9 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 				out.postHookFailed()
 			}
 		}
+	})
+	if err != nil {
+		return reportFatal(g, err)
 	}
 	printSyncResults(g, results, opts.dryRun)
 	return out.code()

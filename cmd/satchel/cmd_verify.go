@@ -82,18 +82,9 @@ var errNeverSynced = errors.New("never synced: there is nothing to verify")
 // an account could not be verified; 2, 4, 130 and 75 as for sync; 3 when
 // some mailboxes could not be verified and the rest match.
 func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
-	accounts, err := loadAccounts(g, opts.accounts)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	trace, closeTrace, err := openTrace(g)
-	if err != nil {
-		return reportFatal(g, err)
-	}
-	defer closeTrace()
 	var results []verify.Result
 	var codes []int
-	for _, acc := range accounts {
+	err := eachAccount(g, opts.accounts, func(acc config.Account, trace io.Writer) {
 		res, err := verifyAccount(ctx, g, acc, opts, trace)
 		if err != nil {
 			res = verify.Result{Account: acc.Name, Err: err}
@@ -110,6 +101,9 @@ func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
 		}
 		codes = append(codes, verifyCode(res))
 		results = append(results, res)
+	})
+	if err != nil {
+		return reportFatal(g, err)
 	}
 	printVerifyResults(g, results, opts.deep)
 	return worstVerifyCode(codes)
