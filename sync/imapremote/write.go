@@ -400,25 +400,12 @@ func sendableFlags(f mail.Flags) error {
 // that fails, is short or is long closes the connection before the
 // command ends, and nothing is appended.
 func (c *Client) Append(ctx context.Context, mailbox string, flags mail.Flags, date time.Time, size int64, body io.Reader) (mail.UIDValidity, mail.UID, error) {
-	if err := sendableFlags(flags); err != nil {
+	if err := appendable(flags, size); err != nil {
 		return 0, 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	if size < 0 {
-		return 0, 0, fmt.Errorf("append to %q: negative size %d", mailbox, size)
 	}
 	defer c.guard(ctx)()
 	cmd := c.c.Append(mailbox, size, &imap.AppendOptions{Flags: imapFlags(flags), Time: date})
-	_, err := io.CopyN(cmd, ctxReader{ctx, body}, size)
-	if errors.Is(err, io.EOF) {
-		err = fmt.Errorf("the message is shorter than its announced %d bytes", size)
-	}
-	if err == nil {
-		var probe [1]byte
-		if n, _ := io.ReadFull(ctxReader{ctx, body}, probe[:]); n > 0 {
-			err = fmt.Errorf("the message is longer than its announced %d bytes", size)
-		}
-	}
-	if err != nil {
+	if err := sendLiteral(ctx, cmd, body, size); err != nil {
 		c.c.Close()
 		cmd.Close() // releases go-imap's command lock; fails on the closed connection
 		_, werr := cmd.Wait()
@@ -478,12 +465,8 @@ func (c *Client) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Ou
 	defer c.guard(ctx)()
 	cmds := make([]*imapclient.AppendCommand, len(msgs))
 	for i, m := range msgs {
-		if err := sendableFlags(m.Flags); err != nil {
+		if err := appendable(m.Flags, m.Size); err != nil {
 			out[i].Err = fmt.Errorf("append to %q: %w", mailbox, err)
-			continue
-		}
-		if m.Size < 0 {
-			out[i].Err = fmt.Errorf("append to %q: negative size %d", mailbox, m.Size)
 			continue
 		}
 		body, err := m.Open()
@@ -492,16 +475,7 @@ func (c *Client) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Ou
 			continue
 		}
 		cmd := c.c.Append(mailbox, m.Size, &imap.AppendOptions{Flags: imapFlags(m.Flags), Time: m.Date})
-		_, err = io.CopyN(cmd, ctxReader{ctx, body}, m.Size)
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("the message is shorter than its announced %d bytes", m.Size)
-		}
-		if err == nil {
-			var probe [1]byte
-			if n, _ := io.ReadFull(ctxReader{ctx, body}, probe[:]); n > 0 {
-				err = fmt.Errorf("the message is longer than its announced %d bytes", m.Size)
-			}
-		}
+		err = sendLiteral(ctx, cmd, body, m.Size)
 		body.Close()
 		if err != nil {
 			// An announced literal cannot be taken back: the
@@ -556,6 +530,35 @@ func (c *Client) closed() bool {
 	default:
 		return false
 	}
+}
+
+// appendable checks what APPEND would send before anything is sent.
+func appendable(flags mail.Flags, size int64) error {
+	if err := sendableFlags(flags); err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("negative size %d", size)
+	}
+	return nil
+}
+
+// sendLiteral writes an APPEND's message: exactly size bytes of body,
+// which must then be at its end. An error leaves the announced literal
+// unfinished, and the caller closes the connection.
+func sendLiteral(ctx context.Context, cmd *imapclient.AppendCommand, body io.Reader, size int64) error {
+	_, err := io.CopyN(cmd, ctxReader{ctx, body}, size)
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("the message is shorter than its announced %d bytes", size)
+	}
+	if err != nil {
+		return err
+	}
+	var probe [1]byte
+	if n, _ := io.ReadFull(ctxReader{ctx, body}, probe[:]); n > 0 {
+		return fmt.Errorf("the message is longer than its announced %d bytes", size)
+	}
+	return nil
 }
 
 // ctxReader stops reading once ctx ends, so that a body that is slow to
