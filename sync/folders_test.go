@@ -89,6 +89,26 @@ func works(n int) []string {
 	return out
 }
 
+// assertHolds checks that a mailbox holds messages with these subjects,
+// sorted, both on the server and in its folder.
+func assertHolds(t *testing.T, e *env, name string, want []string) {
+	t.Helper()
+	if got := serverSubjects(e, name); !slices.Equal(got, want) {
+		t.Fatalf("server %s holds %q, want %q", name, got, want)
+	}
+	if got := localSubjects(t, e.dir(name)); !slices.Equal(got, want) {
+		t.Fatalf("local %s holds %q, want %q", name, got, want)
+	}
+}
+
+// removeFolder deletes a mailbox's folder as a user would (rm -r).
+func (e *env) removeFolder(name string) {
+	e.t.Helper()
+	if err := os.RemoveAll(e.dir(name).Path); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // assertQuiet checks that a sync moved no message either way.
 func assertQuiet(t *testing.T, res satsync.Result, what string) {
 	t.Helper()
@@ -115,12 +135,7 @@ func TestFolderDeletedOnServer(t *testing.T) {
 				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, works(3)) {
-					t.Fatalf("server Work holds %q after re-creation", got)
-				}
-				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, works(3)) {
-					t.Fatalf("local Work holds %q", got)
-				}
+				assertHolds(t, e, "Work", works(3))
 				assertQuiet(t, e.mustSync(), "next sync")
 				e.assertMirror(false)
 			})
@@ -138,12 +153,7 @@ func TestFolderDeletedOnServer(t *testing.T) {
 					t.Fatal(err)
 				}
 				e.mustSync()
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, works(3)) {
-					t.Fatalf("server Work holds %q after re-creation", got)
-				}
-				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, works(3)) {
-					t.Fatalf("local Work holds %q", got)
-				}
+				assertHolds(t, e, "Work", works(3))
 				assertQuiet(t, e.mustSync(), "next sync")
 			})
 			t.Run("remove", func(t *testing.T) {
@@ -182,12 +192,7 @@ func TestFolderDeletedOnServer(t *testing.T) {
 					t.Fatalf("event %+v", ev)
 				}
 				want := []string{"filed offline"}
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, want) {
-					t.Fatalf("server Work holds %q, want %q", got, want)
-				}
-				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, want) {
-					t.Fatalf("local Work holds %q, want %q", got, want)
-				}
+				assertHolds(t, e, "Work", want)
 				assertQuiet(t, e.mustSync(), "next sync")
 				e.assertMirror(false)
 			})
@@ -207,19 +212,12 @@ func TestFolderDeletedLocally(t *testing.T) {
 			t.Run("keep", func(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				seedWork(t, e, 3)
-				if err := os.RemoveAll(e.dir("Work").Path); err != nil {
-					t.Fatal(err)
-				}
+				e.removeFolder("Work")
 				res := e.mustSync()
 				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, works(3)) {
-					t.Fatalf("server Work holds %q", got)
-				}
-				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, works(3)) {
-					t.Fatalf("local Work holds %q after re-creation", got)
-				}
+				assertHolds(t, e, "Work", works(3))
 				assertQuiet(t, e.mustSync(), "next sync")
 				e.assertMirror(false)
 			})
@@ -227,9 +225,7 @@ func TestFolderDeletedLocally(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				e.opts.RemoveFolders = true
 				seedWork(t, e, 3)
-				if err := os.RemoveAll(e.dir("Work").Path); err != nil {
-					t.Fatal(err)
-				}
+				e.removeFolder("Work")
 				res := e.mustSync()
 				if ev := folderEvent(t, res, "Work"); ev.Action != satsync.FolderDeleted {
 					t.Fatalf("event %+v", ev)
@@ -249,21 +245,14 @@ func TestFolderDeletedLocally(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				e.opts.RemoveFolders = true
 				seedWork(t, e, 3)
-				if err := os.RemoveAll(e.dir("Work").Path); err != nil {
-					t.Fatal(err)
-				}
+				e.removeFolder("Work")
 				e.srv.Append("Work", msg("arrived meanwhile"), nil, day)
 				res := e.mustSync()
 				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
 				want := []string{"arrived meanwhile"}
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, want) {
-					t.Fatalf("server Work holds %q, want %q", got, want)
-				}
-				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, want) {
-					t.Fatalf("local Work holds %q, want %q", got, want)
-				}
+				assertHolds(t, e, "Work", want)
 				assertQuiet(t, e.mustSync(), "next sync")
 				e.assertMirror(false)
 			})
@@ -272,9 +261,7 @@ func TestFolderDeletedLocally(t *testing.T) {
 				e.opts.RemoveFolders = true
 				e.opts.MaxDelete = &satsync.DeleteLimit{Percent: 25, Min: 10}
 				seedWork(t, e, 12)
-				if err := os.RemoveAll(e.dir("Work").Path); err != nil {
-					t.Fatal(err)
-				}
+				e.removeFolder("Work")
 				res := e.mustSync()
 				ev := folderEvent(t, res, "Work")
 				if ev.Action != satsync.FolderHeld {
@@ -305,11 +292,8 @@ func TestEveryFolderGone(t *testing.T) {
 	e := newEnv(t, serverModes[0].start(t))
 	e.opts.RemoveFolders = true
 	seedWork(t, e, 2)
-	for _, name := range []string{"INBOX", "Work"} {
-		if err := os.RemoveAll(e.dir(name).Path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.removeFolder("INBOX")
+	e.removeFolder("Work")
 	res := e.sync()
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -332,9 +316,7 @@ func TestFolderDeletedOnBoth(t *testing.T) {
 	e := newEnv(t, serverModes[0].start(t))
 	seedWork(t, e, 2)
 	e.srv.DeleteMailbox("Work")
-	if err := os.RemoveAll(e.dir("Work").Path); err != nil {
-		t.Fatal(err)
-	}
+	e.removeFolder("Work")
 	res := e.mustSync()
 	if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnBoth || ev.Action != satsync.FolderForgotten {
 		t.Fatalf("event %+v", ev)
@@ -512,9 +494,7 @@ func TestFolderLifecycleDryRun(t *testing.T) {
 	e.srv.Append("Old", msg("old"), nil, day)
 	e.mustSync()
 	e.srv.RenameMailbox("Work", "Projects")
-	if err := os.RemoveAll(e.dir("Old").Path); err != nil {
-		t.Fatal(err)
-	}
+	e.removeFolder("Old")
 	before, boxes := e.snapshot(), e.srv.Mailboxes()
 	e.opts.DryRun = true
 	res := e.mustSync()
@@ -576,9 +556,7 @@ func TestFolderDeletedDryRun(t *testing.T) {
 	e.srv.Append("Old", msg("old"), nil, day)
 	e.mustSync()
 	e.srv.DeleteMailbox("Work")
-	if err := os.RemoveAll(e.dir("Old").Path); err != nil {
-		t.Fatal(err)
-	}
+	e.removeFolder("Old")
 	before, boxes := e.snapshot(), e.srv.Mailboxes()
 	e.opts.DryRun = true
 	res := e.mustSync()
