@@ -55,12 +55,12 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
-	list, entries, settled, err := r.lifecycle(ctx, remote, list, entries)
+	list, entries, settled, view, err := r.lifecycle(ctx, remote, list, entries)
 	if err != nil {
 		res.Err = fmt.Errorf("follow renamed and deleted mailboxes: %w", err)
 		return res
 	}
-	created, err := r.createLocalFolders(ctx, remote, list, entries)
+	created, err := r.createLocalFolders(ctx, remote, list, entries, view)
 	if err != nil {
 		res.Err = fmt.Errorf("create mailboxes for local folders: %w", err)
 		return res
@@ -460,14 +460,7 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 		if len(r.opts.Only) > 0 && !slices.ContainsFunc(r.opts.Only, func(n string) bool { return sameMailbox(n, m.Name) }) {
 			continue
 		}
-		levels := m.Path()
-		if m.Name == "INBOX" {
-			levels = []string{"INBOX"}
-		}
-		if local, ok := r.opts.mapped(m); ok {
-			levels = strings.Split(local, "/")
-		}
-		rel, err := r.deps.LocalPath(levels)
+		rel, err := r.folderOf(m)
 		if err != nil {
 			// That mailbox fails, not the account. The name is cut: it
 			// may be thousands of bytes long.
@@ -494,11 +487,29 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 	return out, nil
 }
 
-func sameMailbox(a, b string) bool {
-	if strings.EqualFold(a, "INBOX") {
-		return strings.EqualFold(b, "INBOX")
+// folderOf is the folder a listed mailbox syncs with: its levels (INBOX
+// as one), or the local name mailboxes.map gives it, placed by
+// Deps.LocalPath.
+func (r *runner) folderOf(m mail.RemoteMailbox) (string, error) {
+	levels := m.Path()
+	if m.Name == "INBOX" {
+		levels = []string{"INBOX"}
 	}
-	return a == b
+	if local, ok := r.opts.mapped(m); ok {
+		levels = strings.Split(local, "/")
+	}
+	return r.deps.LocalPath(levels)
+}
+
+func sameMailbox(a, b string) bool { return canonMailbox(a) == canonMailbox(b) }
+
+// canonMailbox is a mailbox name as a key: INBOX in any case is INBOX
+// (RFC 9051 §5.1).
+func canonMailbox(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
 }
 
 type glob struct {

@@ -21,21 +21,15 @@ type LocalFolder struct {
 // made. Folders the configuration leaves out (include, exclude, a name
 // mailboxes.map gives another mailbox) are left alone. It returns the new
 // mailboxes' entries, to be synced in this run (their files are then
-// uploaded). A dry run, push-less direction or a selection by name
-// creates nothing.
-func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry) ([]mailboxEntry, error) {
-	if r.deps.LocalFolders == nil || r.opts.DryRun || !r.opts.pushes() || len(r.opts.Only) > 0 {
+// uploaded). The folders and the index's mailboxes are lifecycle's view
+// (v); without one (no folder listing, a selection by name), as in a dry
+// run or a push-less direction, nothing is created.
+func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry, v *folderView) ([]mailboxEntry, error) {
+	if v == nil || r.opts.DryRun || !r.opts.pushes() {
 		return nil, nil
 	}
-	folders, err := r.deps.LocalFolders()
-	if err != nil {
-		return nil, err
-	}
-	known, err := r.deps.Index.Mailboxes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	taken := r.takenFolders(list, entries, known)
+	folders := v.folders
+	taken := r.takenFolders(list, entries, v.all)
 	var delim rune
 	for _, m := range list {
 		if m.Delim != 0 {
@@ -56,10 +50,7 @@ func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []m
 		if !matchAny(mustGlobs(r.opts.Include), m) || matchAny(mustGlobs(r.opts.Exclude), m) {
 			continue
 		}
-		if err := remote.Create(ctx, m.Name); err != nil {
-			return out, err
-		}
-		if err := remote.Subscribe(ctx, m.Name); err != nil {
+		if err := createSubscribed(ctx, remote, m.Name); err != nil {
 			return out, err
 		}
 		r.log.Info("created mailbox on the server for a local folder", "mailbox", m.Name, "folder", f.Rel)
@@ -76,4 +67,14 @@ func mustGlobs(pats []string) []glob {
 		return nil
 	}
 	return gs
+}
+
+// createSubscribed creates a mailbox on the server and subscribes to it
+// (RFC 9051 §6.3.4, §6.3.7), so that mail readers that show subscribed
+// mailboxes show it. Both steps may be repeated after a crash.
+func createSubscribed(ctx context.Context, remote Remote, name string) error {
+	if err := remote.Create(ctx, name); err != nil {
+		return err
+	}
+	return remote.Subscribe(ctx, name)
 }

@@ -86,15 +86,17 @@ func (e *FolderEvent) String() string { return e.Detail }
 type folderView struct {
 	// known holds the index's mailboxes the configuration covers:
 	// UIDVALIDITY 0 marks one never synced, or reset to be re-created.
-	known  []mail.Mailbox
-	all    []mail.Mailbox // every mailbox of the index
-	list   []mail.RemoteMailbox
-	byName map[string]mail.Mailbox
-	listed map[string]mail.RemoteMailbox // selectable, by name
-	entry  map[string]int                // index in entries, by name
-	local  map[string]LocalFolder        // by lower-cased path
-	uidv   map[mail.UIDValidity]int      // known mailboxes per UIDVALIDITY
-	delim  rune
+	known []mail.Mailbox
+	all   []mail.Mailbox // every mailbox of the index
+	list  []mail.RemoteMailbox
+	// folders lists the Maildir's folders, by path; local indexes them.
+	folders []LocalFolder
+	byName  map[string]mail.Mailbox
+	listed  map[string]mail.RemoteMailbox // selectable, by name
+	entry   map[string]int                // index in entries, by name
+	local   map[string]LocalFolder        // by lower-cased path
+	uidv    map[mail.UIDValidity]int      // known mailboxes per UIDVALIDITY
+	delim   rune
 }
 
 func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entries []mailboxEntry) (*folderView, error) {
@@ -105,17 +107,17 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 			v.delim = m.Delim
 		}
 		if !m.NoSelect {
-			v.listed[canonName(m.Name)] = m
+			v.listed[canonMailbox(m.Name)] = m
 		}
 	}
 	for i, e := range entries {
-		v.entry[canonName(e.Name)] = i
+		v.entry[canonMailbox(e.Name)] = i
 	}
-	folders, err := r.deps.LocalFolders()
-	if err != nil {
+	var err error
+	if v.folders, err = r.deps.LocalFolders(); err != nil {
 		return nil, err
 	}
-	for _, f := range folders {
+	for _, f := range v.folders {
 		v.local[strings.ToLower(f.Rel)] = f
 	}
 	all, err := r.deps.Index.Mailboxes(ctx)
@@ -126,11 +128,11 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 	include, _ := compileGlobs(r.opts.Include)
 	exclude, _ := compileGlobs(r.opts.Exclude)
 	for _, mb := range all {
-		v.byName[canonName(mb.Name)] = mb
+		v.byName[canonMailbox(mb.Name)] = mb
 		if mb.UIDValidity != 0 {
 			v.uidv[mb.UIDValidity]++
 		}
-		if i, ok := v.entry[canonName(mb.Name)]; ok {
+		if i, ok := v.entry[canonMailbox(mb.Name)]; ok {
 			// Listed and selected: covered if the configuration still
 			// places it where it was synced (learn explains otherwise).
 			if entries[i].err == nil && entries[i].rel == mb.LocalPath {
@@ -138,21 +140,14 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 			}
 			continue
 		}
-		if _, ok := v.listed[canonName(mb.Name)]; ok {
+		if _, ok := v.listed[canonMailbox(mb.Name)]; ok {
 			continue // listed, and excluded by the configuration
 		}
 		m := mail.RemoteMailbox{Name: mb.Name, Delim: v.delim}
 		if !matchAny(include, m) || matchAny(exclude, m) {
 			continue
 		}
-		levels := m.Path()
-		if canonName(mb.Name) == "INBOX" {
-			levels = []string{"INBOX"}
-		}
-		if local, ok := r.opts.Map[mb.Name]; ok {
-			levels = strings.Split(local, "/")
-		}
-		if rel, err := r.deps.LocalPath(levels); err != nil || rel != mb.LocalPath {
+		if rel, err := r.folderOf(m); err != nil || rel != mb.LocalPath {
 			// Placed elsewhere now: the configuration changed, and what
 			// became of the old folder is not this run's to decide.
 			continue
@@ -162,15 +157,8 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 	return v, nil
 }
 
-func canonName(name string) string {
-	if strings.EqualFold(name, "INBOX") {
-		return "INBOX"
-	}
-	return name
-}
-
 func (v *folderView) onServer(mb mail.Mailbox) bool {
-	_, ok := v.listed[canonName(mb.Name)]
+	_, ok := v.listed[canonMailbox(mb.Name)]
 	return ok
 }
 
@@ -183,20 +171,24 @@ func (v *folderView) onLocal(rel string) bool {
 // comment at the top of this file). It returns the listing and entries
 // to sync (re-read after renames), and the results of mailboxes it
 // settled on its own.
-func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry) ([]mail.RemoteMailbox, []mailboxEntry, []*MailboxResult, error) {
+//
+// The view of both sides it returns (nil when it did nothing: no folder
+// listing, or a selection by name) is the one createLocalFolders reads:
+// the Maildir is walked once per run, or again after a rename.
+func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry) ([]mail.RemoteMailbox, []mailboxEntry, []*MailboxResult, *folderView, error) {
 	if r.deps.LocalFolders == nil || len(r.opts.Only) > 0 {
-		return list, entries, nil, nil
+		return list, entries, nil, nil, nil
 	}
 	events := map[string]*FolderEvent{}
 	var skip []string // dry run: names a rename would change
-	for range 3 {
-		v, err := r.folderView(ctx, list, entries)
-		if err != nil {
-			return nil, nil, nil, err
-		}
+	v, err := r.folderView(ctx, list, entries)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for round := 1; ; round++ {
 		n, s, err := r.followRenames(ctx, remote, v, entries, events)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		skip = append(skip, s...)
 		if n == 0 || r.opts.DryRun {
@@ -205,34 +197,36 @@ func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.Remot
 		// The server renamed what was below a renamed mailbox too; the
 		// next round sees those as renamed on the server.
 		if list, err = remote.ListStatus(ctx); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if entries, err = r.selectMailboxes(list); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-	}
-	v, err := r.folderView(ctx, list, entries)
-	if err != nil {
-		return nil, nil, nil, err
+		if v, err = r.folderView(ctx, list, entries); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if round == 3 {
+			break
+		}
 	}
 	entries, results, err := r.followDeletions(ctx, remote, v, entries)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	for i := range entries {
-		if ev, ok := events[canonName(entries[i].Name)]; ok {
+		if ev, ok := events[canonMailbox(entries[i].Name)]; ok {
 			entries[i].event = ev
 		}
 	}
 	if len(skip) > 0 {
-		entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return slices.Contains(skip, canonName(e.Name)) })
+		entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return slices.Contains(skip, canonMailbox(e.Name)) })
 		for _, name := range skip {
 			if ev, ok := events[name]; ok {
 				results = append(results, &MailboxResult{Name: name, Folder: ev})
 			}
 		}
 	}
-	return list, entries, results, nil
+	return list, entries, results, v, nil
 }
 
 // followRenames renames on one side what was renamed on the other and
@@ -247,12 +241,12 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 		// Renamed on the server: a new listed mailbox with a vanished
 		// one's numbering.
 		for _, mb := range v.known {
-			if mb.UIDValidity == 0 || v.onServer(mb) || canonName(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
+			if mb.UIDValidity == 0 || v.onServer(mb) || canonMailbox(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
 				continue
 			}
 			var cands []mailboxEntry
 			for _, e := range entries {
-				if _, known := v.byName[canonName(e.Name)]; known || e.err != nil || e.NoSelect || e.Status == nil || used[e.Name] {
+				if _, known := v.byName[canonMailbox(e.Name)]; known || e.err != nil || e.NoSelect || e.Status == nil || used[e.Name] {
 					continue
 				}
 				if e.Status.UIDValidity == mb.UIDValidity && e.Status.UIDNext >= mb.UIDNext {
@@ -277,10 +271,10 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 			used[to.Name] = true
 			ev := &FolderEvent{Change: RenamedOnServer, Action: FolderRenamed, From: mb.Name,
 				Detail: fmt.Sprintf("renamed on the server from %q; folder %s moved to %s", mb.Name, mb.LocalPath, to.rel)}
-			events[canonName(to.Name)] = ev
+			events[canonMailbox(to.Name)] = ev
 			if r.opts.DryRun {
 				ev.Detail = fmt.Sprintf("renamed on the server from %q; a sync moves folder %s to %s", mb.Name, mb.LocalPath, to.rel)
-				skip = append(skip, canonName(to.Name))
+				skip = append(skip, canonMailbox(to.Name))
 				continue
 			}
 			if v.onLocal(mb.LocalPath) || v.onLocal(to.rel) {
@@ -303,7 +297,7 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 	scans := map[string]map[string]mail.Flags{}
 	var renamed [][2]string
 	for _, mb := range v.known {
-		if mb.UIDValidity == 0 || !v.onServer(mb) || v.onLocal(mb.LocalPath) || canonName(mb.Name) == "INBOX" {
+		if mb.UIDValidity == 0 || !v.onServer(mb) || v.onLocal(mb.LocalPath) || canonMailbox(mb.Name) == "INBOX" {
 			continue
 		}
 		keys, err := r.localKeys(ctx, mb)
@@ -349,10 +343,10 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 		used[f.Rel] = true
 		ev := &FolderEvent{Change: RenamedLocally, Action: FolderRenamed, From: mb.Name,
 			Detail: fmt.Sprintf("folder renamed locally from %s to %s; mailbox %q renamed to %q on the server", mb.LocalPath, f.Rel, mb.Name, to.Name)}
-		events[canonName(to.Name)] = ev
+		events[canonMailbox(to.Name)] = ev
 		if r.opts.DryRun {
 			ev.Detail = fmt.Sprintf("folder renamed locally from %s to %s; a sync renames mailbox %q to %q on the server", mb.LocalPath, f.Rel, mb.Name, to.Name)
-			skip = append(skip, canonName(to.Name), canonName(mb.Name))
+			skip = append(skip, canonMailbox(to.Name), canonMailbox(mb.Name))
 			continue
 		}
 		if err := remote.Rename(ctx, mb.Name, to.Name); err != nil {
@@ -446,14 +440,7 @@ func (r *runner) localKeys(ctx context.Context, mb mail.Mailbox) ([]string, erro
 func (r *runner) takenFolders(list []mail.RemoteMailbox, entries []mailboxEntry, known []mail.Mailbox) map[string]bool {
 	taken := map[string]bool{}
 	for _, m := range list {
-		levels := m.Path()
-		if canonName(m.Name) == "INBOX" {
-			levels = []string{"INBOX"}
-		}
-		if local, ok := r.opts.mapped(m); ok {
-			levels = strings.Split(local, "/")
-		}
-		if rel, err := r.deps.LocalPath(levels); err == nil {
+		if rel, err := r.folderOf(m); err == nil {
 			taken[strings.ToLower(rel)] = true
 		}
 	}
@@ -497,7 +484,7 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 	}
 	allGone := goneLocally >= 2 && goneLocally == synced
 	for _, mb := range v.known {
-		name := canonName(mb.Name)
+		name := canonMailbox(mb.Name)
 		switch {
 		case mb.UIDValidity == 0:
 			// Never synced, or reset to be re-created on the server and
@@ -505,11 +492,7 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 			if v.onServer(mb) || !v.onLocal(mb.LocalPath) || !r.opts.pushes() || r.opts.DryRun {
 				continue
 			}
-			if err := remote.Create(ctx, mb.Name); err != nil {
-				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
-				continue
-			}
-			if err := remote.Subscribe(ctx, mb.Name); err != nil {
+			if err := createSubscribed(ctx, remote, mb.Name); err != nil {
 				results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
 				continue
 			}
@@ -616,7 +599,7 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 			entries[i].event = ev
 		}
 	}
-	entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return drop[canonName(e.Name)] })
+	entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return drop[canonMailbox(e.Name)] })
 	return entries, results, nil
 }
 
@@ -633,10 +616,7 @@ func (r *runner) recreateOnServer(ctx context.Context, remote Remote, mb mail.Ma
 	if err := r.deps.Index.ResetMailbox(ctx, mb.ID); err != nil {
 		return err
 	}
-	if err := remote.Create(ctx, mb.Name); err != nil {
-		return err
-	}
-	return remote.Subscribe(ctx, mb.Name)
+	return createSubscribed(ctx, remote, mb.Name)
 }
 
 // learnVanished reads a mailbox deleted on the server as a server that
@@ -644,24 +624,27 @@ func (r *runner) recreateOnServer(ctx context.Context, remote Remote, mb mail.Ma
 // the conflict rules and sync.expunge allow, and follows messages moved
 // to other mailboxes before the deletion.
 func (r *runner) learnVanished(ctx context.Context, b *box) error {
-	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("no index row for %q", b.Name)
-	}
-	b.mb, b.mode = mb, mb.Mode
-	b.st = mail.MailboxStatus{UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
-	b.folder = r.deps.Folder(b.rel)
 	if !r.opts.DryRun {
-		if err := r.recoverVanished(ctx, b); err != nil {
+		mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
+		if err != nil {
 			return err
 		}
+		if ok {
+			b.mb, b.folder = mb, r.deps.Folder(b.rel)
+			if err := r.recoverVanished(ctx, b); err != nil {
+				return err
+			}
+		}
 	}
-	if b.known, err = loadRows(ctx, r.deps.Index, mb.ID, mb.UIDValidity); err != nil {
+	// What the index and the folder say, as for a mailbox whose server
+	// side failed; the server side is that every message is gone.
+	if err := r.learnLocal(ctx, b); err != nil {
 		return err
 	}
+	mb := b.mb
+	b.mode = mb.Mode
+	b.st = mail.MailboxStatus{UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
+	var err error
 	if b.limbo, err = loadRows(ctx, r.deps.Index, mb.ID, limbo); err != nil {
 		return err
 	}
@@ -671,8 +654,7 @@ func (r *runner) learnVanished(ctx context.Context, b *box) error {
 			b.gone[m.UID] = true
 		}
 	}
-	b.files, err = b.folder.ScanShared(b.known.sameKey)
-	return err
+	return nil
 }
 
 // recoverVanished settles the steps a crash left pending in a mailbox

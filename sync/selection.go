@@ -35,3 +35,7 @@ func SelectMailboxes(list []mail.RemoteMailbox, opts Options, localPath func(lev
 // SameMailbox reports whether two mailbox names name the same mailbox:
 // equal, or both INBOX in any case (RFC 9051 §5.1).
 func SameMailbox(a, b string) bool { return sameMailbox(a, b) }
+
+// CanonMailbox is a mailbox name as a key: INBOX in any case is INBOX
+// (RFC 9051 §5.1).
+func CanonMailbox(name string) string { return canonMailbox(name) }

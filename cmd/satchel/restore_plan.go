@@ -58,7 +58,7 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 			bad = append(bad, f)
 			continue
 		}
-		if other, ok := byName[canonMailbox(f.name)]; ok {
+		if other, ok := byName[satsync.CanonMailbox(f.name)]; ok {
 			f.err = fmt.Errorf("folder %s is the same mailbox as folder %s; skipped", folderLabel(rel), folderLabel(other.from))
 			if other.fallback == "" && keys[other.from] != "" {
 				f.err = fmt.Errorf("folder %s is mailbox %q, which the account's mailboxes.map gives folder %s; skipped", folderLabel(rel), f.name, folderLabel(other.from))
@@ -66,11 +66,11 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 			bad = append(bad, f)
 			continue
 		}
-		byName[canonMailbox(f.name)] = f
+		byName[satsync.CanonMailbox(f.name)] = f
 		named = append(named, f)
 	}
 	for _, n := range only {
-		if _, ok := byName[canonMailbox(n)]; !ok {
+		if _, ok := byName[satsync.CanonMailbox(n)]; !ok {
 			return nil, usageError{fmt.Errorf("--mailbox %q: no folder of the Maildir is that mailbox", n)}
 		}
 	}
@@ -104,7 +104,7 @@ func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst confi
 	input := slices.Clone(list)
 	byName := map[string]*restoreFolder{}
 	for _, f := range folders {
-		byName[canonMailbox(f.name)] = f
+		byName[satsync.CanonMailbox(f.name)] = f
 		i := slices.IndexFunc(input, func(m mail.RemoteMailbox) bool { return satsync.SameMailbox(m.Name, f.name) })
 		if i < 0 {
 			input = append(input, mail.RemoteMailbox{Name: f.name, Delim: delim})
@@ -119,7 +119,7 @@ func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst confi
 		return nil, nil, err
 	}
 	for _, s := range sel {
-		f, ok := byName[canonMailbox(s.Name)]
+		f, ok := byName[satsync.CanonMailbox(s.Name)]
 		if !ok {
 			// A mailbox of the server that the backup has no folder of.
 			// A sync makes the folder of a level above a restored one
@@ -188,15 +188,6 @@ func listDelim(list []mail.RemoteMailbox) rune {
 		}
 	}
 	return '/'
-}
-
-// canonMailbox is a mailbox name as a key: INBOX in any case is INBOX
-// (RFC 9051 §5.1).
-func canonMailbox(name string) string {
-	if strings.EqualFold(name, "INBOX") {
-		return "INBOX"
-	}
-	return name
 }
 
 // decodedMailbox is the mailbox a folder's path decodes to in layout: its
