@@ -26,7 +26,7 @@ type statements struct {
 	messages, countMessages, putMessage, setFlags, deleteMessage  *sql.Stmt
 }
 
-const mailboxColumns = `id, name, local_path, uidvalidity, uidnext, highestmodseq, messages, mode, last_sync, local_stamp`
+const mailboxColumns = `id, name, local_path, uidvalidity, uidnext, highestmodseq, messages, mode, last_sync, local_stamp, mailbox_id`
 
 func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 	for _, p := range []struct {
@@ -37,7 +37,7 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.mailbox, `SELECT ` + mailboxColumns + ` FROM mailboxes WHERE name = ?`},
 		{&s.insertMailbox, `INSERT INTO mailboxes (name, local_path) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`},
 		{&s.saveMailbox, `UPDATE mailboxes SET local_path = ?, uidvalidity = ?, uidnext = ?, highestmodseq = ?,
-			messages = ?, mode = ?, last_sync = ?, local_stamp = ? WHERE id = ?`},
+			messages = ?, mode = ?, last_sync = ?, local_stamp = ?, mailbox_id = ? WHERE id = ?`},
 		{&s.deleteMailbox, `DELETE FROM mailboxes WHERE id = ?`},
 		{&s.messages, `SELECT uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags
 			FROM messages WHERE mailbox_id = ? AND uidvalidity = ? ORDER BY uid`},
@@ -206,7 +206,7 @@ func scanMailbox(s scanner) (Mailbox, error) {
 		uidvalidity, uidnext, modseq, count, lastSync int64
 		mode                                          string
 	)
-	err := s.Scan(&mb.ID, &mb.Name, &mb.LocalPath, &uidvalidity, &uidnext, &modseq, &count, &mode, &lastSync, &mb.LocalStamp)
+	err := s.Scan(&mb.ID, &mb.Name, &mb.LocalPath, &uidvalidity, &uidnext, &modseq, &count, &mode, &lastSync, &mb.LocalStamp, &mb.MailboxID)
 	if err != nil {
 		return Mailbox{}, err
 	}

@@ -113,7 +113,7 @@ func (tx *Tx) DeleteMessage(mailboxID int64, uidv mail.UIDValidity, uid mail.UID
 func (tx *Tx) SaveMailbox(m Mailbox) error {
 	res, err := tx.stmt(tx.ix.stmts.saveMailbox).ExecContext(tx.ctx,
 		m.LocalPath, int64(m.UIDValidity), int64(m.UIDNext), modSeqToDB(m.HighestModSeq),
-		int64(m.Messages), string(m.Mode), timeToDB(m.LastSync), m.LocalStamp, m.ID)
+		int64(m.Messages), string(m.Mode), timeToDB(m.LastSync), m.LocalStamp, m.MailboxID, m.ID)
 	if err != nil {
 		return fmt.Errorf("save mailbox %q: %w", m.Name, err)
 	}

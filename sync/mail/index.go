@@ -16,6 +16,9 @@ type Mailbox struct {
 	// LocalStamp identifies the state of the local folder when both
 	// sides were last known to agree ("" when unknown).
 	LocalStamp string
+	// MailboxID is the server's MAILBOXID for the mailbox (RFC 8474),
+	// "" where the server has none or it is not known yet.
+	MailboxID string
 }
 
 // Message is what the index keeps of one synced message: the state both

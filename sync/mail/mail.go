@@ -274,6 +274,26 @@ type MailboxStatus struct {
 	// is true when it also lists \*.
 	PermanentFlags    Flags
 	CanCreateKeywords bool
+	// MailboxID is the mailbox's MAILBOXID (RFC 8474 §4), "" where the
+	// server has no OBJECTID. Unlike the name and UIDVALIDITY, it is
+	// kept across RENAME by definition (RFC 8474 §4.1).
+	MailboxID string
+}
+
+// Namespace is one namespace of RFC 2342: the prefix its mailbox names
+// start with ("INBOX.", "" or "Other Users/") and its hierarchy
+// delimiter (0: none).
+type Namespace struct {
+	Prefix string
+	Delim  rune
+}
+
+// Namespaces is what NAMESPACE reports (RFC 2342 §5): the user's own
+// mailboxes, other users', and shared ones. Known is false where the
+// server has no NAMESPACE.
+type Namespaces struct {
+	Known                   bool
+	Personal, Other, Shared []Namespace
 }
 
 // RemoteMessage is what satchel knows of a message on the server.
