@@ -29,6 +29,9 @@ type Remote interface {
 	// ListStatus is List with each selectable mailbox's status where the
 	// server can tell it without a SELECT (LIST-STATUS or STATUS).
 	ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error)
+	// Namespaces reports the server's namespaces (RFC 2342); Known is
+	// false where the server has no NAMESPACE.
+	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
 	// SelectChanges selects with QRESYNC (RFC 7162 §3.2.5), only in
 	// ModeQResync: the server reports the messages changed since the

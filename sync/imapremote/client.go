@@ -29,6 +29,7 @@ type Client struct {
 	changes  *changeSignal // what the server reported unasked; see WaitChange
 	wd       *watchdog
 	large    int64 // Options.LargeMessage
+	ns       *mail.Namespaces
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {

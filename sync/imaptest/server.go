@@ -32,6 +32,13 @@ type Server struct {
 	Port     int
 	User     string
 	Password string // for memory; Dovecot sessions are PREAUTH and need none
+	// Delim is the server's hierarchy delimiter ('/' unless a Start
+	// function says otherwise), and Prefix its personal namespace's
+	// prefix (RFC 2342): "INBOX." on a hosting-style server, else "".
+	// Mailbox names given to the methods below are the server's own,
+	// levels joined with Delim.
+	Delim  rune
+	Prefix string
 
 	t         testing.TB
 	clientTLS *tls.Config    // non-nil when the server speaks implicit TLS
@@ -53,11 +60,12 @@ type Message struct {
 
 func newServer(t testing.TB, kind string, addr *net.TCPAddr) *Server {
 	return &Server{
-		Kind: kind,
-		Addr: addr.String(),
-		Host: addr.IP.String(),
-		Port: addr.Port,
-		t:    t,
+		Kind:  kind,
+		Addr:  addr.String(),
+		Host:  addr.IP.String(),
+		Port:  addr.Port,
+		Delim: '/',
+		t:     t,
 	}
 }
 
@@ -156,7 +164,8 @@ func (s *Server) closeClient() {
 }
 
 // CreateMailbox creates name and each missing parent ("Work/Projects/X"
-// creates "Work", "Work/Projects" and "Work/Projects/X"), so parents are
+// creates "Work", "Work/Projects" and "Work/Projects/X"; levels split at
+// Server.Delim), so parents are
 // selectable mailboxes on both servers: Dovecot would otherwise leave them
 // \Noselect and the memory server would not create them at all. Existing
 // mailboxes are left alone.
@@ -164,9 +173,13 @@ func (s *Server) CreateMailbox(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.conn()
-	parts := strings.Split(name, "/")
+	delim := string(s.Delim)
+	parts := strings.Split(name, delim)
 	for i := range parts {
-		mbox := strings.Join(parts[:i+1], "/")
+		mbox := strings.Join(parts[:i+1], delim)
+		if s.Prefix != "" && strings.EqualFold(mbox+delim, s.Prefix) {
+			continue // the namespace's own root ("INBOX" of "INBOX.")
+		}
 		if strings.EqualFold(mbox, "INBOX") {
 			continue
 		}
