@@ -51,6 +51,15 @@ type DovecotOptions struct {
 	// SpecialUse gives mailboxes special-use attributes (RFC 6154), by
 	// name: {"[Gmail]/Sent Mail": `\Sent`}. See specialUseConfig.
 	SpecialUse map[string]string
+	// Prefix and Separator shape the personal namespace (RFC 2342): its
+	// prefix ("" by default) and hierarchy separator ("/" by default).
+	// Prefix "INBOX." with Separator "." is how hosting control panels
+	// (cPanel, Plesk) set Dovecot up: every mailbox but INBOX lives
+	// below "INBOX.", and a name outside the prefix cannot be created.
+	// Such a server stores its mail in Maildir++ (see dovecotConfig).
+	// The Server's Prefix and Delim report what is set here.
+	Prefix    string
+	Separator string
 }
 
 // dovecotUser is the login name of the single Dovecot user. Sessions are
@@ -68,7 +77,8 @@ const installAdvice = "install Dovecot with `apt-get install dovecot-imapd` (Deb
 // StartDovecot starts a real Dovecot for the test: config, mail and log in
 // t.TempDir(), a TCP listener on 127.0.0.1:0, and one Dovecot imap process
 // per accepted connection, bridged to the socket through pipes. Sessions
-// start PREAUTH as Server.User. Mailboxes use "/" as hierarchy separator.
+// start PREAUTH as Server.User. Mailboxes use "/" as hierarchy separator
+// and no namespace prefix unless opts says otherwise.
 // Everything is stopped in t.Cleanup.
 //
 // The imap binary is run directly with -c CONF rather than through
@@ -101,7 +111,14 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 	}
 
 	confPath := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities)+specialUseConfig(opts.SpecialUse)), 0o644); err != nil {
+	sep := opts.Separator
+	if sep == "" {
+		sep = "/"
+	}
+	if len([]rune(sep)) != 1 {
+		t.Fatalf("imaptest: dovecot separator %q is not one character", sep)
+	}
+	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities, opts.Prefix, sep)+specialUseConfig(opts.SpecialUse)), 0o644); err != nil {
 		t.Fatalf("imaptest: write dovecot config: %v", err)
 	}
 	imapPath, err := findDovecotIMAP(confPath)
@@ -134,6 +151,8 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 
 	s := newServer(t, "dovecot", ln.Addr().(*net.TCPAddr))
 	s.User = dovecotUser
+	s.Delim = []rune(sep)[0]
+	s.Prefix = opts.Prefix
 	s.logPath = logPath
 	s.dovecot = d
 	t.Cleanup(func() {
@@ -160,21 +179,28 @@ func dovecotMissing(t testing.TB, why string) {
 // dovecotConfig renders a Dovecot 2.3 configuration. Logging needs no
 // setting: a standalone imap process logs to stderr, which the bridge sends
 // to the log file.
-func dovecotConfig(dir string, root bool, caps string) string {
+//
+// The default "/" separator keeps mail in LAYOUT=fs, one directory per
+// level. Any other separator gets Maildir++, the layout hosting panels use
+// with "INBOX." and ".": its folders are ~/Mail/.Archive.2024, the level
+// separator on disk being "." whatever the namespace says, so INBOX is the
+// Maildir's root and its children sit beside cur/new/tmp as Maildir++
+// clients (Courier, the panels' webmail) expect.
+func dovecotConfig(dir string, root bool, caps, prefix, sep string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "base_dir = %s\n", filepath.Join(dir, "run"))
 	fmt.Fprintf(&b, "state_dir = %s\n", filepath.Join(dir, "state"))
-	b.WriteString(`ssl = no
-mail_location = maildir:~/Mail:LAYOUT=fs
-# Test data does not need to survive a crash; fsync per APPEND would make
+	b.WriteString("ssl = no\n")
+	if sep == "/" {
+		b.WriteString("mail_location = maildir:~/Mail:LAYOUT=fs\n")
+	} else {
+		b.WriteString("mail_location = maildir:~/Mail\n")
+	}
+	b.WriteString(`# Test data does not need to survive a crash; fsync per APPEND would make
 # seeding thousands of messages slow.
 mail_fsync = never
-namespace inbox {
-  separator = /
-  prefix =
-  inbox = yes
-}
 `)
+	fmt.Fprintf(&b, "namespace inbox {\n  separator = %s\n  prefix = %s\n  inbox = yes\n}\n", sep, prefix)
 	if root {
 		fmt.Fprintf(&b, "mail_uid = %d\nmail_gid = %d\n", unprivilegedID, unprivilegedID)
 	}
