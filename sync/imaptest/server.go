@@ -188,10 +188,30 @@ func (s *Server) CreateMailbox(name string) {
 		if errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeAlreadyExists {
 			continue
 		}
+		// ALREADYEXISTS is optional (RFC 5530 §3); Courier refuses an
+		// existing name with a plain NO, so LIST decides.
+		if errors.As(err, &imapErr) && s.selectable(c, mbox) {
+			continue
+		}
 		if err != nil {
 			s.t.Fatalf("imaptest: create %q: %v", mbox, err)
 		}
 	}
+}
+
+// selectable says whether LIST shows mbox as a mailbox that can be
+// selected. The caller holds s.mu.
+func (s *Server) selectable(c *imapclient.Client, mbox string) bool {
+	list, err := c.List("", mbox, nil).Collect()
+	if err != nil {
+		s.t.Fatalf("imaptest: list %q: %v", mbox, err)
+	}
+	for _, l := range list {
+		if l.Mailbox == mbox && !slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			return true
+		}
+	}
+	return false
 }
 
 // RenameMailbox renames a mailbox, and those below it, as another client
@@ -221,10 +241,24 @@ func (s *Server) DeleteMailbox(name string) {
 // caller holds s.mu.
 func (s *Server) leave() *imapclient.Client {
 	c := s.conn()
-	if c.Mailbox() != nil {
+	mbox := c.Mailbox()
+	if mbox == nil {
+		return c
+	}
+	if c.Caps().Has(imap.CapUnselect) {
 		if err := c.Unselect().Wait(); err != nil {
 			s.t.Fatalf("imaptest: unselect: %v", err)
 		}
+		return c
+	}
+	// Without UNSELECT (RFC 3691), CLOSE leaves the mailbox, but expunges
+	// \Deleted messages unless it was opened with EXAMINE (RFC 3501
+	// §6.4.2), so it is examined again first. Courier has no UNSELECT.
+	if _, err := c.Select(mbox.Name, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		s.t.Fatalf("imaptest: examine %q: %v", mbox.Name, err)
+	}
+	if err := c.UnselectAndExpunge().Wait(); err != nil {
+		s.t.Fatalf("imaptest: close %q: %v", mbox.Name, err)
 	}
 	return c
 }
