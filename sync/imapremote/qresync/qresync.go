@@ -1,11 +1,13 @@
-// Package qresync adds QRESYNC (RFC 7162 §3.2) to go-imap v2.0.0-beta.8,
-// which has CONDSTORE but refuses ENABLE QRESYNC, cannot send the QRESYNC
-// SELECT parameter and closes the connection on a VANISHED response. It is
-// the part of satchel to delete once go-imap supports QRESYNC.
+// Package qresync adds to go-imap v2.0.0-beta.8 what it cannot do from
+// above: QRESYNC (RFC 7162 §3.2), which it refuses to ENABLE, cannot ask
+// for in SELECT and closes the connection over (a VANISHED response), and
+// MAILBOXID (RFC 8474 §4), which it cannot ask for in STATUS and drops
+// from the replies. It is the part of satchel to delete once go-imap
+// supports both; the name is from the first of them.
 //
 // It does so from below: Conn wraps the net.Conn that go-imap speaks over
 // (the stack is TCP, TLS, wiretrace, Conn, go-imap) and edits the byte
-// streams in three places, leaving every other byte as it is:
+// streams in a few places, leaving every other byte as it is:
 //
 //   - Enable writes its own "ENABLE QRESYNC" (tag "Q1", "Q2", ...) between
 //     two of go-imap's commands and removes the reply from what go-imap
@@ -13,7 +15,14 @@
 //   - ArmSelect makes go-imap's next SELECT or EXAMINE carry the QRESYNC
 //     parameter (RFC 7162 §3.2.5);
 //   - every VANISHED response (RFC 7162 §3.2.10) is removed from what
-//     go-imap reads, and its UIDs are kept for Vanished.
+//     go-imap reads, and its UIDs are kept for Vanished;
+//   - after RequestMailboxIDs, go-imap's STATUS commands and the STATUS
+//     return option of its LIST commands (RFC 5819) also ask for MAILBOXID
+//     (RFC 8474 §4.3); the ids in the STATUS responses are kept for
+//     MailboxIDs, and the responses pass on to go-imap, which skips the
+//     item it does not know;
+//   - the "OK [MAILBOXID (id)]" of a SELECT or EXAMINE (RFC 8474 §4.2)
+//     passes on too, and its id is kept for SelectMailboxID.
 //
 // The server's unsolicited FETCH responses during a QRESYNC SELECT (RFC
 // 7162 §3.2.5) are ordinary FETCH responses: they pass through, and
@@ -28,7 +37,9 @@
 // The package imports only the standard library: it works on the bytes of
 // the connection, and the framing it follows (lines, and literals announced
 // by "{N}" at a line end, RFC 9051 §4.3) is the one go-imap's decoder uses.
-// Only package imapremote may import it.
+// Mailbox names are decoded from modified UTF-7 (RFC 3501 §5.1.3) here as
+// go-imap decodes them, so that an id is found under the name go-imap
+// reports. Only package imapremote may import it.
 package qresync
 
 import (
@@ -80,6 +91,10 @@ type Conn struct {
 	selectTag string         // tag of the armed SELECT until its tagged reply
 	fetches   int            // untagged FETCH responses during that SELECT
 	readErr   error          // sticky: the read side stopped
+
+	askIDs   bool              // RequestMailboxIDs was called
+	ids      map[string]string // MAILBOXIDs from STATUS responses, not yet taken
+	selectID string            // MAILBOXID of the last SELECT or EXAMINE
 	// onVanished is called after each VANISHED response is read.
 	onVanished func()
 }

@@ -40,6 +40,11 @@ type reader struct {
 	reply  []byte
 	tagged bool
 	err    error // a malformed VANISHED: reading stopped for good
+	// tee: the response being passed is also kept, its first maxTee
+	// bytes in teeBuf, to read a MAILBOXID from it once it ends.
+	tee     teeKind
+	teeBuf  []byte
+	teeOver bool
 }
 
 func (c *Conn) readFiltered(p []byte) (int, error) {
@@ -60,6 +65,7 @@ func (c *Conn) readFiltered(p []byte) (int, error) {
 			}
 		case lineLiteral:
 			n, err := r.br.Read(p[:min(int64(len(p)), r.left)])
+			r.teeAdd(p[:n])
 			r.left -= int64(n)
 			if r.left == 0 {
 				r.kind = linePass
@@ -72,7 +78,11 @@ func (c *Conn) readFiltered(p []byte) (int, error) {
 			}
 			n := r.pass(buf[:min(len(buf), len(p))])
 			copy(p, buf[:n])
+			r.teeAdd(buf[:n])
 			r.br.Discard(n)
+			if r.kind == lineStart && r.tee != teeNone {
+				c.teeDone()
+			}
 			return n, nil
 		case lineVanished:
 			buf, err := r.peek()
@@ -235,7 +245,16 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 		if n >= 3 && bytes.EqualFold(toks[2].b, []byte("[CLOSED]")) {
 			c.closedMailbox()
 		}
+		if n >= 3 && bytes.EqualFold(toks[2].b, []byte("[MAILBOXID")) {
+			// RFC 8474 §4.2: the id of the mailbox a SELECT or EXAMINE
+			// opens.
+			c.rd.startTee(teeCode)
+		}
 		return lineText, true
+	case c.askIDs && bytes.EqualFold(t1, []byte("STATUS")):
+		// RFC 8474 §4.3: the MAILBOXID asked for by RequestMailboxIDs.
+		c.rd.startTee(teeStatus)
+		return linePass, true
 	case bytes.EqualFold(t1, []byte("NO")), bytes.EqualFold(t1, []byte("BAD")),
 		bytes.EqualFold(t1, []byte("BYE")), bytes.EqualFold(t1, []byte("PREAUTH")):
 		return lineText, true
@@ -255,6 +274,7 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 // The caller holds c.mu.
 func (c *Conn) closedMailbox() {
 	c.vanished, c.earlier = nil, false
+	c.selectID = ""
 	if c.selectTag != "" {
 		c.fetches = 0
 	}

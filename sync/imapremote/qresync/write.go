@@ -14,17 +14,28 @@ const (
 	cmdLiteral                // literal data, passed on unexamined
 )
 
+// holdKind says which command's last line is held, and so how it is
+// rewritten.
+type holdKind uint8
+
+const (
+	holdNone   holdKind = iota
+	holdSelect          // the armed SELECT or EXAMINE: add the QRESYNC parameter
+	holdStatus          // STATUS: add MAILBOXID to the items
+	holdList            // LIST: add MAILBOXID to RETURN (STATUS (...))
+)
+
 // writer is the state of the write side; Conn.wmu guards it.
 type writer struct {
 	kind cmdKind
 	mark literalMark
 	left int64 // literal bytes still to pass
-	// holding: the command is the armed SELECT, whose last line is held
-	// to be rewritten; it continues after each literal.
-	holding bool
+	// holding: the command is one whose last line is held to be
+	// rewritten; it continues after each literal.
+	holding holdKind
 	head    []byte // the start of a line, until its command is known
-	held    []byte // the held line of the armed SELECT
-	tag     string // the armed SELECT's tag
+	held    []byte // the held line
+	tag     string // the held command's tag
 	// armed is the QRESYNC parameter, with its leading SP, for the next
 	// SELECT or EXAMINE; "" when none.
 	armed string
@@ -50,7 +61,7 @@ func (w *writer) write(c *Conn, p []byte) error {
 			n, decided := w.collectHead(p)
 			p = p[n:]
 			if decided {
-				w.decide(w.head)
+				w.decide(c, w.head)
 				w.feed(c, w.head)
 				w.head = w.head[:0]
 			}
@@ -68,7 +79,7 @@ func (w *writer) write(c *Conn, p []byte) error {
 			w.left -= int64(n)
 			if w.left == 0 {
 				w.kind = cmdPass
-				if w.holding {
+				if w.holding != holdNone {
 					w.kind = cmdHold
 				}
 			}
@@ -107,19 +118,33 @@ func (w *writer) collectHead(p []byte) (n int, decided bool) {
 }
 
 // decide sets what to do with the line that starts with head: hold it if
-// it is the SELECT or EXAMINE that ArmSelect armed, else pass it.
-func (w *writer) decide(head []byte) {
+// it is a command to rewrite (the SELECT or EXAMINE that ArmSelect armed;
+// after RequestMailboxIDs, STATUS and LIST), else pass it.
+func (w *writer) decide(c *Conn, head []byte) {
 	w.kind = cmdPass
-	if w.armed == "" {
-		return
-	}
 	toks, n, _ := splitHead(head)
 	if n < 2 || head[toks[1].off+len(toks[1].b)] != ' ' {
 		return
 	}
 	name := toks[1].b
-	if bytes.EqualFold(name, []byte("SELECT")) || bytes.EqualFold(name, []byte("EXAMINE")) {
-		w.kind, w.holding, w.tag = cmdHold, true, string(toks[0].b)
+	hold := holdNone
+	switch {
+	case bytes.EqualFold(name, []byte("SELECT")) || bytes.EqualFold(name, []byte("EXAMINE")):
+		c.selectWritten()
+		if w.armed != "" {
+			hold = holdSelect
+		}
+	case bytes.EqualFold(name, []byte("STATUS")):
+		if c.asksIDs() {
+			hold = holdStatus
+		}
+	case bytes.EqualFold(name, []byte("LIST")):
+		if c.asksIDs() {
+			hold = holdList
+		}
+	}
+	if hold != holdNone {
+		w.kind, w.holding, w.tag = cmdHold, hold, string(toks[0].b)
 	}
 }
 
@@ -139,13 +164,17 @@ func (w *writer) feed(c *Conn, p []byte) int {
 		case literal:
 			// The held line announces a literal (a mailbox name that
 			// cannot be quoted): it goes out as it is, and the server may
-			// have to answer it before go-imap sends more.
+			// have to answer it before go-imap sends more. What is to be
+			// rewritten comes at the end of the command's last line.
 			w.out = append(w.out, w.held...)
 			w.out = append(w.out, line...)
 			w.held = w.held[:0]
-		default:
+		case w.holding == holdSelect:
 			w.held = append(w.held, line...)
 			w.rewrite(c)
+		default:
+			w.held = append(w.held, line...)
+			w.askMailboxID()
 		}
 		switch {
 		case literal && size > 0:
@@ -153,7 +182,7 @@ func (w *writer) feed(c *Conn, p []byte) int {
 		case literal:
 			// "{0}": the line goes on.
 		default:
-			w.kind, w.holding = cmdStart, false
+			w.kind, w.holding = cmdStart, holdNone
 		}
 		return i + 1
 	}
@@ -185,4 +214,107 @@ func (w *writer) rewrite(c *Conn) {
 	c.mu.Lock()
 	c.selectTag, c.fetches = w.tag, 0
 	c.mu.Unlock()
+}
+
+// askMailboxID sends the held last line of a STATUS or LIST command with
+// MAILBOXID added to its status items (RFC 8474 §4.3; in LIST, RFC 5819
+// §2), or as it is when it has no such items or already asks for it.
+func (w *writer) askMailboxID() {
+	line := bytes.TrimSuffix(w.held, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	var at int
+	var ok bool
+	if w.holding == holdStatus {
+		at, ok = statusItemsEnd(line)
+	} else {
+		at, ok = listStatusItemsEnd(line)
+	}
+	if !ok {
+		w.out = append(w.out, w.held...)
+	} else {
+		w.out = append(w.out, w.held[:at]...)
+		if w.held[at-1] != '(' {
+			w.out = append(w.out, ' ')
+		}
+		w.out = append(w.out, "MAILBOXID"...)
+		w.out = append(w.out, w.held[at:]...)
+	}
+	w.held = w.held[:0]
+}
+
+// statusItemsEnd finds, in the last line of a STATUS command (RFC 9051
+// §6.3.11: STATUS mailbox (items)), the offset of the ")" that closes the
+// item list. The list ends the line and holds only atoms: its "(" is the
+// line's last one, whatever a quoted mailbox name before it holds.
+func statusItemsEnd(line []byte) (int, bool) {
+	if len(line) == 0 || line[len(line)-1] != ')' {
+		return 0, false
+	}
+	open := bytes.LastIndexByte(line, '(')
+	if open < 0 || !onlyAtoms(line[open+1:len(line)-1], false) || hasMailboxID(line[open+1:len(line)-1]) {
+		return 0, false
+	}
+	return len(line) - 1, true
+}
+
+// listStatusItemsEnd finds, in the last line of a LIST command with
+// return options (RFC 5258 §3, "RETURN (...)" at the line's end), the
+// offset of the ")" that closes the item list of its STATUS option (RFC
+// 5819 §2: "STATUS (items)").
+func listStatusItemsEnd(line []byte) (int, bool) {
+	if len(line) == 0 || line[len(line)-1] != ')' {
+		return 0, false
+	}
+	upper := bytes.ToUpper(line)
+	ret := bytes.LastIndex(upper, []byte(" RETURN ("))
+	if ret < 0 {
+		return 0, false
+	}
+	opts := ret + len(" RETURN (")
+	if !onlyAtoms(line[opts:], true) {
+		return 0, false
+	}
+	for i := opts; i < len(line); {
+		j := bytes.Index(upper[i:], []byte("STATUS ("))
+		if j < 0 {
+			return 0, false
+		}
+		start := i + j
+		if start > opts && upper[start-1] != ' ' && upper[start-1] != '(' {
+			i = start + 1
+			continue
+		}
+		items := start + len("STATUS (")
+		end := items + bytes.IndexByte(line[items:], ')')
+		if end < items || hasMailboxID(line[items:end]) {
+			return 0, false
+		}
+		return end, true
+	}
+	return 0, false
+}
+
+// onlyAtoms reports whether b is atoms separated by SP (and, with
+// parens, parenthesized lists of them), as go-imap writes status items
+// and return options: no quoted string or literal that could hide a
+// parenthesis.
+func onlyAtoms(b []byte, parens bool) bool {
+	for _, ch := range b {
+		if parens && (ch == '(' || ch == ')') {
+			continue
+		}
+		if ch != ' ' && (ch <= ' ' || ch >= 0x7f || bytes.IndexByte([]byte(`(){%*"\]`), ch) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasMailboxID(items []byte) bool {
+	for _, f := range bytes.Fields(items) {
+		if bytes.EqualFold(f, []byte("MAILBOXID")) {
+			return true
+		}
+	}
+	return false
 }
