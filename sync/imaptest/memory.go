@@ -77,11 +77,24 @@ func StartMemoryTLS(t testing.TB) (*Server, [32]byte, *x509.CertPool) {
 // each connection's session (to add SASL mechanisms).
 func startMemory(t testing.TB, serverTLS, clientTLS *tls.Config, session func(imapserver.Session) imapserver.Session) *Server {
 	t.Helper()
-	mem := imapmemserver.New()
+	return serveMemory(t, newMemoryUser(t), serverTLS, clientTLS, session)
+}
+
+// newMemoryUser returns the in-memory server's one user, with INBOX.
+func newMemoryUser(t testing.TB) *imapmemserver.User {
+	t.Helper()
 	user := imapmemserver.NewUser(memoryUser, memoryPassword)
 	if err := user.Create("INBOX", nil); err != nil {
 		t.Fatalf("imaptest: create INBOX: %v", err)
 	}
+	return user
+}
+
+// serveMemory is startMemory for a given user, so that a session wrapper
+// can reach the user's mailboxes directly (see StartMemoryWith).
+func serveMemory(t testing.TB, user *imapmemserver.User, serverTLS, clientTLS *tls.Config, session func(imapserver.Session) imapserver.Session) *Server {
+	t.Helper()
+	mem := imapmemserver.New()
 	mem.AddUser(user)
 
 	srv := imapserver.New(&imapserver.Options{
