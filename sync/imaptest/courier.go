@@ -25,9 +25,8 @@ import (
 //     sharing between different names does not break.
 //   - RENAME gives the renamed mailbox (and those below it) a new, larger
 //     UIDVALIDITY, unlike Dovecot. RFC 3501 §6.3.5 does not say either way.
-//   - RENAME and DELETE each take about two seconds (Courier waits before
-//     answering; the wait is what keeps a renamed mailbox's new
-//     UIDVALIDITY apart from its old one), so tests should use few of them.
+//   - RENAME and DELETE each take about two seconds before Courier
+//     answers, so tests should use few of them.
 //   - DELETE of a mailbox with mailboxes below it leaves a \Noselect level
 //     (RFC 3501 §6.3.4).
 //   - No UNSELECT: the harness leaves a mailbox with EXAMINE and CLOSE.
@@ -62,9 +61,9 @@ const courierInstallAdvice = "run .ci/install-courier as root (it extracts couri
 // Everything is stopped in t.Cleanup.
 //
 // imapd(8) run outside Courier's login chain greets with PREAUTH and serves
-// the Maildir named by MAILDIR, so neither authlib, authdaemond nor
-// couriertcpd is involved, and nothing under /etc/courier or /run/courier
-// is read. Its settings, normally exported from /etc/courier/imapd by the
+// the Maildir named by MAILDIR, so neither authdaemond nor couriertcpd
+// runs, no account exists, and nothing under /etc/courier or /run/courier
+// is read (the path of neither is ever opened). Its settings, normally exported from /etc/courier/imapd by the
 // init script, are passed in the environment (see courierEnv).
 //
 // Courier's packages conflict with Dovecot's, so they are not installed but
