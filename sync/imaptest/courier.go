@@ -62,8 +62,8 @@ const courierInstallAdvice = "run .ci/install-courier as root (it extracts couri
 //
 // imapd(8) run outside Courier's login chain greets with PREAUTH and serves
 // the Maildir named by MAILDIR, so neither authdaemond nor couriertcpd
-// runs, no account exists, and nothing under /etc/courier or /run/courier
-// is read (the path of neither is ever opened). Its settings, normally exported from /etc/courier/imapd by the
+// runs, no account exists, and neither /etc/courier nor /run/courier is
+// needed. Its settings, normally exported from /etc/courier/imapd by the
 // init script, are passed in the environment (see courierEnv).
 //
 // Courier's packages conflict with Dovecot's, so they are not installed but
