@@ -64,6 +64,12 @@ const (
 // $SATCHEL_CYRUS_ROOT (default /opt/satchel-servers/cyrus). If it is not
 // there the test is skipped, or fails when SATCHEL_REQUIRE_CYRUS=1.
 //
+// Cyrus is left as configured by default where a client can tell: it
+// creates missing parents of a nested name as real mailboxes, keeps
+// UIDVALIDITY across RENAME, gives mailboxes created in the same second
+// the same UIDVALIDITY, and replaces raw 8-bit bytes in an appended
+// message's header with "X" (munge8bit).
+//
 // Cyrus logs only to syslog; on a machine without /dev/log its messages are
 // lost, and a failed test can show only what master wrote to stderr.
 func StartCyrus(t testing.TB, opts CyrusOptions) *Server {
@@ -78,7 +84,10 @@ func StartCyrus(t testing.TB, opts CyrusOptions) *Server {
 		// cyrus.conf splits cmd at blanks and has no quoting for paths.
 		t.Fatalf("imaptest: cyrus paths must not contain blanks or quotes: %q, %q", dir, bin)
 	}
-	for _, d := range []string{"conf", "spool", "run"} {
+	// conf/socket holds idled's socket and each imapd's end of it
+	// (imapd binds configdirectory/socket/idle.PID whatever idlesocket
+	// says).
+	for _, d := range []string{"conf", "conf/socket", "spool"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatalf("imaptest: create cyrus dir: %v", err)
 		}
@@ -142,7 +151,7 @@ func StartCyrus(t testing.TB, opts CyrusOptions) *Server {
 	}
 
 	// -D keeps master in the foreground, so it is our child to wait for.
-	cmd := exec.Command(filepath.Join(bin, "master"), "-C", imapdConf, "-M", cyrusConf, "-D", "-p", filepath.Join(dir, "run", "master.pid"))
+	cmd := exec.Command(filepath.Join(bin, "master"), "-C", imapdConf, "-M", cyrusConf, "-D", "-p", filepath.Join(dir, "conf", "master.pid"))
 	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdout = logFile
@@ -260,7 +269,7 @@ func cyrusIMAPDConfig(dir, runAs string, opts CyrusOptions) string {
 	b.WriteString("defaultpartition: default\n")
 	fmt.Fprintf(&b, "partition-default: %s\n", filepath.Join(dir, "spool"))
 	for _, name := range []string{"idlesocket", "lmtpsocket", "notifysocket"} {
-		fmt.Fprintf(&b, "%s: %s\n", name, filepath.Join(dir, "run", strings.TrimSuffix(name, "socket")))
+		fmt.Fprintf(&b, "%s: %s\n", name, filepath.Join(dir, "conf", "socket", strings.TrimSuffix(name, "socket")))
 	}
 	fmt.Fprintf(&b, "servername: %s\n", cyrusServerName)
 	fmt.Fprintf(&b, "cyrus_user: %s\n", runAs)
@@ -271,6 +280,9 @@ func cyrusIMAPDConfig(dir, runAs string, opts CyrusOptions) string {
 	fmt.Fprintf(&b, "sasl_sasldb_path: %s\n", filepath.Join(dir, "sasldb2"))
 	b.WriteString("sasl_mech_list: PLAIN LOGIN\n")
 	b.WriteString("virtdomains: off\n")
+	// Tests log in with wrong passwords on purpose; the default pause of
+	// 3 s after a failed login only protects against guessing.
+	b.WriteString("failedloginpause: 0\n")
 	fmt.Fprintf(&b, "altnamespace: %s\n", yesNo[opts.AltNamespace])
 	fmt.Fprintf(&b, "unixhierarchysep: %s\n", yesNo[opts.AltNamespace])
 	if len(opts.SuppressCapabilities) > 0 {
@@ -280,19 +292,24 @@ func cyrusIMAPDConfig(dir, runAs string, opts CyrusOptions) string {
 }
 
 // cyrusMasterConfig renders cyrus.conf: recover the databases (which also
-// creates them) before imapd is started, and one imap service. Commands
-// get absolute paths and -C: master would look for them in the packaged
-// /usr/lib/cyrus/bin and for their config in /etc.
+// creates them) before imapd is started, one imap service, and idled,
+// which tells idling imapd processes about changes at once; without it
+// they poll every imapidlepoll seconds (60), too slow for the push tests.
+// Commands get absolute paths and -C: master would look for them in the
+// packaged /usr/lib/cyrus/bin and for their config in /etc.
 func cyrusMasterConfig(bin, imapdConf string, port int) string {
 	return fmt.Sprintf(`START {
-  recover cmd="%s -C %s -r"
+  recover cmd="%[1]s/ctl_cyrusdb -C %[2]s -r"
 }
 SERVICES {
-  imap cmd="%s -C %s" listen="127.0.0.1:%d" prefork=0
+  imap cmd="%[1]s/imapd -C %[2]s" listen="127.0.0.1:%[3]d" prefork=0
 }
 EVENTS {
 }
-`, filepath.Join(bin, "ctl_cyrusdb"), imapdConf, filepath.Join(bin, "imapd"), imapdConf, port)
+DAEMON {
+  idled cmd="%[1]s/idled -C %[2]s"
+}
+`, bin, imapdConf, port)
 }
 
 // cyrusStartTimeout bounds how long master may take to answer on its
