@@ -50,6 +50,14 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	if err := r.loadNaming(ctx, remote, listDelim(list)); err != nil {
+		res.Err = err
+		return res
+	}
+	if err := r.loadOwners(ctx); err != nil {
+		res.Err = err
+		return res
+	}
 	entries, err := r.selectMailboxes(list)
 	if err != nil {
 		res.Err = err
@@ -60,14 +68,10 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = fmt.Errorf("follow renamed and deleted mailboxes: %w", err)
 		return res
 	}
-	created, err := r.createLocalFolders(ctx, remote, list, entries, view)
-	if err != nil {
-		res.Err = fmt.Errorf("create mailboxes for local folders: %w", err)
-		return res
-	}
+	created, refused := r.createLocalFolders(ctx, remote, list, entries, view)
 	entries = append(entries, created...)
 	results, err := r.pass(ctx, first, entries)
-	results = append(settled, results...)
+	results = append(append(settled, refused...), results...)
 	if again := r.again; err == nil && len(again) > 0 {
 		// Mailboxes re-created on the server after their deletion was
 		// applied: their remaining files are uploaded now.
@@ -87,6 +91,29 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = ctx.Err()
 	}
 	return res
+}
+
+// loadOwners records which folder the index syncs with which mailbox.
+func (r *runner) loadOwners(ctx context.Context) error {
+	mbs, err := r.deps.Index.Mailboxes(ctx)
+	if err != nil {
+		return err
+	}
+	r.owners = map[string]string{}
+	for _, mb := range mbs {
+		r.owners[strings.ToLower(mb.LocalPath)] = mb.Name
+	}
+	return nil
+}
+
+// listDelim is the hierarchy delimiter the listing shows (0: none).
+func listDelim(list []mail.RemoteMailbox) rune {
+	for _, m := range list {
+		if m.Delim != 0 {
+			return m.Delim
+		}
+	}
+	return 0
 }
 
 // unchanged reports whether a mailbox can be left alone: its listed
@@ -396,6 +423,12 @@ type runner struct {
 	mu      gosync.Mutex
 	again   []mailboxEntry
 	toStamp []stampLater
+	// owners maps each folder (lower-cased) to the mailbox the index
+	// syncs with it, for selectMailboxes.
+	owners map[string]string
+	// names translates mailbox names and folder levels (nil before the
+	// account's namespaces are known: names are then taken as they are).
+	names *naming
 	// slots holds one token per open connection: never more than
 	// opts.Connections at once (servers limit them per user: Dovecot
 	// to 10 by default).
@@ -440,8 +473,11 @@ type mailboxEntry struct {
 }
 
 // selectMailboxes filters the listing by the include, exclude and only
-// rules and maps each mailbox to its local folder, refusing two that
-// would share one.
+// rules and maps each mailbox to its local folder. Two mailboxes that
+// would share a folder fail one of them, naming both: the folder stays
+// with INBOX, else with the mailbox the index syncs with it (r.owners),
+// else with the first by name. Mailboxes of other users' and shared
+// namespaces are selected only where an include pattern names them.
 func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, error) {
 	include, err := compileGlobs(r.opts.Include)
 	if err != nil {
@@ -452,13 +488,18 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 		return nil, err
 	}
 	var out []mailboxEntry
-	byLocal := map[string]string{}
 	for _, m := range list {
 		if !matchAny(include, m) || matchAny(exclude, m) {
 			continue
 		}
+		if r.names.isForeign(m.Name) && !named(include, m) {
+			continue
+		}
 		if len(r.opts.Only) > 0 && !slices.ContainsFunc(r.opts.Only, func(n string) bool { return sameMailbox(n, m.Name) }) {
 			continue
+		}
+		if slices.ContainsFunc(out, func(e mailboxEntry) bool { return e.Name == m.Name }) {
+			continue // listed twice: one mailbox
 		}
 		rel, err := r.folderOf(m)
 		if err != nil {
@@ -467,15 +508,6 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 			out = append(out, mailboxEntry{RemoteMailbox: m, err: fmt.Errorf("mailbox %.80q (%d bytes): %w", m.Name, len(m.Name), err)})
 			continue
 		}
-		if other, ok := byLocal[strings.ToLower(rel)]; ok {
-			if other == m.Name {
-				continue // listed twice: one mailbox
-			}
-			// Compared case-insensitively: the Maildir may live on a
-			// case-insensitive file system.
-			return nil, fmt.Errorf("%w: %q and %q (%s); exclude one of them", ErrNameCollision, other, m.Name, rel)
-		}
-		byLocal[strings.ToLower(rel)] = m.Name
 		out = append(out, mailboxEntry{RemoteMailbox: m, rel: rel})
 	}
 	for _, n := range r.opts.Only {
@@ -484,17 +516,43 @@ func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, err
 		}
 	}
 	slices.SortFunc(out, func(a, b mailboxEntry) int { return strings.Compare(a.Name, b.Name) })
+	// Who keeps a folder two mailboxes map to. Compared
+	// case-insensitively: the Maildir may live on a case-insensitive file
+	// system.
+	rank := func(e mailboxEntry) int {
+		switch {
+		case e.Name == "INBOX":
+			return 0
+		case r.owners[strings.ToLower(e.rel)] == e.Name:
+			return 1
+		}
+		return 2
+	}
+	order := make([]int, 0, len(out))
+	for i := range out {
+		if out[i].err == nil {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return rank(out[a]) - rank(out[b]) })
+	byLocal := map[string]string{}
+	for _, i := range order {
+		e := &out[i]
+		other, ok := byLocal[strings.ToLower(e.rel)]
+		if !ok {
+			byLocal[strings.ToLower(e.rel)] = e.Name
+			continue
+		}
+		e.err = fmt.Errorf("%w: %q and %q (%s); this one is not synced: exclude one of them, or give one another name in mailboxes.map", ErrNameCollision, other, e.Name, e.rel)
+	}
 	return out, nil
 }
 
 // folderOf is the folder a listed mailbox syncs with: its levels (INBOX
-// as one), or the local name mailboxes.map gives it, placed by
+// as one, the personal namespace's prefix left out: see namespace.go), or the local name mailboxes.map gives it, placed by
 // Deps.LocalPath.
 func (r *runner) folderOf(m mail.RemoteMailbox) (string, error) {
-	levels := m.Path()
-	if m.Name == "INBOX" {
-		levels = []string{"INBOX"}
-	}
+	levels := r.names.levels(m)
 	if local, ok := r.opts.mapped(m); ok {
 		levels = strings.Split(local, "/")
 	}

@@ -134,6 +134,10 @@ type Index interface {
 	// numbering, stamp, intents; not its limbo rows nor its last sync
 	// time): the next sync is a first one. ForgetMailbox removes it.
 	RenameMailbox(ctx context.Context, id int64, name, localPath string) error
+	// Meta reads a value the index keeps for the account (false: none);
+	// SetMeta records one.
+	Meta(ctx context.Context, key string) (string, bool, error)
+	SetMeta(ctx context.Context, key, value string) error
 	ResetMailbox(ctx context.Context, id int64) error
 	ForgetMailbox(ctx context.Context, id int64) error
 }
@@ -243,6 +247,10 @@ type Options struct {
 	// and always when false, it is re-created on the deleting side with
 	// its mail. See lifecycle.go.
 	RemoveFolders bool
+	// Prefix, when set (imap.prefix), is the personal namespace's
+	// prefix, whatever NAMESPACE says; a server without NAMESPACE has
+	// none unless it is set. See namespace.go.
+	Prefix *string
 	// Map gives mailboxes local names (mailboxes.map): keyed by remote
 	// name, or by a special-use attribute (RFC 6154 §2, such as `\Sent`)
 	// that applies to the mailbox the server marks with it; a remote name

@@ -2,7 +2,7 @@ package sync
 
 import (
 	"context"
-	"slices"
+	"fmt"
 	"strings"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -18,46 +18,81 @@ type LocalFolder struct {
 // createLocalFolders creates on the server, with CREATE and SUBSCRIBE
 // (RFC 9051 §6.3.4, §6.3.7), the mailboxes of local folders that the
 // server does not list and the index does not know: folders the user
-// made. Folders the configuration leaves out (include, exclude, a name
-// mailboxes.map gives another mailbox) are left alone. It returns the new
-// mailboxes' entries, to be synced in this run (their files are then
-// uploaded). The folders and the index's mailboxes are lifecycle's view
+// made, under the personal namespace (see namespace.go). Folders the
+// configuration leaves out (include, exclude, a name mailboxes.map gives
+// another mailbox) are left alone. It returns the new mailboxes' entries,
+// to be synced in this run (their files are then uploaded), and the
+// results of the folders that cannot be created: a refused CREATE, a name
+// the server cannot take, a mailbox another folder syncs with already.
+// Each fails alone, and none is recorded in the index, so the next run
+// tries again. The folders and the index's mailboxes are lifecycle's view
 // (v); without one (no folder listing, a selection by name), as in a dry
 // run or a push-less direction, nothing is created.
-func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry, v *folderView) ([]mailboxEntry, error) {
+func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []mail.RemoteMailbox, entries []mailboxEntry, v *folderView) ([]mailboxEntry, []*MailboxResult) {
 	if v == nil || r.opts.DryRun || !r.opts.pushes() {
 		return nil, nil
 	}
-	folders := v.folders
 	taken := r.takenFolders(list, entries, v.all)
-	var delim rune
+	delim := listDelim(list)
+	// The folder each existing mailbox syncs with, by canonical name.
+	folderOfName := map[string]string{}
+	for _, mb := range v.all {
+		folderOfName[canonMailbox(mb.Name)] = mb.LocalPath
+	}
 	for _, m := range list {
-		if m.Delim != 0 {
-			delim = m.Delim
-			break
+		if rel, err := r.folderOf(m); err == nil {
+			folderOfName[canonMailbox(m.Name)] = rel
 		}
 	}
-	var out []mailboxEntry
-	for _, f := range folders {
-		if taken[strings.ToLower(f.Rel)] {
+	type want struct {
+		f    LocalFolder
+		name string
+	}
+	var wants []want
+	var failed []*MailboxResult
+	fail := func(name, rel string, err error) {
+		r.log.Error("local folder not created on the server", "folder", rel, "mailbox", name, "err", err)
+		failed = append(failed, &MailboxResult{Name: name, Local: rel, Err: err})
+	}
+	byName := map[string][]string{}
+	for _, f := range v.folders {
+		if taken[strings.ToLower(f.Rel)] || v.held[strings.ToLower(f.Rel)] {
 			continue
 		}
-		if len(f.Levels) > 1 && delim == 0 || slices.ContainsFunc(f.Levels, func(l string) bool { return delim != 0 && strings.ContainsRune(l, delim) }) {
-			r.log.Warn("local folder cannot be a mailbox on this server: its name holds the hierarchy delimiter", "folder", f.Rel)
+		name, err := r.names.remoteName(f.Levels, delim)
+		if err != nil {
+			fail("", f.Rel, fmt.Errorf("folder %s: %w", f.Rel, err))
 			continue
 		}
-		m := mail.RemoteMailbox{Name: strings.Join(f.Levels, string(delim)), Delim: delim}
+		m := mail.RemoteMailbox{Name: name, Delim: delim}
 		if !matchAny(mustGlobs(r.opts.Include), m) || matchAny(mustGlobs(r.opts.Exclude), m) {
 			continue
 		}
-		if err := createSubscribed(ctx, remote, m.Name); err != nil {
-			return out, err
+		if other, ok := folderOfName[canonMailbox(name)]; ok {
+			fail(name, f.Rel, fmt.Errorf("%w: folder %s and folder %s both map to mailbox %q, which syncs with %s; rename or remove folder %s", ErrNameCollision, f.Rel, other, name, other, f.Rel))
+			continue
 		}
-		r.log.Info("created mailbox on the server for a local folder", "mailbox", m.Name, "folder", f.Rel)
-		taken[strings.ToLower(f.Rel)] = true
-		out = append(out, mailboxEntry{RemoteMailbox: m, rel: f.Rel, created: true})
+		byName[canonMailbox(name)] = append(byName[canonMailbox(name)], f.Rel)
+		wants = append(wants, want{f, name})
 	}
-	return out, nil
+	var out []mailboxEntry
+	for _, w := range wants {
+		if rels := byName[canonMailbox(w.name)]; len(rels) > 1 {
+			fail(w.name, w.f.Rel, fmt.Errorf("%w: folders %s all map to mailbox %q; rename all but one", ErrNameCollision, strings.Join(rels, ", "), w.name))
+			continue
+		}
+		if err := createSubscribed(ctx, remote, w.name); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			fail(w.name, w.f.Rel, err)
+			continue
+		}
+		r.log.Info("created mailbox on the server for a local folder", "mailbox", w.name, "folder", w.f.Rel)
+		taken[strings.ToLower(w.f.Rel)] = true
+		out = append(out, mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: w.name, Delim: delim}, rel: w.f.Rel, created: true})
+	}
+	return out, failed
 }
 
 // mustGlobs wraps patterns already checked by selectMailboxes.

@@ -357,7 +357,7 @@ func TestFolderRenamedOnServer(t *testing.T) {
 			t.Run(mode.name+"/"+layout.Name(), func(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				e.layout = layout
-				seedWork(t, e, 3)
+				seedWork(t, e, 6)
 				e.srv.CreateMailbox("Work/2025")
 				e.srv.Append("Work/2025", msg("this year"), nil, day)
 				e.mustSync()
@@ -370,11 +370,7 @@ func TestFolderRenamedOnServer(t *testing.T) {
 					return root.Folder(rel).Dir
 				}
 				work, sub := keysOf(t, folder("Work")), keysOf(t, folder("Work/2025"))
-				uv := e.srv.UIDValidity("Work")
 				e.srv.RenameMailbox("Work", "Projects")
-				if e.srv.UIDValidity("Projects") != uv {
-					t.Skipf("%s gives a renamed mailbox a new UIDVALIDITY: a rename cannot be told from a new mailbox", mode.name)
-				}
 				first := e.srv.Messages("Projects")[0]
 				e.srv.AddFlags("Projects", first.UID, `\Flagged`)
 				res := e.mustSync()
@@ -489,7 +485,7 @@ func TestFolderRenamedLocally(t *testing.T) {
 // changes nothing on either side.
 func TestFolderLifecycleDryRun(t *testing.T) {
 	e := newEnv(t, serverModes[0].start(t))
-	seedWork(t, e, 2)
+	seedWork(t, e, 5)
 	e.srv.CreateMailbox("Old")
 	e.srv.Append("Old", msg("old"), nil, day)
 	e.mustSync()

@@ -104,6 +104,12 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		return err
 	}
 	b.folder = r.deps.Folder(b.rel)
+	if st.MailboxID == "" && b.Status != nil {
+		st.MailboxID = b.Status.MailboxID
+	}
+	if st.MailboxID != "" {
+		mb.MailboxID = st.MailboxID // RFC 8474: recorded with the state
+	}
 	b.mb, b.st = mb, st
 	// Compared before anything else: a server given a stale UIDVALIDITY
 	// with QRESYNC answers as to a plain SELECT, with no changes.

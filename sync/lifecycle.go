@@ -14,18 +14,19 @@ import (
 // A mailbox's life as a whole: the index knows a mailbox that one side no
 // longer has. Before anything is learned, a run
 //
-//  1. follows renames. On the server, a listed mailbox the index does not
-//     know whose UIDVALIDITY (and UIDNEXT no lower) is that of a known
-//     mailbox gone from the listing, with a sample of the known messages
-//     at the same UIDs, is that mailbox renamed: servers keep a mailbox's
-//     UIDVALIDITY and UIDs across RENAME (RFC 9051 §6.3.6), and no other
-//     mailbox of the account may share it. Its folder is moved. Locally,
-//     a new folder that holds every file the index records for a known
-//     mailbox whose folder is gone is that folder renamed: the mailbox is
-//     renamed on the server. Either way the index keeps its rows and no
-//     message moves over the network.
+//  1. follows renames. On the server, a listed mailbox new to the index
+//     that a known mailbox gone from the listing became: the same
+//     MAILBOXID, a path below a renamed mailbox, or the same messages
+//     (see renames.go; neither the name nor UIDVALIDITY survives a
+//     RENAME on every server). Its folder is moved. Locally, a new folder
+//     that holds every file the index records for a known mailbox whose
+//     folder is gone is that folder renamed: the mailbox is renamed on
+//     the server (a refused RENAME changes nothing on either side).
+//     Either way the index keeps its rows and no message moves over the
+//     network.
 //  2. decides about deletions. A mailbox gone from the server (confirmed
-//     by STATUS: a listing that missed it must not delete anything) or a
+//     by STATUS: a listing that missed it must not delete anything; one
+//     whose mail a new mailbox holds is held back as likely renamed) or a
 //     folder gone locally is, with Options.RemoveFolders false, re-created
 //     on the deleting side with its mail. With RemoveFolders true the
 //     messages the deleting side had are deleted on the other side as
@@ -95,13 +96,15 @@ type folderView struct {
 	listed  map[string]mail.RemoteMailbox // selectable, by name
 	entry   map[string]int                // index in entries, by name
 	local   map[string]LocalFolder        // by lower-cased path
-	uidv    map[mail.UIDValidity]int      // known mailboxes per UIDVALIDITY
 	delim   rune
+	// held are folders (lower-cased) that must not become mailboxes in
+	// this run: the new name of a folder whose RENAME was refused.
+	held map[string]bool
 }
 
 func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entries []mailboxEntry) (*folderView, error) {
 	v := &folderView{list: list, byName: map[string]mail.Mailbox{}, listed: map[string]mail.RemoteMailbox{}, entry: map[string]int{},
-		local: map[string]LocalFolder{}, uidv: map[mail.UIDValidity]int{}}
+		local: map[string]LocalFolder{}, held: map[string]bool{}}
 	for _, m := range list {
 		if m.Delim != 0 && v.delim == 0 {
 			v.delim = m.Delim
@@ -129,9 +132,6 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 	exclude, _ := compileGlobs(r.opts.Exclude)
 	for _, mb := range all {
 		v.byName[canonMailbox(mb.Name)] = mb
-		if mb.UIDValidity != 0 {
-			v.uidv[mb.UIDValidity]++
-		}
 		if i, ok := v.entry[canonMailbox(mb.Name)]; ok {
 			// Listed and selected: covered if the configuration still
 			// places it where it was synced (learn explains otherwise).
@@ -144,7 +144,10 @@ func (r *runner) folderView(ctx context.Context, list []mail.RemoteMailbox, entr
 			continue // listed, and excluded by the configuration
 		}
 		m := mail.RemoteMailbox{Name: mb.Name, Delim: v.delim}
-		if !matchAny(include, m) || matchAny(exclude, m) {
+		if !matchAny(include, m) || matchAny(exclude, m) || r.names.isForeign(mb.Name) && !named(include, m) {
+			// Left out by the configuration (another user's or a shared
+			// mailbox an earlier version synced among them): not this
+			// run's to call deleted.
 			continue
 		}
 		if rel, err := r.folderOf(m); err != nil || rel != mb.LocalPath {
@@ -181,12 +184,19 @@ func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.Remot
 	}
 	events := map[string]*FolderEvent{}
 	var skip []string // dry run: names a rename would change
+	// failed holds the mailboxes a refused RENAME leaves as they are, by
+	// canonical name of both names: neither is deleted nor created.
+	failed := map[string]*MailboxResult{}
+	finder := &renameFinder{r: r, remote: remote, ids: map[string]map[identity]int{}}
 	v, err := r.folderView(ctx, list, entries)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	if err := r.recordMailboxIDs(ctx, v); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	for round := 1; ; round++ {
-		n, s, err := r.followRenames(ctx, remote, v, entries, events)
+		n, s, err := r.followRenames(ctx, remote, finder, v, entries, events, failed)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
@@ -205,13 +215,27 @@ func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.Remot
 		if v, err = r.folderView(ctx, list, entries); err != nil {
 			return nil, nil, nil, nil, err
 		}
+		if err := r.loadOwners(ctx); err != nil {
+			return nil, nil, nil, nil, err
+		}
 		if round == 3 {
 			break
 		}
 	}
-	entries, results, err := r.followDeletions(ctx, remote, v, entries)
+	entries, results, err := r.followDeletions(ctx, remote, finder, v, entries, failed)
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	if len(failed) > 0 {
+		entries = slices.DeleteFunc(entries, func(e mailboxEntry) bool { return failed[canonMailbox(e.Name)] != nil })
+		seen := map[*MailboxResult]bool{}
+		for _, res := range failed {
+			if !seen[res] {
+				seen[res] = true
+				results = append(results, res)
+				v.held[strings.ToLower(res.Local)] = true
+			}
+		}
 	}
 	for i := range entries {
 		if ev, ok := events[canonMailbox(entries[i].Name)]; ok {
@@ -229,43 +253,48 @@ func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.Remot
 	return list, entries, results, v, nil
 }
 
+// recordMailboxIDs keeps, for each listed mailbox the index knows, the
+// MAILBOXID the listing carries (RFC 8474), by which a later run knows
+// it under a new name. Written only when it changed: once per mailbox.
+func (r *runner) recordMailboxIDs(ctx context.Context, v *folderView) error {
+	if r.opts.DryRun {
+		return nil
+	}
+	var changed []mail.Mailbox
+	for _, mb := range v.all {
+		m, ok := v.listed[canonMailbox(mb.Name)]
+		if ok && m.Status != nil && m.Status.MailboxID != "" && m.Status.MailboxID != mb.MailboxID && mb.UIDValidity != 0 {
+			mb.MailboxID = m.Status.MailboxID
+			changed = append(changed, mb)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return r.deps.Index.SaveMailboxes(ctx, changed)
+}
+
 // followRenames renames on one side what was renamed on the other and
 // reports how many it renamed; a dry run renames nothing and returns the
 // names it would change instead.
-func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView, entries []mailboxEntry, events map[string]*FolderEvent) (int, []string, error) {
+func (r *runner) followRenames(ctx context.Context, remote Remote, f *renameFinder, v *folderView, entries []mailboxEntry, events map[string]*FolderEvent, failed map[string]*MailboxResult) (int, []string, error) {
 	ix := r.deps.Index
 	done := 0
 	var skip []string
 	used := map[string]bool{}
 	if r.opts.pulls() {
-		// Renamed on the server: a new listed mailbox with a vanished
-		// one's numbering.
+		// Renamed on the server: see renames.go.
+		pairs, err := r.serverRenames(ctx, f, v, entries, used)
+		if err != nil {
+			return done, skip, err
+		}
 		for _, mb := range v.known {
-			if mb.UIDValidity == 0 || v.onServer(mb) || canonMailbox(mb.Name) == "INBOX" || v.uidv[mb.UIDValidity] != 1 {
+			to, ok := pairs[mb.Name]
+			if !ok {
 				continue
 			}
-			var cands []mailboxEntry
-			for _, e := range entries {
-				if _, known := v.byName[canonMailbox(e.Name)]; known || e.err != nil || e.NoSelect || e.Status == nil || used[e.Name] {
-					continue
-				}
-				if e.Status.UIDValidity == mb.UIDValidity && e.Status.UIDNext >= mb.UIDNext {
-					cands = append(cands, e)
-				}
-			}
-			if len(cands) != 1 {
-				continue
-			}
-			to := cands[0]
-			if v.onLocal(mb.LocalPath) && v.onLocal(to.rel) {
+			if v.onLocal(mb.LocalPath) && v.onLocal(to.rel) && !strings.EqualFold(mb.LocalPath, to.rel) {
 				r.log.Warn("mailbox renamed on the server, but a folder is already where it goes: taken as deleted and created", "mailbox", mb.Name, "to", to.Name, "folder", to.rel)
-				continue
-			}
-			same, err := r.sameMessages(ctx, remote, mb, to.Name)
-			if err != nil {
-				return done, skip, err
-			}
-			if !same {
 				continue
 			}
 			used[to.Name] = true
@@ -277,7 +306,7 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 				skip = append(skip, canonMailbox(to.Name))
 				continue
 			}
-			if v.onLocal(mb.LocalPath) || v.onLocal(to.rel) {
+			if mb.LocalPath != to.rel && (v.onLocal(mb.LocalPath) || v.onLocal(to.rel)) {
 				if err := r.deps.RenameFolder(mb.LocalPath, to.rel); err != nil {
 					return done, skip, err
 				}
@@ -327,10 +356,11 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 			continue
 		}
 		f := cands[0]
-		if len(f.Levels) > 1 && v.delim == 0 || slices.ContainsFunc(f.Levels, func(l string) bool { return v.delim != 0 && strings.ContainsRune(l, v.delim) }) {
-			continue
+		name, err := r.names.remoteName(f.Levels, v.delim)
+		if err != nil {
+			continue // created (or refused) as a new folder
 		}
-		to := mail.RemoteMailbox{Name: strings.Join(f.Levels, string(v.delim)), Delim: v.delim}
+		to := mail.RemoteMailbox{Name: name, Delim: v.delim}
 		if !matchAny(mustGlobs(r.opts.Include), to) || matchAny(mustGlobs(r.opts.Exclude), to) {
 			continue
 		}
@@ -350,7 +380,17 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 			continue
 		}
 		if err := remote.Rename(ctx, mb.Name, to.Name); err != nil {
-			return done, skip, err
+			if ctx.Err() != nil {
+				return done, skip, err
+			}
+			// Refused: both names stay as they are for this run, and
+			// nothing is deleted or created for either.
+			ev.Action = FolderKept
+			ev.Detail = fmt.Sprintf("folder renamed locally from %s to %s; the server refused to rename mailbox %q to %q: nothing changed", mb.LocalPath, f.Rel, mb.Name, to.Name)
+			res := &MailboxResult{Name: mb.Name, Local: f.Rel, Folder: ev, Err: err}
+			failed[canonMailbox(mb.Name)], failed[canonMailbox(to.Name)] = res, res
+			r.log.Error("mailbox not renamed on the server", "from", mb.Name, "to", to.Name, "err", err)
+			continue
 		}
 		renamed = append(renamed, [2]string{mb.Name, to.Name})
 		if err := ix.RenameMailbox(ctx, mb.ID, to.Name, f.Rel); err != nil {
@@ -360,59 +400,6 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, v *folderView
 		done++
 	}
 	return done, skip, nil
-}
-
-// sameMessages checks that a listed mailbox holds, at the same UIDs, a
-// sample of the messages the index records for mb (the lowest and
-// highest UIDs, same size and INTERNALDATE). It selects that mailbox.
-func (r *runner) sameMessages(ctx context.Context, remote Remote, mb mail.Mailbox, name string) (bool, error) {
-	rows, err := r.deps.Index.Messages(ctx, mb.ID, mb.UIDValidity)
-	if err != nil {
-		return false, err
-	}
-	var sample []mail.Message
-	for _, m := range sortedRows(rows) {
-		if m.State.OnServer() {
-			sample = append(sample, m)
-		}
-	}
-	if len(sample) > 8 {
-		sample = append(sample[:4], sample[len(sample)-4:]...)
-	}
-	st, err := remote.Select(ctx, name)
-	if err != nil {
-		return false, err
-	}
-	if st.UIDValidity != mb.UIDValidity {
-		return false, nil
-	}
-	if len(sample) == 0 {
-		return true, nil
-	}
-	uids := make([]mail.UID, len(sample))
-	for i, m := range sample {
-		uids[i] = m.UID
-	}
-	meta, err := remote.Meta(ctx, uids)
-	if err != nil {
-		return false, err
-	}
-	got := map[mail.UID]mail.RemoteMessage{}
-	for _, m := range meta {
-		got[m.UID] = m
-	}
-	matched := 0
-	for _, m := range sample {
-		g, ok := got[m.UID]
-		if !ok {
-			continue // expunged since
-		}
-		if g.Size != m.Size || g.InternalDate.Unix() != m.InternalDate.Unix() {
-			return false, nil
-		}
-		matched++
-	}
-	return matched > 0, nil
 }
 
 // localKeys returns the keys of the files the index records for a
@@ -461,7 +448,7 @@ func (r *runner) takenFolders(list []mail.RemoteMailbox, entries []mailboxEntry,
 // followDeletions decides about the known mailboxes one side no longer
 // has. It returns the entries to sync, with those it re-created, reset
 // or marked, and the results of those it settled on its own.
-func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderView, entries []mailboxEntry) ([]mailboxEntry, []*MailboxResult, error) {
+func (r *runner) followDeletions(ctx context.Context, remote Remote, f *renameFinder, v *folderView, entries []mailboxEntry, failed map[string]*MailboxResult) ([]mailboxEntry, []*MailboxResult, error) {
 	ix := r.deps.Index
 	var results []*MailboxResult
 	settled := func(mb mail.Mailbox, ev *FolderEvent) {
@@ -485,6 +472,9 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 	allGone := goneLocally >= 2 && goneLocally == synced
 	for _, mb := range v.known {
 		name := canonMailbox(mb.Name)
+		if failed[name] != nil {
+			continue
+		}
 		switch {
 		case mb.UIDValidity == 0:
 			// Never synced, or reset to be re-created on the server and
@@ -523,6 +513,21 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, v *folderVi
 				}
 				settled(mb, ev)
 				continue
+			}
+			if !r.opts.Force {
+				// A rename not proven must not turn into a second copy
+				// of the mail (re-created) or a deletion.
+				to, ok, err := f.likelyRenamed(ctx, mb, v, entries)
+				if err != nil {
+					results = append(results, &MailboxResult{Name: mb.Name, Local: mb.LocalPath, Err: err})
+					continue
+				}
+				if ok {
+					res := heldAsRenamed(mb, to, "re-creates it on the server with its mail (or deletes it, with sync.remove_folders)")
+					r.log.Warn("mailbox gone from the server may have been renamed; held back", "mailbox", mb.Name, "to", to.Name)
+					results = append(results, res)
+					continue
+				}
 			}
 			e := mailboxEntry{RemoteMailbox: mail.RemoteMailbox{Name: mb.Name, Delim: v.delim}, rel: mb.LocalPath}
 			if r.opts.RemoveFolders && r.opts.pulls() {

@@ -67,12 +67,39 @@ func TestSelectMailboxes(t *testing.T) {
 		t.Fatal("the \\Noselect level lost its attribute")
 	}
 
-	// Two names for one folder are refused, naming both.
+	// Two names for one folder: the second fails alone, naming both;
+	// the folder stays with the mailbox the index syncs with it.
 	r.opts.Exclude = nil
-	_, err = r.selectMailboxes(append(list, mail.RemoteMailbox{Name: "a/b", Delim: '/'}))
-	if !errors.Is(err, ErrNameCollision) || !strings.Contains(err.Error(), `"a.b"`) || !strings.Contains(err.Error(), `"a/b"`) {
-		t.Fatalf("collision: %v", err)
+	got, err = r.selectMailboxes(append(list, mail.RemoteMailbox{Name: "a/b", Delim: '/'}))
+	if err != nil {
+		t.Fatal(err)
 	}
+	collided := func(got []mailboxEntry) (ok, failed string) {
+		for _, e := range got {
+			switch {
+			case errors.Is(e.err, ErrNameCollision):
+				if !strings.Contains(e.err.Error(), `"a.b"`) || !strings.Contains(e.err.Error(), `"a/b"`) {
+					t.Errorf("collision error %q does not name both", e.err)
+				}
+				failed = e.Name
+			case e.err == nil && e.rel == "a/b":
+				ok = e.Name
+			}
+		}
+		return ok, failed
+	}
+	if ok, failed := collided(got); ok != "a.b" || failed != "a/b" {
+		t.Fatalf("a/b kept by %q, failed %q", ok, failed)
+	}
+	r.owners = map[string]string{"a/b": "a/b"}
+	got, _ = r.selectMailboxes(append(list, mail.RemoteMailbox{Name: "a/b", Delim: '/'}))
+	if ok, failed := collided(got); ok != "a/b" || failed != "a.b" {
+		t.Fatalf("with the index: a/b kept by %q, failed %q", ok, failed)
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d entries, want every selected mailbox", len(got))
+	}
+	r.owners = nil
 
 	// --mailbox names a mailbox that is not there.
 	r.opts.Only = []string{"Nope"}

@@ -1,6 +1,10 @@
 package sync
 
-import "github.com/satchel-mail/satchel/sync/mail"
+import (
+	"errors"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
 
 // Selection is a listed mailbox that a sync with some Options covers,
 // with its local folder or the reason it cannot have one.
@@ -24,6 +28,11 @@ func SelectMailboxes(list []mail.RemoteMailbox, opts Options, localPath func(lev
 	entries, err := r.selectMailboxes(list)
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range entries {
+		if errors.Is(e.err, ErrNameCollision) {
+			return nil, e.err
+		}
 	}
 	out := make([]Selection, len(entries))
 	for i, e := range entries {

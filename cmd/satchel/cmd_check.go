@@ -33,6 +33,10 @@ type checkAccount struct {
 	Server       string   `json:"server"`
 	Capabilities []string `json:"capabilities,omitempty"`
 	Mode         string   `json:"mode,omitempty"`
+	// Namespaces as NAMESPACE reports them (RFC 2342); nil without it.
+	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
+	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).
+	Prefix *string `json:"prefix,omitempty"`
 	Note         string   `json:"note,omitempty"`
 	Error        string   `json:"error,omitempty"`
 }
@@ -53,6 +57,11 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 			if c.Has("QRESYNC") && c.Mode() != mail.ModeQResync {
 				ca.Note = "the server offers QRESYNC but declined to enable it; satchel uses CONDSTORE"
 			}
+			if ns, err := c.Namespaces(ctx); err == nil {
+				ca.Namespaces, ca.Prefix = namespacesOf(ns, acc.IMAP.Prefix)
+			} else {
+				fmt.Fprintf(g.stderr, "satchel: %s: %v\n", acc.Name, err)
+			}
 			c.Close()
 			out.account(nil, nil)
 		}
@@ -72,9 +81,69 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 			continue
 		}
 		fmt.Fprintf(g.stdout, "%s (%s): OK\n  capabilities: %s\n  sync mode: %s\n", ca.Account, ca.Server, strings.Join(ca.Capabilities, " "), ca.Mode)
+		if ns := ca.Namespaces; ns != nil {
+			fmt.Fprintf(g.stdout, "  namespaces: personal %s; other users %s; shared %s\n", namespaceList(ns.Personal), namespaceList(ns.Other), namespaceList(ns.Shared))
+		} else {
+			fmt.Fprintf(g.stdout, "  namespaces: not reported (no NAMESPACE)\n")
+		}
+		if ca.Prefix != nil {
+			fmt.Fprintf(g.stdout, "  folder names: the prefix %q is left out (imap.prefix sets it)\n", *ca.Prefix)
+		}
 		if ca.Note != "" {
 			fmt.Fprintf(g.stdout, "  note: %s\n", ca.Note)
 		}
 	}
 	return out.code()
+}
+
+type checkNamespaces struct {
+	Personal []checkNamespace `json:"personal"`
+	Other    []checkNamespace `json:"other"`
+	Shared   []checkNamespace `json:"shared"`
+}
+
+type checkNamespace struct {
+	Prefix    string `json:"prefix"`
+	Separator string `json:"separator"` // "" where the namespace has no hierarchy
+}
+
+// namespacesOf describes NAMESPACE's answer, and the personal prefix a
+// sync leaves out of folder names: the configured one, else the first
+// personal namespace's (nil where there is none to leave out).
+func namespacesOf(ns mail.Namespaces, configured *string) (*checkNamespaces, *string) {
+	conv := func(l []mail.Namespace) []checkNamespace {
+		out := []checkNamespace{}
+		for _, n := range l {
+			sep := ""
+			if n.Delim != 0 {
+				sep = string(n.Delim)
+			}
+			out = append(out, checkNamespace{Prefix: n.Prefix, Separator: sep})
+		}
+		return out
+	}
+	prefix := configured
+	if prefix == nil && len(ns.Personal) > 0 && ns.Personal[0].Prefix != "" {
+		prefix = &ns.Personal[0].Prefix
+	}
+	if !ns.Known {
+		return nil, prefix
+	}
+	return &checkNamespaces{Personal: conv(ns.Personal), Other: conv(ns.Other), Shared: conv(ns.Shared)}, prefix
+}
+
+// namespaceList writes namespaces as `"INBOX." (separator ".")`.
+func namespaceList(l []checkNamespace) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, n := range l {
+		sep := "no hierarchy"
+		if n.Separator != "" {
+			sep = fmt.Sprintf("separator %q", n.Separator)
+		}
+		parts = append(parts, fmt.Sprintf("%q (%s)", n.Prefix, sep))
+	}
+	return strings.Join(parts, ", ")
 }

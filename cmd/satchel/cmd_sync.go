@@ -231,6 +231,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Trash:         acc.Sync.Trash,
 		Conflict:      policy,
 		RemoveFolders: acc.Sync.RemoveFolders,
+		Prefix:        acc.IMAP.Prefix,
 		MaxDelete:     &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
 		Force:         opts.force,
 		Reindex:       opts.reindex,

@@ -47,6 +47,7 @@ func exitCodeOf(err error) int {
 		return exitLocked
 	case errors.Is(err, satsync.ErrUIDValidityChanged),
 		errors.Is(err, satsync.ErrTooManyDeletions), errors.Is(err, satsync.ErrTooManyUploads),
+		errors.Is(err, satsync.ErrLikelyRenamed),
 		errors.Is(err, errMaildirMissing), errors.Is(err, errMaildirMismatch):
 		return exitSafety
 	default:

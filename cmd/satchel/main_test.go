@@ -126,7 +126,8 @@ func TestSyncAndStatus(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, "--config", a.config, "check")
-	if code != exitOK || !strings.Contains(out, "sync mode: full") || !strings.Contains(out, "IMAP4rev1") {
+	if code != exitOK || !strings.Contains(out, "sync mode: full") || !strings.Contains(out, "IMAP4rev1") ||
+		!strings.Contains(out, `namespaces: personal "" (separator "/"); other users none; shared none`) {
 		t.Fatalf("check: exit %d, %q", code, out)
 	}
 }

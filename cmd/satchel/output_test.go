@@ -321,6 +321,13 @@ type (
 			Mode         string   `json:"mode"`
 			Note         string   `json:"note"`
 			Error        string   `json:"error"`
+			Namespaces   *struct {
+				Personal, Other, Shared []struct {
+					Prefix    string `json:"prefix"`
+					Separator string `json:"separator"`
+				}
+			} `json:"namespaces"`
+			Prefix *string `json:"prefix"`
 		} `json:"accounts"`
 	}
 )
@@ -412,6 +419,9 @@ func TestJSONOutput(t *testing.T) {
 	if len(ck.Accounts) != 1 || ck.Accounts[0].Account != "personal" || ck.Accounts[0].Mode != "full" || ck.Accounts[0].Error != "" ||
 		ck.Accounts[0].Server != fmt.Sprintf("%s:%d", srv.Host, srv.Port) || !contains(ck.Accounts[0].Capabilities, "IMAP4rev1") {
 		t.Fatalf("check: %+v", ck)
+	}
+	if ns := ck.Accounts[0].Namespaces; ns == nil || len(ns.Personal) != 1 || ns.Personal[0].Prefix != "" || ns.Personal[0].Separator != "/" || ck.Accounts[0].Prefix != nil {
+		t.Fatalf("check: namespaces %+v, prefix %v", ns, ck.Accounts[0].Prefix)
 	}
 
 	// What a second sync did, in the same shape.

@@ -13,7 +13,7 @@ import (
 var (
 	topKeys     = []string{"accounts"}
 	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks"}
-	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections"}
+	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections", "prefix"}
 	mailboxKeys = []string{"include", "exclude", "map"}
 	syncKeys    = []string{"direction", "expunge", "trash", "conflict", "max_delete", "remove_folders", "since", "max_size", "max_messages"}
 	hookKeys    = []string{"pre", "post"}
@@ -95,6 +95,9 @@ func (d *decoder) account(item *yaml.Node, i int) Account {
 	im.str("password", &a.IMAP.Password)
 	im.str("oauth2_token_command", &a.IMAP.OAuth2TokenCommand)
 	im.integer("connections", &a.IMAP.Connections, 1, 32)
+	if p, ok := im.scalar("prefix", "a string"); ok && p != "auto" {
+		a.IMAP.Prefix = &p
+	}
 	if !portSet {
 		a.IMAP.Port = 143
 		if a.IMAP.TLS == "implicit" {

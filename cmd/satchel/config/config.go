@@ -76,6 +76,11 @@ type IMAP struct {
 	OAuth2TokenCommand string
 	// Connections is how many connections to open at most, 1 to 32.
 	Connections int
+	// Prefix, when set, is the personal namespace's prefix ("INBOX."),
+	// left out of local folder names and put before new mailboxes'
+	// names; unset ("auto"), the server's NAMESPACE answer decides (RFC
+	// 2342).
+	Prefix *string
 }
 
 // Mailboxes chooses which remote mailboxes are synced and what they are

@@ -77,6 +77,10 @@ func TestAcceptedValues(t *testing.T) {
 		{"hooks", base + "    hooks:\n      pre: \"true\"\n      post: notmuch new\n",
 			func(a Account) bool { return a.Hooks == Hooks{Pre: "true", Post: "notmuch new"} }},
 		{"connections 32", base + "      connections: 32\n", func(a Account) bool { return a.IMAP.Connections == 32 }},
+		{"prefix unset", base, func(a Account) bool { return a.IMAP.Prefix == nil }},
+		{"prefix auto", base + "      prefix: auto\n", func(a Account) bool { return a.IMAP.Prefix == nil }},
+		{"prefix", base + "      prefix: \"INBOX.\"\n", func(a Account) bool { return a.IMAP.Prefix != nil && *a.IMAP.Prefix == "INBOX." }},
+		{"prefix empty", base + "      prefix: \"\"\n", func(a Account) bool { return a.IMAP.Prefix != nil && *a.IMAP.Prefix == "" }},
 		{"fingerprint with colons and capitals", base + "      tls_fingerprint: " + strings.Repeat("AB:", 31) + "0f\n",
 			func(a Account) bool {
 				return bytes.Equal(a.IMAP.TLSFingerprint, append(bytes.Repeat([]byte{0xab}, 31), 0x0f))
