@@ -100,9 +100,10 @@ func StartCyrus(t testing.TB, opts CyrusOptions) *Server {
 		}
 	}
 
-	// Cyrus refuses to run as root (master switches to cyrus_user, which
-	// must be the uid it runs as), so as root it gets the same
-	// unprivileged uid as Dovecot and the temp dir becomes its own.
+	// Cyrus is not meant to run as root: master switches to cyrus_user
+	// ("cyrus", which an extracted package does not create) and exits when
+	// it cannot. So it is given the uid it already runs as: as root, the
+	// same unprivileged uid as Dovecot, owning the temp dir.
 	root := os.Geteuid() == 0
 	var cred *syscall.Credential
 	runAs, err := user.Current()
