@@ -37,6 +37,35 @@ var serverModes = []struct {
 	{"memory", func(t *testing.T) *imaptest.Server { return imaptest.StartMemory(t) }},
 }
 
+// otherServers are the servers that differ from Dovecot's defaults in
+// what matters to whole mailboxes: namespaces, delimiters, UIDVALIDITY
+// across RENAME and between mailboxes. Stories about folders run against
+// these as well as serverModes. Cyrus and Courier skip where they are not
+// installed (see .ci/install-cyrus and .ci/install-courier), unless
+// SATCHEL_REQUIRE_CYRUS or SATCHEL_REQUIRE_COURIER is 1.
+var otherServers = []struct {
+	name  string
+	start func(t *testing.T) *imaptest.Server
+}{
+	// A hosting panel's Dovecot: ("INBOX." ".").
+	{"dovecot-hosting", func(t *testing.T) *imaptest.Server {
+		return imaptest.StartDovecot(t, imaptest.DovecotOptions{Prefix: "INBOX.", Separator: "."})
+	}},
+	// RENAME renumbers; mailboxes made together share UIDVALIDITY.
+	{"memory-renumbering", func(t *testing.T) *imaptest.Server {
+		return imaptest.StartMemoryWith(t, imaptest.MemoryOptions{RenameRenumbers: true, SharedUIDValidity: true})
+	}},
+	// Cyrus with ("" "/"), and with ("INBOX." ".") beside a shared "".
+	{"cyrus", func(t *testing.T) *imaptest.Server {
+		return imaptest.StartCyrus(t, imaptest.CyrusOptions{AltNamespace: true})
+	}},
+	{"cyrus-inbox", func(t *testing.T) *imaptest.Server {
+		return imaptest.StartCyrus(t, imaptest.CyrusOptions{AltNamespace: false})
+	}},
+	// Courier: ("INBOX." "."), no CONDSTORE, RENAME renumbers.
+	{"courier", func(t *testing.T) *imaptest.Server { return imaptest.StartCourier(t, imaptest.CourierOptions{}) }},
+}
+
 // env is one account under test: a server, a Maildir, an index.
 type env struct {
 	t      *testing.T
