@@ -18,10 +18,11 @@ test: dovecot vet
 vet:
 	$(GO) vet ./...
 
-# Dovecot is what the tests talk to, and notmuch what the mail-reader
-# test drives. As root, install them if missing; as anyone else, their
-# tests skip loudly (SATCHEL_REQUIRE_DOVECOT=1, SATCHEL_REQUIRE_NOTMUCH=1
-# make that a failure).
+# Dovecot, Cyrus and Courier are what the tests talk to, and notmuch what
+# the mail-reader test drives. As root, install them if missing; as anyone
+# else, their tests skip loudly (SATCHEL_REQUIRE_DOVECOT=1,
+# SATCHEL_REQUIRE_CYRUS=1, SATCHEL_REQUIRE_COURIER=1 and
+# SATCHEL_REQUIRE_NOTMUCH=1 make that a failure).
 dovecot:
 	@if ! command -v doveadm >/dev/null 2>&1 || ! command -v notmuch >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -31,6 +32,13 @@ dovecot:
 	  else \
 	    echo "*** doveadm or notmuch not found: their tests will SKIP. Install dovecot-imapd and notmuch (Debian/Ubuntu) to run them. ***"; \
 	  fi; \
+	fi
+	@# Cyrus and Courier conflict with Dovecot as packages: their trees
+	@# are extracted beside it (see .ci/install-cyrus, .ci/install-courier).
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  .ci/install-cyrus && .ci/install-courier; \
+	else \
+	  echo "*** not root: Cyrus and Courier are not installed; their tests will SKIP. Run .ci/install-cyrus and .ci/install-courier as root to run them. ***"; \
 	fi
 
 # The SIGKILL crash harness at length: CRASH_KILLS kills per scenario
