@@ -278,11 +278,12 @@ func (s *session) fail(b *box, err error) {
 	}
 }
 
-// finish records the mailbox's server state as of the learn phase, now
-// that everything it covers is committed (RFC 7162 §3.1: a later
-// CHANGEDSINCE from an older value would otherwise miss what failed),
-// and the folder's stamp if nothing touched the folder since it was
-// listed.
+// finish records the mailbox's server state as of the learn phase (or
+// past this run's own writes, where advanceOwnWrites proved that nothing
+// else changed), now that everything it covers is committed (RFC 7162
+// §3.1: a later CHANGEDSINCE from an older value would otherwise miss
+// what failed), and the folder's stamp if nothing touched the folder
+// since it was listed.
 func (r *runner) finish(ctx context.Context, b *box) error {
 	mb := b.mb
 	mb.UIDNext = b.st.UIDNext

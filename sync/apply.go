@@ -29,7 +29,8 @@ const storeRounds = 3
 // apply carries out one mailbox's plan. Each step is committed to the
 // index right after the change it records is durable on its side. The
 // mailbox's HIGHESTMODSEQ in the index advances only when every step
-// succeeded.
+// succeeded, past this run's own writes where advanceOwnWrites proves
+// that nothing else changed.
 func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
 	if !p.Empty() {
@@ -68,17 +69,19 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 		}
 		res.FlagsChanged++
 	}
-	if err := r.moveOut(ctx, remote, b, log); err != nil {
+	movedOut, err := r.moveOut(ctx, remote, b, log)
+	if err != nil {
 		return err
 	}
-	if err := r.deleteRemote(ctx, remote, b, log); err != nil {
+	deleted, err := r.deleteRemote(ctx, remote, b, log)
+	if err != nil {
 		return err
 	}
 	if err := r.applyLocal(ctx, b); err != nil {
 		return err
 	}
 	res.Conflicts = len(p.Conflicts)
-	return nil
+	return r.advanceOwnWrites(ctx, remote, b, movedOut+deleted)
 }
 
 // applyLocal ends a plan on the local side: the files of messages the
@@ -613,15 +616,17 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 // moveOut carries out the user's moves from this mailbox: UID MOVE
 // (RFC 6851), or UID COPY and the deletion rule without MOVE — never a
 // deletion and an upload. The intent, recorded in the target mailbox,
-// lets the next run find the moved message after a crash.
-func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+// lets the next run find the moved message after a crash. It returns how
+// many messages left this mailbox on the server.
+func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.Logger) (int, error) {
+	gone := 0
 	for _, mv := range b.plan.MoveOut {
 		if err := ctx.Err(); err != nil {
-			return err
+			return gone, err
 		}
 		in, err := mv.To.folder.Info(mv.ToKey)
 		if err != nil {
-			return err
+			return gone, err
 		}
 		row := mv.Row
 		row.UIDValidity, row.UID, row.Key = mv.To.mb.UIDValidity, 0, mv.ToKey
@@ -631,7 +636,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 			Size: mv.Row.Size, HeaderHash: in.HeaderHash, Row: row, From: b.mb.ID, FromUIDValidity: mv.Row.UIDValidity, FromUID: mv.Row.UID}
 		ids, err := r.deps.Index.AddIntents(ctx, []mail.Intent{intent})
 		if err != nil {
-			return err
+			return gone, err
 		}
 		uids := []mail.UID{mv.Row.UID}
 		// sourceStays: the source copy is still on the server, flagged
@@ -652,21 +657,24 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("move UID %d to %q: %w", mv.Row.UID, mv.To.Name, err)
+			return gone, fmt.Errorf("move UID %d to %q: %w", mv.Row.UID, mv.To.Name, err)
+		}
+		if !sourceStays {
+			gone++
 		}
 		uid := newUIDs[mv.Row.UID]
 		if uid == 0 {
 			// No COPYUID: find the copy in the target by size and header.
 			if _, err := remote.Select(ctx, mv.To.Name); err != nil {
-				return err
+				return gone, err
 			}
 			exclude := mv.To.claimed(mv.To.st.UIDNext)
 			uid, err = remote.FindNew(ctx, mv.To.st.UIDNext, mv.Row.Size, in.HeaderHash, exclude)
 			if err != nil {
-				return err
+				return gone, err
 			}
 			if _, err := remote.Select(ctx, b.Name); err != nil {
-				return err
+				return gone, err
 			}
 		}
 		b.res.Moved++
@@ -682,18 +690,19 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 		}
 		err = r.deps.Index.CompleteIntent(ctx, ids[0], changes)
 		if err != nil {
-			return err
+			return gone, err
 		}
 		mv.To.recorded(uid)
 	}
-	return nil
+	return gone, nil
 }
 
 // deleteRemote removes from the server what the user deleted locally: to
-// the trash when sync.trash is set, else expunged.
-func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+// the trash when sync.trash is set, else expunged. It returns how many
+// messages left the mailbox on the server.
+func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger) (int, error) {
 	if len(b.plan.DeleteRemote) == 0 {
-		return nil
+		return 0, nil
 	}
 	var uids []mail.UID
 	for _, m := range b.plan.DeleteRemote {
@@ -714,14 +723,14 @@ func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *s
 		// The rows stay: the next sync tries again.
 		b.res.Deferred += len(uids)
 		log.Warn("deleted messages left flagged \\Deleted on the server: other messages there are flagged \\Deleted and the server has no UIDPLUS", "count", len(uids))
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("delete on the server: %w", err)
+		return 0, fmt.Errorf("delete on the server: %w", err)
 	}
 	if err := r.deps.Index.DeleteMessages(ctx, b.mb.ID, b.mb.UIDValidity, uids); err != nil {
-		return err
+		return len(uids), err
 	}
 	b.res.Deleted += len(uids)
-	return nil
+	return len(uids), nil
 }

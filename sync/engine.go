@@ -42,6 +42,15 @@ type Remote interface {
 	// Changes: UID, FLAGS and MODSEQ of messages changed after since,
 	// new ones included. Only in ModeCondStore or ModeQResync.
 	Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error)
+	// StatusChanges reports the status of name, which must be the
+	// selected mailbox, and UID, FLAGS and MODSEQ of its messages changed
+	// after since, new ones included: STATUS, then CHANGEDSINCE, in one
+	// round trip and without selecting again. Every change up to the
+	// HIGHESTMODSEQ reported is among those messages (RFC 7162 §3.1.4.1).
+	// ok is false, with a nil error, when the answer cannot vouch for the
+	// mailbox (no CONDSTORE, NOMODSEQ, a refused command): nothing of it
+	// is to be trusted. Only in ModeCondStore or ModeQResync.
+	StatusChanges(ctx context.Context, name string, since mail.ModSeq) (st mail.MailboxStatus, changed []mail.RemoteMessage, ok bool, err error)
 	// Scan: UID and FLAGS (and MODSEQ when known) of every message.
 	Scan(ctx context.Context) ([]mail.RemoteMessage, error)
 	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone
