@@ -18,13 +18,20 @@ const maxTee = 16 << 10
 // without end.
 const maxIDs = 1 << 20
 
-// RequestMailboxIDs makes every STATUS command go-imap writes from now on,
-// and the STATUS return option of every LIST (RFC 5819 §2), also ask for
-// MAILBOXID (RFC 8474 §4.3), and makes the MAILBOXIDs in the server's
-// STATUS responses be kept for MailboxIDs. Call it only when the server
-// advertises OBJECTID: a server without it may reject the unknown item.
-// Commands are otherwise sent as go-imap wrote them, and the responses
-// reach go-imap unchanged: it skips the item it does not know.
+// RequestMailboxIDs makes every STATUS command that go-imap writes from
+// now on with an empty item list, "STATUS mailbox ()", and every LIST
+// with the return option "STATUS ()" (RFC 5819 §2), ask for MAILBOXID
+// (RFC 8474 §4.3) instead; go-imap has no name for the item, and writes
+// an empty list for zero StatusOptions. The MAILBOXIDs in the server's
+// STATUS responses are kept for MailboxIDs. Commands are otherwise sent
+// as go-imap wrote them, and the responses reach go-imap unchanged: it
+// skips the item it does not know.
+//
+// MAILBOXID is asked for alone, in a command of its own, because Cyrus
+// 3.6.1 answers it with stray bytes, a ")" among them, when it comes with
+// items that open the mailbox (MESSAGES, UIDNEXT): go-imap then fails the
+// whole response. Call it only when the server advertises OBJECTID: a
+// server without it may reject the item.
 func (c *Conn) RequestMailboxIDs() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

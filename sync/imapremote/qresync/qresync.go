@@ -16,11 +16,11 @@
 //     parameter (RFC 7162 §3.2.5);
 //   - every VANISHED response (RFC 7162 §3.2.10) is removed from what
 //     go-imap reads, and its UIDs are kept for Vanished;
-//   - after RequestMailboxIDs, go-imap's STATUS commands and the STATUS
-//     return option of its LIST commands (RFC 5819) also ask for MAILBOXID
-//     (RFC 8474 §4.3); the ids in the STATUS responses are kept for
-//     MailboxIDs, and the responses pass on to go-imap, which skips the
-//     item it does not know;
+//   - after RequestMailboxIDs, a STATUS command, or the STATUS return
+//     option of a LIST (RFC 5819), that go-imap writes with an empty item
+//     list asks for MAILBOXID (RFC 8474 §4.3); the ids in the STATUS
+//     responses are kept for MailboxIDs, and the responses pass on to
+//     go-imap, which skips the item it does not know;
 //   - the "OK [MAILBOXID (id)]" of a SELECT or EXAMINE (RFC 8474 §4.2)
 //     passes on too, and its id is kept for SelectMailboxID.
 //

@@ -217,104 +217,68 @@ func (w *writer) rewrite(c *Conn) {
 }
 
 // askMailboxID sends the held last line of a STATUS or LIST command with
-// MAILBOXID added to its status items (RFC 8474 §4.3; in LIST, RFC 5819
-// §2), or as it is when it has no such items or already asks for it.
+// MAILBOXID (RFC 8474 §4.3) as its status item if it asks for none: "()"
+// in "STATUS mailbox ()" or, in LIST, "RETURN (STATUS ())" (RFC 5819 §2).
+// An empty list is never valid (RFC 9051 §9 status-att-list), so go-imap,
+// which cannot name the item, is made to write one to ask for MAILBOXID
+// alone; any other line goes out as it is.
 func (w *writer) askMailboxID() {
 	line := bytes.TrimSuffix(w.held, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
-	var at int
-	var ok bool
+	at := emptyListStatusItems(line)
 	if w.holding == holdStatus {
-		at, ok = statusItemsEnd(line)
-	} else {
-		at, ok = listStatusItemsEnd(line)
+		at = emptyStatusItems(line)
 	}
-	if !ok {
+	if at < 0 {
 		w.out = append(w.out, w.held...)
 	} else {
 		w.out = append(w.out, w.held[:at]...)
-		if w.held[at-1] != '(' {
-			w.out = append(w.out, ' ')
-		}
 		w.out = append(w.out, "MAILBOXID"...)
 		w.out = append(w.out, w.held[at:]...)
 	}
 	w.held = w.held[:0]
 }
 
-// statusItemsEnd finds, in the last line of a STATUS command (RFC 9051
-// §6.3.11: STATUS mailbox (items)), the offset of the ")" that closes the
-// item list. The list ends the line and holds only atoms: its "(" is the
-// line's last one, whatever a quoted mailbox name before it holds.
-func statusItemsEnd(line []byte) (int, bool) {
-	if len(line) == 0 || line[len(line)-1] != ')' {
-		return 0, false
+// emptyStatusItems returns the offset of the ")" of an empty item list at
+// the end of a STATUS command's last line (RFC 9051 §6.3.11: STATUS
+// mailbox (items)), or -1. A quoted mailbox name ends in '"', so " ()"
+// at the line's end is the list.
+func emptyStatusItems(line []byte) int {
+	if !bytes.HasSuffix(line, []byte(" ()")) {
+		return -1
 	}
-	open := bytes.LastIndexByte(line, '(')
-	if open < 0 || !onlyAtoms(line[open+1:len(line)-1], false) || hasMailboxID(line[open+1:len(line)-1]) {
-		return 0, false
-	}
-	return len(line) - 1, true
+	return len(line) - 1
 }
 
-// listStatusItemsEnd finds, in the last line of a LIST command with
-// return options (RFC 5258 §3, "RETURN (...)" at the line's end), the
-// offset of the ")" that closes the item list of its STATUS option (RFC
-// 5819 §2: "STATUS (items)").
-func listStatusItemsEnd(line []byte) (int, bool) {
+// emptyListStatusItems returns the offset of the ")" of an empty STATUS
+// item list among the return options of a LIST command's last line (RFC
+// 5258 §3: "RETURN (...)" ends the line), or -1.
+func emptyListStatusItems(line []byte) int {
 	if len(line) == 0 || line[len(line)-1] != ')' {
-		return 0, false
+		return -1
 	}
 	upper := bytes.ToUpper(line)
 	ret := bytes.LastIndex(upper, []byte(" RETURN ("))
 	if ret < 0 {
-		return 0, false
+		return -1
 	}
 	opts := ret + len(" RETURN (")
-	if !onlyAtoms(line[opts:], true) {
-		return 0, false
+	// The options are atoms and lists of them: a quoted pattern that
+	// looks like them is not at the line's end.
+	for _, ch := range line[opts:] {
+		if ch != ' ' && ch != '(' && ch != ')' && (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '{') {
+			return -1
+		}
 	}
-	for i := opts; i < len(line); {
-		j := bytes.Index(upper[i:], []byte("STATUS ("))
+	for i := opts; ; {
+		j := bytes.Index(upper[i:], []byte("STATUS ()"))
 		if j < 0 {
-			return 0, false
+			return -1
 		}
 		start := i + j
-		if start > opts && upper[start-1] != ' ' && upper[start-1] != '(' {
-			i = start + 1
-			continue
+		if prev := upper[start-1]; prev == ' ' || prev == '(' {
+			return start + len("STATUS (")
 		}
-		items := start + len("STATUS (")
-		end := items + bytes.IndexByte(line[items:], ')')
-		if end < items || hasMailboxID(line[items:end]) {
-			return 0, false
-		}
-		return end, true
+		i = start + 1
 	}
-	return 0, false
-}
-
-// onlyAtoms reports whether b is atoms separated by SP (and, with
-// parens, parenthesized lists of them), as go-imap writes status items
-// and return options: no quoted string or literal that could hide a
-// parenthesis.
-func onlyAtoms(b []byte, parens bool) bool {
-	for _, ch := range b {
-		if parens && (ch == '(' || ch == ')') {
-			continue
-		}
-		if ch != ' ' && (ch <= ' ' || ch >= 0x7f || bytes.IndexByte([]byte(`(){%*"\]`), ch) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func hasMailboxID(items []byte) bool {
-	for _, f := range bytes.Fields(items) {
-		if bytes.EqualFold(f, []byte("MAILBOXID")) {
-			return true
-		}
-	}
-	return false
 }
