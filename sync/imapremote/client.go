@@ -94,12 +94,18 @@ func (c *Client) ioErr(ctx context.Context, err error) error {
 }
 
 // List returns every mailbox of the account (LIST "" "*"), names decoded
-// from modified UTF-7.
+// from modified UTF-7. NAMESPACE, when its answer is not known yet, goes
+// in the same round trip, for Namespaces.
 func (c *Client) List(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	defer c.guard(ctx)()
-	data, err := c.c.List("", "*", c.listOptions()).Collect()
+	list := c.c.List("", "*", c.listOptions())
+	ns := c.sendNamespace()
+	data, err := list.Collect()
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
+	}
+	if err := c.keepNamespace(ctx, ns); err != nil {
+		return nil, err
 	}
 	out := make([]mail.RemoteMailbox, 0, len(data))
 	for _, d := range data {
@@ -150,7 +156,8 @@ func remoteMailbox(d *imap.ListData) mail.RemoteMailbox {
 }
 
 // Select opens a mailbox read-write, with CONDSTORE when the server has it
-// (RFC 7162 §3.1.8), and returns its state.
+// (RFC 7162 §3.1.8), and returns its state, with the MAILBOXID the server
+// reports in its answer (RFC 8474 §4.2) where it has OBJECTID.
 func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, error) {
 	defer c.guard(ctx)()
 	opts := &imap.SelectOptions{CondStore: c.caps.Has(imap.CapCondStore)}
@@ -166,7 +173,9 @@ func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, e
 		// message in a later session.
 		return mail.MailboxStatus{}, fmt.Errorf("select %q: the server sent no UIDVALIDITY; its UIDs cannot be relied on", name)
 	}
-	return mailboxStatus(data), nil
+	st := mailboxStatus(data)
+	st.MailboxID = c.q.SelectMailboxID()
+	return st, nil
 }
 
 // mailboxStatus converts a SELECT reply. A missing HIGHESTMODSEQ (no

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -42,7 +43,8 @@ func (c *Client) Subscribe(ctx context.Context, name string) error {
 }
 
 // Status asks for a mailbox's status without selecting it (RFC 9051
-// §6.3.11). A mailbox that does not exist fails with mail.ErrNoMailbox:
+// §6.3.11), with its MAILBOXID where the server has OBJECTID (RFC 8474
+// §4.3). A mailbox that does not exist fails with mail.ErrNoMailbox:
 // the server said so with [NONEXISTENT] (RFC 5530 §3), or refused without
 // a code (Dovecot 2.3 does) and a LIST of that very name returns nothing
 // selectable. Any other refusal is an error of its own, never taken for a
@@ -50,9 +52,21 @@ func (c *Client) Subscribe(ctx context.Context, name string) error {
 func (c *Client) Status(ctx context.Context, name string) (mail.MailboxStatus, error) {
 	defer c.guard(ctx)()
 	items := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: c.caps.Has(imap.CapCondStore)}
-	d, err := c.c.Status(name, items).Wait()
+	c.q.MailboxIDs() // forget what earlier commands reported
+	cmd := c.c.Status(name, items)
+	var idCmd *imapclient.StatusCommand
+	if c.caps.Has(capObjectID) {
+		// In the same round trip, on its own: see mailboxIDOnly.
+		idCmd = c.c.Status(name, mailboxIDOnly)
+	}
+	d, err := cmd.Wait()
+	if idCmd != nil {
+		idCmd.Wait() // a refusal leaves the status without an id
+	}
 	if err == nil {
-		return statusFromIMAP(d), nil
+		st := statusFromIMAP(d)
+		st.MailboxID = c.q.MailboxIDs()[d.Mailbox]
+		return st, nil
 	}
 	var ierr *imap.Error
 	if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeNo {

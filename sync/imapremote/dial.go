@@ -81,6 +81,9 @@ type Options struct {
 	NoQResync bool
 }
 
+// capObjectID is RFC 8474's capability (§3); go-imap has no name for it.
+const capObjectID = imap.Cap("OBJECTID")
+
 // Errors callers branch on.
 var (
 	// ErrAuth: the server refused the credentials. Permanent: retrying
@@ -166,6 +169,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err := c.loadCaps(ctx); err != nil {
 		ic.Close()
 		return nil, err
+	}
+	if c.caps.Has(capObjectID) {
+		// RFC 8474 §4.3: ListStatus and Status ask for each mailbox's
+		// MAILBOXID in the round trip they make anyway.
+		q.RequestMailboxIDs()
 	}
 	if c.caps.Has(imap.CapQResync) && !opts.NoQResync {
 		switch err := q.Enable(ctx); {

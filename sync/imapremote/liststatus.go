@@ -2,6 +2,7 @@ package imapremote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -17,9 +18,14 @@ import (
 // 5819, part of IMAP4rev2) that is one command; without it, the STATUS
 // commands for all mailboxes are sent together and their answers awaited
 // together, one round trip.
+//
+// With OBJECTID (RFC 8474) each status carries the mailbox's MAILBOXID
+// (§4.3), asked for in the same round trip. NAMESPACE, when its answer is
+// not known yet, goes in it too, for Namespaces.
 func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 	defer c.guard(ctx)()
 	items := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: c.caps.Has(imap.CapCondStore)}
+	c.q.MailboxIDs() // forget what earlier commands reported
 	if c.caps.Has(imap.CapListStatus) || c.caps.Has(imap.CapIMAP4rev2) {
 		special := c.caps.Has(imap.CapSpecialUse)
 		cmd := c.c.List("", "*", &imap.ListOptions{ReturnStatus: items, ReturnSpecialUse: special})
@@ -31,6 +37,11 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 		if !special {
 			plain = c.c.List("", "*", nil)
 		}
+		var ids *imapclient.ListCommand
+		if c.caps.Has(capObjectID) {
+			ids = c.c.List("", "*", &imap.ListOptions{ReturnStatus: mailboxIDOnly})
+		}
+		ns := c.sendNamespace()
 		data, err := cmd.Collect()
 		if err != nil {
 			return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
@@ -45,6 +56,17 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 				attrs[d.Mailbox] = d.Attrs
 			}
 		}
+		if ids != nil {
+			// The ids are kept as the wire layer reads them; a refusal
+			// leaves the mailboxes without one.
+			if _, err := ids.Collect(); err != nil && !isIMAPError(err) {
+				return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
+			}
+		}
+		if err := c.keepNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
+		idOf := c.q.MailboxIDs()
 		out := make([]mail.RemoteMailbox, 0, len(data))
 		for _, d := range data {
 			if a, ok := attrs[d.Mailbox]; ok {
@@ -53,22 +75,32 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 			m := remoteMailbox(d)
 			if d.Status != nil && !m.NoSelect {
 				st := statusFromIMAP(d.Status)
+				st.MailboxID = idOf[m.Name]
 				m.Status = &st
 			}
 			out = append(out, m)
 		}
 		return out, nil
 	}
-	data, err := c.c.List("", "*", c.listOptions()).Collect()
+	list := c.c.List("", "*", c.listOptions())
+	ns := c.sendNamespace()
+	data, err := list.Collect()
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", c.ioErr(ctx, err))
 	}
+	if err := c.keepNamespace(ctx, ns); err != nil {
+		return nil, err
+	}
 	out := make([]mail.RemoteMailbox, 0, len(data))
 	cmds := make([]*imapclient.StatusCommand, len(data))
+	var idCmds []*imapclient.StatusCommand
 	for i, d := range data {
 		out = append(out, remoteMailbox(d))
 		if !out[i].NoSelect {
 			cmds[i] = c.c.Status(d.Mailbox, items)
+			if c.caps.Has(capObjectID) {
+				idCmds = append(idCmds, c.c.Status(d.Mailbox, mailboxIDOnly))
+			}
 		}
 	}
 	for i, cmd := range cmds {
@@ -84,7 +116,30 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 		st := statusFromIMAP(sd)
 		out[i].Status = &st
 	}
+	for _, cmd := range idCmds {
+		cmd.Wait() // a mailbox whose id is refused goes without one
+	}
+	idOf := c.q.MailboxIDs()
+	for i := range out {
+		if out[i].Status != nil {
+			out[i].Status.MailboxID = idOf[out[i].Name]
+		}
+	}
 	return out, nil
+}
+
+// mailboxIDOnly makes go-imap write an empty status item list, which the
+// wire layer turns into "(MAILBOXID)" on a server with OBJECTID (see
+// qresync.Conn.RequestMailboxIDs): go-imap has no name for the item. It is
+// asked for alone because Cyrus 3.6.1 garbles it when other items come
+// with it.
+var mailboxIDOnly = &imap.StatusOptions{}
+
+// isIMAPError tells the server's refusal of a command (NO, BAD) from a
+// connection that failed.
+func isIMAPError(err error) bool {
+	var ierr *imap.Error
+	return errors.As(err, &ierr)
 }
 
 // statusFromIMAP converts a STATUS reply; a missing HIGHESTMODSEQ is 0.

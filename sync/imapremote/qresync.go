@@ -97,6 +97,7 @@ func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mai
 	}
 	c.selected = name
 	st := mailboxStatus(data)
+	st.MailboxID = c.q.SelectMailboxID() // RFC 8474 §4.2
 	changed, ok := c.fetches.wait(c.q.SelectFetches(), 10*time.Second)
 	if !ok {
 		return st, nil, nil, fmt.Errorf("select %q: the server's changes did not all arrive", name)
