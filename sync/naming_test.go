@@ -21,26 +21,26 @@ func TestNamingShapes(t *testing.T) {
 		// names of other users' and shared namespaces
 		foreign []string
 	}{
-		{shape: `("" "/")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{"", '/'}}}, delim: '/',
+		{shape: `("" "/")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "", Delim: '/'}}}, delim: '/',
 			names: map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Archive/2024": "Archive/2024", "INBOX/Sub": "INBOX/Sub"}},
-		{shape: `("" ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{"", '.'}}}, delim: '.',
+		{shape: `("" ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "", Delim: '.'}}}, delim: '.',
 			names: map[string]string{"INBOX": "INBOX", "Archive.2024": "Archive/2024"}},
-		{shape: `("INBOX." ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{"INBOX.", '.'}}}, delim: '.',
+		{shape: `("INBOX." ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "INBOX.", Delim: '.'}}}, delim: '.',
 			names: map[string]string{"INBOX": "INBOX", "INBOX.Archive": "Archive", "INBOX.Archive.2024": "Archive/2024", "INBOX.Größe": "Größe"}},
-		{shape: `("INBOX/" "/")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{"INBOX/", '/'}}}, delim: '/',
+		{shape: `("INBOX/" "/")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "INBOX/", Delim: '/'}}}, delim: '/',
 			names: map[string]string{"INBOX": "INBOX", "INBOX/Archive": "Archive", "INBOX/Archive/2024": "Archive/2024"}},
 		{shape: "no NAMESPACE", ns: mail.Namespaces{}, delim: '.',
 			names: map[string]string{"INBOX": "INBOX", "Archive.2024": "Archive/2024"}},
 		{shape: "no NAMESPACE, imap.prefix", ns: mail.Namespaces{}, prefix: str("INBOX."), delim: '.',
 			names: map[string]string{"INBOX": "INBOX", "INBOX.Archive": "Archive"}},
-		{shape: `imap.prefix "" over ("INBOX." ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{"INBOX.", '.'}}}, prefix: str(""), delim: '.',
+		{shape: `imap.prefix "" over ("INBOX." ".")`, ns: mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "INBOX.", Delim: '.'}}}, prefix: str(""), delim: '.',
 			names: map[string]string{"INBOX": "INBOX", "INBOX.Archive": "INBOX/Archive"}},
 		{shape: `("INBOX." ".") beside shared ""`, ns: mail.Namespaces{Known: true,
-			Personal: []mail.Namespace{{"INBOX.", '.'}}, Other: []mail.Namespace{{"user.", '.'}}, Shared: []mail.Namespace{{"", '.'}}}, delim: '.',
+			Personal: []mail.Namespace{{Prefix: "INBOX.", Delim: '.'}}, Other: []mail.Namespace{{Prefix: "user.", Delim: '.'}}, Shared: []mail.Namespace{{Prefix: "", Delim: '.'}}}, delim: '.',
 			names:   map[string]string{"INBOX": "INBOX", "INBOX.Archive": "Archive", "inbox.Sent": "Sent"},
 			foreign: []string{"user.bob", "user.bob.Sent", "Public", "Public.Lists"}},
 		{shape: `("" "/") beside "Shared/"`, ns: mail.Namespaces{Known: true,
-			Personal: []mail.Namespace{{"", '/'}}, Shared: []mail.Namespace{{"Shared/", '/'}}}, delim: '/',
+			Personal: []mail.Namespace{{Prefix: "", Delim: '/'}}, Shared: []mail.Namespace{{Prefix: "Shared/", Delim: '/'}}}, delim: '/',
 			names:   map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Sharedness": "Sharedness"},
 			foreign: []string{"Shared/team", "Shared/team/2024"}},
 	}
@@ -74,7 +74,7 @@ func TestNamingShapes(t *testing.T) {
 }
 
 func TestNamingRefusals(t *testing.T) {
-	hosting := namingFrom(mail.Namespaces{Known: true, Personal: []mail.Namespace{{"INBOX.", '.'}}}, nil, '.')
+	hosting := namingFrom(mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "INBOX.", Delim: '.'}}}, nil, '.')
 	// A level holding the delimiter cannot be one level on the server.
 	if _, err := hosting.remoteName([]string{"v1.2"}, '.'); !errors.Is(err, ErrFolderName) || !strings.Contains(err.Error(), `"v1.2"`) {
 		t.Errorf("v1.2 on a '.' server: %v", err)
@@ -127,7 +127,7 @@ func TestNamingRefusals(t *testing.T) {
 }
 
 func TestNamedIncludes(t *testing.T) {
-	ns := namingFrom(mail.Namespaces{Known: true, Personal: []mail.Namespace{{"INBOX.", '.'}}, Shared: []mail.Namespace{{"", '.'}}, Other: []mail.Namespace{{"user.", '.'}}}, nil, '.')
+	ns := namingFrom(mail.Namespaces{Known: true, Personal: []mail.Namespace{{Prefix: "INBOX.", Delim: '.'}}, Shared: []mail.Namespace{{Prefix: "", Delim: '.'}}, Other: []mail.Namespace{{Prefix: "user.", Delim: '.'}}}, nil, '.')
 	list := []mail.RemoteMailbox{{Name: "INBOX", Delim: '.'}, {Name: "INBOX.Archive", Delim: '.'}, {Name: "Public.Lists", Delim: '.'}, {Name: "user.bob.Sent", Delim: '.'}}
 	for _, c := range []struct {
 		include []string
