@@ -274,4 +274,3 @@ func TestFullFolderNamesKept(t *testing.T) {
 		t.Errorf("INBOX.Notes holds %q", got)
 	}
 }
-
