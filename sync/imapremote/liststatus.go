@@ -37,6 +37,9 @@ func (c *Client) ListStatus(ctx context.Context) ([]mail.RemoteMailbox, error) {
 		if !special {
 			plain = c.c.List("", "*", nil)
 		}
+		// MAILBOXID in a LIST of its own (see mailboxIDOnly), answered
+		// right after the first: a mailbox renamed in between is left
+		// without an id, as on a server without OBJECTID.
 		var ids *imapclient.ListCommand
 		if c.caps.Has(capObjectID) {
 			ids = c.c.List("", "*", &imap.ListOptions{ReturnStatus: mailboxIDOnly})
