@@ -260,6 +260,12 @@ type Options struct {
 	// prefix, whatever NAMESPACE says; a server without NAMESPACE has
 	// none unless it is set. See namespace.go.
 	Prefix *string
+	// Namespaces and FullNames tell SelectMailboxes how the account's
+	// folders are named: the server's namespaces, and whether the index
+	// keeps whole server names (see FullFolderNames). Account reads both
+	// itself.
+	Namespaces *mail.Namespaces
+	FullNames  bool
 	// Map gives mailboxes local names (mailboxes.map): keyed by remote
 	// name, or by a special-use attribute (RFC 6154 §2, such as `\Sent`)
 	// that applies to the mailbox the server marks with it; a remote name

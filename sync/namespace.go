@@ -61,26 +61,22 @@ func (r *runner) loadNaming(ctx context.Context, remote Remote, delim rune) erro
 		return err
 	}
 	r.names = namingFrom(ns, r.opts.Prefix, delim)
-	mode, ok, err := r.deps.Index.Meta(ctx, metaFolderNames)
+	_, recorded, err := r.deps.Index.Meta(ctx, metaFolderNames)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		mode = folderNamesPersonal
-		mbs, err := r.deps.Index.Mailboxes(ctx)
-		if err != nil {
-			return err
-		}
-		if len(mbs) > 0 {
+	if r.names.full, err = FullFolderNames(ctx, r.deps.Index); err != nil {
+		return err
+	}
+	if !recorded && !r.opts.DryRun {
+		mode := folderNamesPersonal
+		if r.names.full {
 			mode = folderNamesFull
 		}
-		if !r.opts.DryRun {
-			if err := r.deps.Index.SetMeta(ctx, metaFolderNames, mode); err != nil {
-				return err
-			}
+		if err := r.deps.Index.SetMeta(ctx, metaFolderNames, mode); err != nil {
+			return err
 		}
 	}
-	r.names.full = mode == folderNamesFull
 	if r.names.full && r.names.personal.Prefix != "" {
 		r.log.Warn("folder names keep the server's namespace prefix, as this index was made; satchel migrate-folders leaves it out", "prefix", r.names.personal.Prefix)
 	}

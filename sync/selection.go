@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"errors"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -25,6 +26,10 @@ type Selection struct {
 // lacks. The result is sorted by name; \Noselect entries are kept, marked.
 func SelectMailboxes(list []mail.RemoteMailbox, opts Options, localPath func(levels []string) (string, error)) ([]Selection, error) {
 	r := &runner{opts: opts, deps: Deps{LocalPath: localPath}}
+	if opts.Namespaces != nil || opts.Prefix != nil {
+		r.names = namingFrom(ptrOr(opts.Namespaces), opts.Prefix, listDelim(list))
+		r.names.full = opts.FullNames
+	}
 	entries, err := r.selectMailboxes(list)
 	if err != nil {
 		return nil, err
@@ -39,6 +44,30 @@ func SelectMailboxes(list []mail.RemoteMailbox, opts Options, localPath func(lev
 		out[i] = Selection{RemoteMailbox: e.RemoteMailbox, Local: e.rel, Err: e.err}
 	}
 	return out, nil
+}
+
+func ptrOr[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// FullFolderNames reports whether an index keeps whole server names in
+// folder names (it was made before satchel left the personal namespace's
+// prefix out; see namespace.go): as recorded, or, where nothing is
+// recorded yet, whether it knows any mailbox.
+func FullFolderNames(ctx context.Context, ix interface {
+	Meta(ctx context.Context, key string) (string, bool, error)
+	Mailboxes(ctx context.Context) ([]mail.Mailbox, error)
+}) (bool, error) {
+	mode, ok, err := ix.Meta(ctx, metaFolderNames)
+	if err != nil || ok {
+		return mode == folderNamesFull, err
+	}
+	mbs, err := ix.Mailboxes(ctx)
+	return len(mbs) > 0, err
 }
 
 // SameMailbox reports whether two mailbox names name the same mailbox:

@@ -205,6 +205,7 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		Include: acc.Mailboxes.Include,
 		Exclude: acc.Mailboxes.Exclude,
 		Map:     acc.Mailboxes.Map,
+		Prefix:  acc.IMAP.Prefix,
 		Only:    opts.mailboxes,
 		Deep:    opts.deep,
 		Logger:  g.log,

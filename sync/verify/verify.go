@@ -32,6 +32,9 @@ import (
 // ends closes the connection; after an error verify reconnects.
 type Remote interface {
 	List(ctx context.Context) ([]mail.RemoteMailbox, error)
+	// Namespaces reports the server's namespaces (RFC 2342), which decide
+	// folder names as they do for a sync.
+	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	// Examine opens a mailbox read-only (EXAMINE, RFC 9051 §6.3.3): no
 	// later call can change it, \Recent included.
 	Examine(ctx context.Context, name string) (mail.MailboxStatus, error)
@@ -52,6 +55,7 @@ type Index interface {
 	Mailboxes(ctx context.Context) ([]mail.Mailbox, error)
 	Messages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (map[mail.UID]mail.Message, error)
 	Intents(ctx context.Context, mailboxID int64) ([]mail.Intent, error)
+	Meta(ctx context.Context, key string) (string, bool, error)
 }
 
 // Folder is one local Maildir folder, read only: the engine's Folder
@@ -76,6 +80,8 @@ type Options struct {
 	Include, Exclude, Only []string
 	// Map gives mailboxes local names, as for a sync (mailboxes.map).
 	Map map[string]string
+	// Prefix is imap.prefix, as for a sync.
+	Prefix *string
 	// Deep also compares every message's content: the server's BODY[],
 	// in the form a download stores it, against the local file, by
 	// SHA-256. Each message is streamed, never held whole.
@@ -259,6 +265,17 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 		res.Err = fmt.Errorf("read the index: %w", err)
 		return res
 	}
+	ns, err := remote.Namespaces(ctx)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	full, err := satsync.FullFolderNames(ctx, deps.Index)
+	if err != nil {
+		res.Err = fmt.Errorf("read the index: %w", err)
+		return res
+	}
+	v.names = satsync.Options{Include: opts.Include, Exclude: opts.Exclude, Map: opts.Map, Prefix: opts.Prefix, Namespaces: &ns, FullNames: full}
 	byName := map[string]mail.Mailbox{}
 	for _, mb := range indexed {
 		byName[canonicalName(mb.Name)] = mb
@@ -284,7 +301,9 @@ func Account(ctx context.Context, opts Options, deps Deps) Result {
 	}
 	var sel []satsync.Selection
 	if len(opts.Only) == 0 || len(only) > 0 {
-		sel, err = satsync.SelectMailboxes(list, satsync.Options{Include: opts.Include, Exclude: opts.Exclude, Only: only, Map: opts.Map}, deps.LocalPath)
+		o := v.names
+		o.Only = only
+		sel, err = satsync.SelectMailboxes(list, o, deps.LocalPath)
 		if err != nil {
 			res.Err = err
 			return res
@@ -359,6 +378,8 @@ type verifier struct {
 	deps Deps
 	log  *slog.Logger
 	conn Remote
+	// names selects and places mailboxes as a sync of the account does.
+	names satsync.Options
 }
 
 func (v *verifier) remote(ctx context.Context) (Remote, error) {
@@ -392,7 +413,7 @@ func (v *verifier) included(name string, list []mail.RemoteMailbox) bool {
 		}
 	}
 	sel, err := satsync.SelectMailboxes([]mail.RemoteMailbox{{Name: name, Delim: delim}},
-		satsync.Options{Include: v.opts.Include, Exclude: v.opts.Exclude}, func([]string) (string, error) { return "", nil })
+		v.names, func([]string) (string, error) { return "", nil })
 	return err == nil && len(sel) == 1
 }
 

@@ -66,13 +66,19 @@ var mirrorMailboxes = []struct {
 
 func newMirror(t *testing.T) *mirror {
 	t.Helper()
-	srv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
+	return newMirrorOn(t, imaptest.StartDovecot(t, imaptest.DovecotOptions{}))
+}
+
+// newMirrorOn fills srv with the mirror's mailboxes (named the server's
+// way: srv.Name) and syncs it.
+func newMirrorOn(t *testing.T, srv *imaptest.Server) *mirror {
+	t.Helper()
 	corpus := imaptest.Corpus(imaptest.CorpusOptions{Seed: 7, Messages: 42})
 	for _, mb := range mirrorMailboxes {
 		if mb.name != "INBOX" {
-			srv.CreateMailbox(mb.name)
+			srv.CreateMailbox(srv.Name(mb.name))
 		}
-		srv.AppendMany(mb.name, corpus[:mb.n])
+		srv.AppendMany(srv.Name(mb.name), corpus[:mb.n])
 		corpus = corpus[mb.n:]
 	}
 	dir := t.TempDir()
@@ -216,6 +222,49 @@ func mustComplete(t *testing.T, res verify.Result) {
 // TestVerifyFindsDamage damages a clean mirror in one way at a time and
 // checks that verify reports that damage and nothing else, with and
 // without --deep.
+// TestVerifyOtherServers: verify places mailboxes as a sync does on
+// servers whose namespace has a prefix (hosting panels, Courier, Cyrus
+// without altnamespace) or another delimiter: a fresh mirror has no
+// difference, and a missing file is found in the right folder.
+func TestVerifyOtherServers(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		start func(t *testing.T) *imaptest.Server
+	}{
+		{"dovecot-hosting", func(t *testing.T) *imaptest.Server {
+			return imaptest.StartDovecot(t, imaptest.DovecotOptions{Prefix: "INBOX.", Separator: "."})
+		}},
+		{"courier", func(t *testing.T) *imaptest.Server { return imaptest.StartCourier(t, imaptest.CourierOptions{}) }},
+		{"cyrus-inbox", func(t *testing.T) *imaptest.Server { return imaptest.StartCyrus(t, imaptest.CyrusOptions{}) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMirrorOn(t, c.start(t))
+			ctx := context.Background()
+			if res := m.verify(ctx, verify.Options{}, nil); res.Err != nil || res.Count() != 0 || !res.Complete() {
+				t.Fatalf("fresh mirror: %v, %d differences: %+v", res.Err, res.Count(), res)
+			}
+			if _, err := os.Stat(filepath.Join(m.root.Dir, "Archive", "2024", "cur")); err != nil {
+				t.Fatalf("Archive/2024 is not where a sync puts it: %v", err)
+			}
+			p, r := m.file(m.srv.Name("Archive/2024"), 2)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			res := m.verify(ctx, verify.Options{}, nil)
+			if res.Count() != 1 {
+				t.Fatalf("%d differences, want the missing file: %+v", res.Count(), res)
+			}
+			for _, mr := range res.Mailboxes {
+				for _, d := range mr.Differences {
+					if mr.Name != m.srv.Name("Archive/2024") || d.UID != r.UID {
+						t.Errorf("difference in %s at UID %d, want %s UID %d", mr.Name, d.UID, m.srv.Name("Archive/2024"), r.UID)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestVerifyFindsDamage(t *testing.T) {
 	cases := []struct {
 		name string
