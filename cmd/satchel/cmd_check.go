@@ -37,8 +37,8 @@ type checkAccount struct {
 	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
 	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).
 	Prefix *string `json:"prefix,omitempty"`
-	Note         string   `json:"note,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Note   string  `json:"note,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 func runCheck(ctx context.Context, g *globals, names []string) int {
