@@ -526,6 +526,11 @@ func (r *runner) followDeletions(ctx context.Context, remote Remote, f *renameFi
 					res := heldAsRenamed(mb, to, "re-creates it on the server with its mail (or deletes it, with sync.remove_folders)")
 					r.log.Warn("mailbox gone from the server may have been renamed; held back", "mailbox", mb.Name, "to", to.Name)
 					results = append(results, res)
+					// The new mailbox waits too: downloaded now, its mail
+					// would be in the Maildir twice, and the folder could
+					// no longer be moved where it goes, as the result
+					// advises.
+					drop[canonMailbox(to.Name)] = true
 					continue
 				}
 			}

@@ -275,11 +275,13 @@ func (f *renameFinder) likelyRenamed(ctx context.Context, mb mail.Mailbox, v *fo
 }
 
 // heldAsRenamed is the result of a vanished mailbox held back because it
-// looks renamed to another.
+// looks renamed to another. The other is held back with it (see
+// followDeletions), so that moving the folder, as the result advises,
+// pairs the folder's files with its messages.
 func heldAsRenamed(mb mail.Mailbox, to mailboxEntry, force string) *MailboxResult {
 	return &MailboxResult{Name: mb.Name, Local: mb.LocalPath,
 		Folder: &FolderEvent{Change: DeletedOnServer, Action: FolderHeld,
-			Detail: fmt.Sprintf("gone from the server; new mailbox %q holds much of its mail (renamed?): nothing changed", to.Name)},
-		Safety: fmt.Errorf("%w: %q is gone and new mailbox %q holds much of its mail. If it was renamed, move folder %s to %s and sync again: its files are paired with the server's messages, nothing is transferred twice. Otherwise satchel sync --force %s",
+			Detail: fmt.Sprintf("gone from the server; new mailbox %q holds much of its mail (renamed?): nothing changed, and %q is not synced until this is settled", to.Name, to.Name)},
+		Safety: fmt.Errorf("%w: %q is gone and new mailbox %q holds much of its mail; neither is synced. If it was renamed, move folder %s to %s and sync again: its files are paired with the server's messages, nothing is transferred twice. Otherwise satchel sync --force %s",
 			ErrLikelyRenamed, mb.Name, to.Name, mb.LocalPath, to.rel, force)}
 }
