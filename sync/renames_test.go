@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
@@ -31,11 +32,16 @@ func renameModes() []serverMode {
 // below along, as RFC 9051 §6.3.6 asks; go-imap's memory server does not.
 func movesInferiors(mode string) bool { return mode != "memory" }
 
-// fill appends one seen message per subject to a mailbox (by path).
+// fill appends one seen message per subject to a mailbox (by path), a
+// minute apart: the same subjects make the same messages (Message-ID,
+// size, INTERNALDATE), as a copy or a move by another client does.
 func fill(e *env, path string, subjects []string) {
 	e.srv.CreateMailbox(e.srv.Name(path))
-	for _, s := range subjects {
-		e.srv.Append(e.srv.Name(path), msg(s), []string{`\Seen`}, day)
+	// Courier refuses APPEND to the mailbox the harness's connection has
+	// EXAMINEd (read-only); looking at INBOX leaves it.
+	e.srv.Messages("INBOX")
+	for i, s := range subjects {
+		e.srv.Append(e.srv.Name(path), msg(s), []string{`\Seen`}, day.Add(time.Duration(i)*time.Minute))
 	}
 }
 
@@ -221,4 +227,196 @@ func TestMailboxRenamedWithChild(t *testing.T) {
 			assertOnce(t, e)
 		})
 	}
+}
+
+// assertCopies checks how many times each of these messages is on the
+// server (over all mailboxes) and in the Maildir (over all folders).
+func assertCopies(t *testing.T, e *env, subjects []string, server, local int) {
+	t.Helper()
+	s, l := everywhere(t, e)
+	for _, subj := range subjects {
+		if s[subj] != server || l[subj] != local {
+			t.Fatalf("%q is %d times on the server and %d times in the Maildir, want %d and %d", subj, s[subj], l[subj], server, local)
+		}
+	}
+}
+
+// TestRenameLookalikes: what looks like a rename and is not proven one
+// renames nothing and copies nothing. (a) A mailbox too small to be
+// matched by content, renamed on the server, is held back; following the
+// advice (move the folder) pairs it with the renamed mailbox without a
+// transfer, --force re-creates it beside the renamed one. (b) A mailbox
+// whose messages are copied into two new ones and then deleted is
+// renamed to neither. (c) A mailbox deleted in webmail after its mail
+// went to Trash, a mailbox the index knows, is no rename and is not held
+// back: it is re-created with sync.remove_folders false, and with true
+// its folder goes and Trash holds its mail once.
+func TestRenameLookalikes(t *testing.T) {
+	for _, mode := range renameModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newEnv(t, mode.start(t))
+			tiny1, tiny2 := subjectsOf("tiny a", 3), subjectsOf("tiny b", 3)
+			dup := subjectsOf("dup", 6)
+			old, old2 := subjectsOf("old", 6), subjectsOf("old two", 6)
+			e.srv.CreateMailbox(e.srv.Name("Trash"))
+			fill(e, "Tiny1", tiny1)
+			fill(e, "Tiny2", tiny2)
+			fill(e, "Dup", dup)
+			fill(e, "Old", old)
+			fill(e, "Old2", old2)
+			e.mustSync()
+
+			// (a) Too small to match by content: held back, and the
+			// renamed mailbox is not downloaded beside the folder.
+			// Where the server gives MAILBOXIDs (Cyrus), it is no
+			// lookalike: the rename is proven whatever the size.
+			mb, _, err := e.ix.Mailbox(context.Background(), e.srv.Name("Tiny1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.srv.RenameMailbox(e.srv.Name("Tiny1"), e.srv.Name("Small1"))
+			e.srv.RenameMailbox(e.srv.Name("Tiny2"), e.srv.Name("Small2"))
+			res := e.mustSync()
+			if mb.MailboxID != "" {
+				for _, n := range []string{"1", "2"} {
+					if ev := folderEvent(t, res, e.srv.Name("Small"+n)); ev.Change != satsync.RenamedOnServer || ev.From != e.srv.Name("Tiny"+n) {
+						t.Fatalf("Small%s: event %+v", n, ev)
+					}
+					assertGone(t, e, "Tiny"+n)
+				}
+				assertNoTransfer(t, e, res, "renamed by MAILBOXID")
+				assertAt(t, e, "Small1", tiny1)
+				assertAt(t, e, "Small2", tiny2)
+				assertCopies(t, e, append(tiny1, tiny2...), 1, 1)
+			} else {
+				heldTiny(t, e, res, tiny1, tiny2)
+			}
+
+			// (b) Copied into two new mailboxes, then deleted: neither
+			// is Dup renamed.
+			fill(e, "Dup1", dup)
+			fill(e, "Dup2", dup)
+			e.srv.DeleteMailbox(e.srv.Name("Dup"))
+			res = e.mustSync()
+			for _, m := range res.Mailboxes {
+				if m.Folder != nil && m.Folder.Change == satsync.RenamedOnServer {
+					t.Fatalf("%s taken for renamed: %+v", m.Name, m.Folder)
+				}
+			}
+			held := "Dup1"
+			if err := heldSafety(res, e.srv.Name("Dup")); err != nil && strings.Contains(err.Error(), fmt.Sprintf("%q", e.srv.Name("Dup2"))) {
+				held = "Dup2"
+			}
+			assertHeldAsRenamed(t, e, res, "Dup", held)
+			if slices.Contains(e.srv.Mailboxes(), e.srv.Name("Dup")) {
+				t.Fatal("held, yet Dup re-created on the server")
+			}
+			if got := localSubjects(t, e.dir("Dup")); !slices.Equal(got, dup) {
+				t.Fatalf("held, yet folder Dup holds %q", got)
+			}
+			// The server holds each message twice (Dup1, Dup2); the
+			// Maildir too: folder Dup, and the new mailbox not named in
+			// the held result.
+			assertCopies(t, e, dup, 2, 2)
+
+			// (c) Moved to Trash in webmail, then deleted.
+			fill(e, "Trash", old)
+			e.srv.Expunge(e.srv.Name("Old"), uids(e, "Old")...)
+			e.srv.DeleteMailbox(e.srv.Name("Old"))
+			res = e.mustSync()
+			if err := heldSafety(res, e.srv.Name("Old")); err != nil {
+				t.Fatalf("Old held back: %v", err)
+			}
+			if ev := folderEvent(t, res, e.srv.Name("Old")); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
+				t.Fatalf("Old: event %+v", ev)
+			}
+			// sync.remove_folders false: the folder's mail goes back to
+			// the server, Trash's comes down; each message in both.
+			assertAt(t, e, "Old", old)
+			assertAt(t, e, "Trash", old)
+			assertCopies(t, e, old, 2, 2)
+			assertQuiet(t, e.mustSync(), "after Old re-created")
+
+			e.opts.RemoveFolders = true
+			fill(e, "Trash", old2)
+			e.srv.DeleteMailbox(e.srv.Name("Old2"))
+			res = e.mustSync()
+			if err := heldSafety(res, e.srv.Name("Old2")); err != nil {
+				t.Fatalf("Old2 held back: %v", err)
+			}
+			if ev := folderEvent(t, res, e.srv.Name("Old2")); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderDeleted {
+				t.Fatalf("Old2: event %+v", ev)
+			}
+			// Its files follow its messages into Trash: nothing is
+			// downloaded again.
+			assertNoTransfer(t, e, res, "Old2 deleted")
+			assertGone(t, e, "Old2")
+			assertAt(t, e, "Trash", append(slices.Clone(old), old2...))
+			assertCopies(t, e, old2, 1, 1)
+			assertQuiet(t, e.mustSync(), "after Old2 deleted")
+		})
+	}
+}
+
+// heldSafety returns the Safety of a mailbox's result, nil if none.
+func heldSafety(res satsync.Result, name string) error {
+	for _, m := range res.Mailboxes {
+		if m.Name == name && m.Safety != nil {
+			return m.Safety
+		}
+	}
+	return nil
+}
+
+// uids lists the UIDs of the mailbox at path on the server.
+func uids(e *env, path string) []uint32 {
+	var out []uint32
+	for _, m := range e.srv.Messages(e.srv.Name(path)) {
+		out = append(out, m.UID)
+	}
+	return out
+}
+
+// heldTiny is the story of two mailboxes too small to be matched by
+// content, renamed on the server to Small1 and Small2: both held back,
+// with the new mailboxes. The user moves folder Tiny1 to Small1, as the
+// held result advises: paired without a transfer. --force takes Tiny2
+// and Small2 for two mailboxes: Tiny2 comes back on the server with its
+// folder's mail, Small2 is downloaded; each message is then in both.
+func heldTiny(t *testing.T, e *env, res satsync.Result, tiny1, tiny2 []string) {
+	t.Helper()
+	assertHeldAsRenamed(t, e, res, "Tiny1", "Small1")
+	assertHeldAsRenamed(t, e, res, "Tiny2", "Small2")
+	assertNoTransfer(t, e, res, "held")
+	for _, m := range res.Mailboxes {
+		if m.Folder != nil && m.Folder.Change == satsync.RenamedOnServer {
+			t.Fatalf("%s taken for renamed: %+v", m.Name, m.Folder)
+		}
+	}
+	if boxes := e.srv.Mailboxes(); slices.Contains(boxes, e.srv.Name("Tiny1")) || slices.Contains(boxes, e.srv.Name("Tiny2")) {
+		t.Fatalf("held, yet re-created on the server: %q", boxes)
+	}
+	assertCopies(t, e, append(tiny1, tiny2...), 1, 1)
+	if got := localSubjects(t, e.dir("Tiny1")); !slices.Equal(got, tiny1) {
+		t.Fatalf("held, yet folder Tiny1 holds %q", got)
+	}
+	// The user does as the held result says for Tiny1.
+	if err := os.Rename(e.dir("Tiny1").Path, e.dir("Small1").Path); err != nil {
+		t.Fatal(err)
+	}
+	res = e.mustSync()
+	assertNoTransfer(t, e, res, "folder moved as advised")
+	assertHeldAsRenamed(t, e, res, "Tiny2", "Small2")
+	assertAt(t, e, "Small1", tiny1)
+	assertGone(t, e, "Tiny1")
+	assertCopies(t, e, append(tiny1, tiny2...), 1, 1)
+	e.opts.Force = true
+	res = e.mustSync()
+	e.opts.Force = false
+	if ev := folderEvent(t, res, e.srv.Name("Tiny2")); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
+		t.Fatalf("with --force: event %+v", ev)
+	}
+	assertAt(t, e, "Tiny2", tiny2)
+	assertAt(t, e, "Small2", tiny2)
+	assertCopies(t, e, tiny2, 2, 2)
 }
