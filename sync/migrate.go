@@ -28,8 +28,8 @@ import (
 // it with ErrFolderMoved rather than being read as empty.
 
 // ErrFolderTaken: a folder cannot move to its new place, because another
-// folder is there already.
-var ErrFolderTaken = errors.New("the new folder exists already")
+// folder is there already, or another mailbox's.
+var ErrFolderTaken = errors.New("that folder exists already")
 
 // FolderMove is one mailbox's folder moving to its name without the
 // prefix.
@@ -183,7 +183,7 @@ func (r *runner) planMoves(list []mail.RemoteMailbox, mbs []mail.Mailbox) []Fold
 		}
 		mv.To = to
 		if was, err := old.folderOf(m); err != nil || was != mb.LocalPath {
-			mv.Err = fmt.Errorf("%w: %q was synced into folder %s, the configuration places it in %s (with the prefix) or %s (without); restore the layout or mailboxes.map it was synced with, sync, and run this again",
+			mv.Err = fmt.Errorf("%w: %q was synced into folder %s, the configuration places it in %s (with the prefix) or %s (without); restore the layout or mailboxes.map it was synced with, sync, and run satchel migrate-folders again",
 				ErrFolderMoved, mb.Name, mb.LocalPath, was, to)
 		}
 		moves = append(moves, mv)
@@ -207,11 +207,11 @@ func (r *runner) planMoves(list []mail.RemoteMailbox, mbs []mail.Mailbox) []Fold
 		key := strings.ToLower(mv.To)
 		switch {
 		case owner[key] != "" && owner[key] != mv.Mailbox:
-			mv.Err = fmt.Errorf("%w: folder %s (mailbox %q) cannot move to %s, which mailbox %q syncs with; exclude one of them or give one another folder in mailboxes.map, then run this again",
-				ErrFolderTaken, mv.From, mv.Mailbox, mv.To, owner[key])
+			mv.Err = fmt.Errorf("folder %s (mailbox %q) cannot move to %s: %w, mailbox %q syncs with it; give one of them another folder in mailboxes.map, then run satchel migrate-folders again",
+				mv.From, mv.Mailbox, mv.To, ErrFolderTaken, owner[key])
 		case claimed[key] != "":
-			mv.Err = fmt.Errorf("%w: folders %s and %s would both move to %s (mailboxes %q and %q); give one another folder in mailboxes.map, then run this again",
-				ErrFolderTaken, claimed[key], mv.From, mv.To, owner[strings.ToLower(claimed[key])], mv.Mailbox)
+			mv.Err = fmt.Errorf("folder %s (mailbox %q) cannot move to %s: %w, folder %s (mailbox %q) moves there; give one of them another folder in mailboxes.map, then run satchel migrate-folders again",
+				mv.From, mv.Mailbox, mv.To, ErrFolderTaken, claimed[key], owner[strings.ToLower(claimed[key])])
 		case r.isFolder(mv.From) && r.isFolder(mv.To):
 			mv.Err = r.taken(mv)
 		}
@@ -232,7 +232,7 @@ func (r *runner) applyMoves(ctx context.Context, moves []FolderMove, mbs []mail.
 			return
 		}
 		if mv.Err != nil {
-			r.log.Error("folder not moved", "mailbox", mv.Mailbox, "folder", mv.From, "err", mv.Err)
+			r.log.Info("folder not moved", "mailbox", mv.Mailbox, "folder", mv.From, "err", mv.Err)
 			continue
 		}
 		if err := r.insideFailed(moves[:i], mv); err != nil {
@@ -250,7 +250,7 @@ func (r *runner) applyMoves(ctx context.Context, moves []FolderMove, mbs []mail.
 				} else {
 					mv.Err = fmt.Errorf("mailbox %q: %w", mv.Mailbox, err)
 				}
-				r.log.Error("folder not moved", "mailbox", mv.Mailbox, "folder", mv.From, "err", mv.Err)
+				r.log.Info("folder not moved", "mailbox", mv.Mailbox, "folder", mv.From, "err", mv.Err)
 				continue
 			}
 		}
@@ -277,8 +277,8 @@ func (r *runner) insideFailed(before []FolderMove, mv *FolderMove) error {
 
 // taken is the error of a folder whose new place holds another folder.
 func (r *runner) taken(mv *FolderMove) error {
-	return fmt.Errorf("%w: folder %s (mailbox %q) cannot move to %s: %s exists already; move it elsewhere or merge the two, then run this again",
-		ErrFolderTaken, mv.From, mv.Mailbox, mv.To, mv.To)
+	return fmt.Errorf("folder %s (mailbox %q) cannot move to %s: %w; move %s elsewhere (or merge the two), then run satchel migrate-folders again",
+		mv.From, mv.Mailbox, mv.To, ErrFolderTaken, mv.To)
 }
 
 // removeEmptied removes the directories that held moved folders and are

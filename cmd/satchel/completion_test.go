@@ -69,6 +69,8 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	}{
 		{[]string{"satchel", "sy"}, "sync"},
 		{[]string{"satchel", "mail"}, "mailboxes"},
+		{[]string{"satchel", "migr"}, "migrate-folders"},
+		{[]string{"satchel", "migrate-folders", "--dr"}, "--dry-run"},
 		{[]string{"satchel", "sync", "--dr"}, "--dry-run"},
 		{[]string{"satchel", "completion", ""}, "bash\nzsh\nfish"},
 		{[]string{"satchel", "--config", cfg, "sync", ""}, "personal\nwork"},
