@@ -420,3 +420,78 @@ func heldTiny(t *testing.T, e *env, res satsync.Result, tiny1, tiny2 []string) {
 	assertAt(t, e, "Small2", tiny2)
 	assertCopies(t, e, tiny2, 2, 2)
 }
+
+// TestRenamedByMailboxID: a mailbox renamed on the server while much of
+// its content changed (half its messages expunged, as many new ones) is
+// no longer matched by content; where the server has OBJECTID (Cyrus),
+// its MAILBOXID (RFC 8474 §4.1: kept across RENAME) still follows it:
+// the folder moves, the new messages are downloaded and the expunged
+// ones removed, nothing else. Dovecot 2.3, without OBJECTID, holds it
+// back as likely renamed instead.
+func TestRenamedByMailboxID(t *testing.T) {
+	var modes []serverMode
+	for _, m := range renameModes() {
+		if m.name == "dovecot" || strings.HasPrefix(m.name, "cyrus") {
+			modes = append(modes, m)
+		}
+	}
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newEnv(t, mode.start(t))
+			ctx := context.Background()
+			objectID := slices.Contains(e.srv.Capabilities(), "OBJECTID")
+			work, news := subjectsOf("work", 10), subjectsOf("new", 5)
+			fill(e, "Work", work)
+			e.mustSync()
+			mb, ok, err := e.ix.Mailbox(ctx, e.srv.Name("Work"))
+			if err != nil || !ok {
+				t.Fatalf("Work not in the index: %v", err)
+			}
+			if (mb.MailboxID != "") != objectID {
+				t.Fatalf("OBJECTID advertised: %v; MAILBOXID recorded: %q", objectID, mb.MailboxID)
+			}
+			keep := work[5:]
+			keepKeys := map[string]bool{}
+			for _, s := range keep {
+				keepKeys[e.keyOf("Work", s)] = true
+			}
+
+			e.srv.Expunge(e.srv.Name("Work"), uids(e, "Work")[:5]...)
+			fill(e, "Work", news)
+			e.srv.RenameMailbox(e.srv.Name("Work"), e.srv.Name("Projects"))
+			res := e.mustSync()
+			if !objectID {
+				assertHeldAsRenamed(t, e, res, "Work", "Projects")
+				assertNoTransfer(t, e, res, "held")
+				if got := localSubjects(t, e.dir("Work")); !slices.Equal(got, work) {
+					t.Fatalf("held, yet folder Work holds %q", got)
+				}
+				return
+			}
+			ev := folderEvent(t, res, e.srv.Name("Projects"))
+			if ev.Change != satsync.RenamedOnServer || ev.From != e.srv.Name("Work") {
+				t.Fatalf("event %+v", ev)
+			}
+			for _, m := range res.Mailboxes {
+				if m.Uploaded != 0 || m.Name != e.srv.Name("Projects") && m.Downloaded+m.Removed != 0 {
+					t.Fatalf("%s: %d downloaded, %d uploaded, %d removed", m.Name, m.Downloaded, m.Uploaded, m.Removed)
+				}
+				if m.Name == e.srv.Name("Projects") && (m.Downloaded != 5 || m.Removed != 5) {
+					t.Fatalf("Projects: %d downloaded, %d removed; want the 5 new ones and the 5 expunged", m.Downloaded, m.Removed)
+				}
+			}
+			assertAt(t, e, "Projects", append(slices.Clone(keep), news...))
+			assertGone(t, e, "Work")
+			for k := range keepKeys {
+				if _, ok, err := e.dir("Projects").Find(k); err != nil || !ok {
+					t.Fatalf("file %s of a message kept did not move with the folder (%v)", k, err)
+				}
+			}
+			assertOnce(t, e)
+			if got, _, _ := e.ix.Mailbox(ctx, e.srv.Name("Projects")); got.MailboxID != mb.MailboxID {
+				t.Fatalf("MAILBOXID %q after the rename, was %q", got.MailboxID, mb.MailboxID)
+			}
+			assertQuiet(t, e.mustSync(), "after the rename")
+		})
+	}
+}
