@@ -239,6 +239,22 @@ func TestMigrateFolderNamesCollision(t *testing.T) {
 	if got := e.folderNames(); got != "full" {
 		t.Errorf("folder_names = %q after a failed folder, want full", got)
 	}
+	// Until the migration finishes, a sync names folders as before: the
+	// mailbox already moved fails rather than being read as empty, and
+	// nothing is deleted or uploaded.
+	servers := srv.Mailboxes()
+	res1 := e.sync()
+	for _, m := range res1.Mailboxes {
+		if m.Name == "INBOX.Notes" && !errors.Is(m.Err, satsync.ErrFolderMoved) {
+			t.Errorf("sync between the runs: INBOX.Notes: %v, want ErrFolderMoved", m.Err)
+		}
+		if m.Uploaded+m.Removed+m.Deleted != 0 {
+			t.Errorf("sync between the runs: %s: %+v", m.Name, m)
+		}
+	}
+	if got := srv.Mailboxes(); !slices.Equal(got, servers) {
+		t.Errorf("sync between the runs changed the server's mailboxes: %q, was %q", got, servers)
+	}
 
 	if err := os.Rename(filepath.Join(e.root, "Archive"), filepath.Join(e.root, "Mine")); err != nil {
 		t.Fatal(err)
