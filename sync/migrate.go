@@ -106,16 +106,17 @@ func MigrateFolderNames(ctx context.Context, opts Options, deps Deps) (MigrateRe
 	if err != nil {
 		return res, err
 	}
-	defer remote.Close()
+	// The server is asked only for the listing and the namespaces; the
+	// moves are local.
 	list, err := remote.List(ctx)
-	if err != nil {
-		return res, fmt.Errorf("list mailboxes: %w", err)
-	}
-	ns, err := remote.Namespaces(ctx)
-	if err != nil {
-		return res, fmt.Errorf("namespaces: %w", err)
+	var ns mail.Namespaces
+	if err == nil {
+		ns, err = remote.Namespaces(ctx)
 	}
 	remote.Close()
+	if err != nil {
+		return res, fmt.Errorf("list mailboxes and namespaces: %w", err)
+	}
 	r.names = namingFrom(ns, opts.Prefix, listDelim(list))
 	res.Prefix = r.names.personal.Prefix
 	if res.Prefix == "" {
