@@ -21,7 +21,8 @@ import (
 //     RENAME on every server). Its folder is moved. Locally, a new folder
 //     that holds every file the index records for a known mailbox whose
 //     folder is gone is that folder renamed: the mailbox is renamed on
-//     the server (a refused RENAME changes nothing on either side).
+//     the server (a refused RENAME changes nothing on either side), and
+//     the mailboxes the server moved along with it keep their rows.
 //     Either way the index keeps its rows and no message moves over the
 //     network.
 //  2. decides about deletions. A mailbox gone from the server (confirmed
@@ -398,8 +399,67 @@ func (r *runner) followRenames(ctx context.Context, remote Remote, f *renameFind
 		}
 		r.log.Info("folder renamed locally; mailbox renamed on the server", "from", mb.Name, "to", to.Name, "folder", f.Rel)
 		done++
+		n, err := r.followInferiors(ctx, remote, v, mb, to.Name, f.Rel, events)
+		if err != nil {
+			return done, skip, err
+		}
+		done += n
 	}
 	return done, skip, nil
+}
+
+// followInferiors keeps the index's mailboxes below one satchel renamed
+// on the server (from → to) with the mailboxes the server moved along:
+// RFC 9051 §6.3.6 has RENAME rename the inferiors too, though not every
+// server does (go-imap's memory server keeps them). Left to the next
+// round, a moved inferior would be a mailbox gone from the server whose
+// folder is gone too (it moved with its parent's), and be forgotten with
+// its rows, though nothing of it was deleted. One the server kept where
+// it was is left alone; its folder, if it moved, is a local rename the
+// next round finds. Each is asked for by STATUS under both names.
+func (r *runner) followInferiors(ctx context.Context, remote Remote, v *folderView, from mail.Mailbox, to, toRel string, events map[string]*FolderEvent) (int, error) {
+	if v.delim == 0 {
+		return 0, nil
+	}
+	done := 0
+	for _, mb := range v.known {
+		rest, ok := strings.CutPrefix(mb.Name, from.Name+string(v.delim))
+		if !ok || mb.UIDValidity == 0 {
+			continue
+		}
+		name := to + string(v.delim) + rest
+		if _, err := remote.Status(ctx, mb.Name); err == nil || !errors.Is(err, mail.ErrNoMailbox) {
+			if ctx.Err() != nil {
+				return done, ctx.Err()
+			}
+			continue // kept by the server, or not known: the next round sees
+		}
+		if _, err := remote.Status(ctx, name); err != nil {
+			if ctx.Err() != nil {
+				return done, ctx.Err()
+			}
+			continue
+		}
+		rel, err := r.folderOf(mail.RemoteMailbox{Name: name, Delim: v.delim})
+		if err != nil {
+			continue
+		}
+		if mb.LocalPath != rel && v.onLocal(mb.LocalPath) && !v.onLocal(rel) {
+			// Its folder stayed where it was (a flat layout, where each
+			// folder moves on its own): it follows the mailbox.
+			if err := r.deps.RenameFolder(mb.LocalPath, rel); err != nil {
+				return done, err
+			}
+		}
+		if err := r.deps.Index.RenameMailbox(ctx, mb.ID, name, rel); err != nil {
+			return done, err
+		}
+		events[canonMailbox(name)] = &FolderEvent{Change: RenamedLocally, Action: FolderRenamed, From: mb.Name,
+			Detail: fmt.Sprintf("below folder %s, renamed locally to %s; mailbox %q renamed to %q on the server with it", from.LocalPath, toRel, mb.Name, name)}
+		r.log.Info("mailbox below one renamed on the server moved with it", "from", mb.Name, "to", name, "folder", rel)
+		done++
+	}
+	return done, nil
 }
 
 // localKeys returns the keys of the files the index records for a
