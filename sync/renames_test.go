@@ -200,6 +200,10 @@ func TestMailboxRenamedWithChild(t *testing.T) {
 			assertNoTransfer(t, e, res, "after the server rename")
 
 			// Renamed locally.
+			child, _, err := e.ix.Mailbox(ctx, e.srv.Name("Projects/2025"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := os.Rename(e.dir("Projects").Path, e.dir("Archive").Path); err != nil {
 				t.Fatal(err)
 			}
@@ -215,6 +219,14 @@ func TestMailboxRenamedWithChild(t *testing.T) {
 			if inferiors {
 				assertAt(t, e, "Archive/2025", sub)
 				assertGone(t, e, "Projects/2025")
+				// The server moved it with its parent (RFC 9051
+				// §6.3.6): renamed, its rows kept, not forgotten.
+				if ev := folderEvent(t, res, e.srv.Name("Archive/2025")); ev.Change != satsync.RenamedLocally || ev.From != e.srv.Name("Projects/2025") {
+					t.Fatalf("local rename, Archive/2025: event %+v", ev)
+				}
+				if mb, ok, err := e.ix.Mailbox(ctx, e.srv.Name("Archive/2025")); err != nil || !ok || mb.ID != child.ID || mb.LocalPath != "Archive/2025" {
+					t.Fatalf("index: Archive/2025 %+v (%v, %v), Projects/2025 was %+v", mb, ok, err, child)
+				}
 			}
 			assertGone(t, e, "Projects")
 			assertOnce(t, e)
