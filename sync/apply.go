@@ -33,8 +33,10 @@ const storeRounds = 3
 // that nothing else changed.
 func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
-	if !p.Empty() {
-		// Learning selected every mailbox in turn: select this one again.
+	if !p.Empty() && remote.Selected() != b.Name {
+		// Learning selected other mailboxes since (or did so on another
+		// connection): select this one again. Left selected, it needs
+		// no second SELECT: the run's own writes follow what it learned.
 		st, err := remote.Select(ctx, b.Name)
 		if err != nil {
 			return err

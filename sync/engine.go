@@ -33,6 +33,10 @@ type Remote interface {
 	// false where the server has no NAMESPACE.
 	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// Selected names the mailbox a Select or SelectChanges left open
+	// read-write on this connection, "" when none: commands that follow
+	// act on it without selecting it again.
+	Selected() string
 	// SelectChanges selects with QRESYNC (RFC 7162 §3.2.5), only in
 	// ModeQResync: the server reports the messages changed since the
 	// given MODSEQ (new ones included) and which of the known UIDs

@@ -24,6 +24,7 @@ type Client struct {
 	log      *slog.Logger
 	caps     imap.CapSet
 	selected string
+	examined bool // selected is open read-only (Examine)
 	q        *qresync.Conn
 	fetches  *fetchCollector
 	changes  *changeSignal // what the server reported unasked; see WaitChange
@@ -166,7 +167,7 @@ func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, e
 		c.selected = ""
 		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 	}
-	c.selected = name
+	c.selected, c.examined = name, false
 	if data.UIDValidity == 0 {
 		// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a non-zero
 		// UIDVALIDITY. Without one, a UID cannot be matched to the same

@@ -22,11 +22,21 @@ func (c *Client) Examine(ctx context.Context, name string) (mail.MailboxStatus, 
 		c.selected = ""
 		return mail.MailboxStatus{}, fmt.Errorf("examine %q: %w", name, c.ioErr(ctx, err))
 	}
-	c.selected = name
+	c.selected, c.examined = name, true
 	if data.UIDValidity == 0 {
 		// RFC 9051 §2.3.1.1: without UIDVALIDITY no UID can be compared
 		// with the one recorded in the index.
 		return mail.MailboxStatus{}, fmt.Errorf("examine %q: the server sent no UIDVALIDITY; its UIDs cannot be relied on", name)
 	}
 	return mailboxStatus(data), nil
+}
+
+// Selected names the mailbox open read-write on this connection ("" when
+// none, or when it is only examined): what is sent next acts on it
+// without another SELECT.
+func (c *Client) Selected() string {
+	if c.examined {
+		return ""
+	}
+	return c.selected
 }
