@@ -156,7 +156,8 @@ func assertHeldAsRenamed(t *testing.T, e *env, res satsync.Result, path, to stri
 // Work/2025 below it, to Projects; the next sync moves both folders and
 // transfers nothing. Then the user renames folder Projects to Archive in
 // the mail reader; the next sync renames the mailboxes on the server and
-// transfers nothing. Every message stays on each side exactly once.
+// transfers nothing. Then both at once, to different names: the folder's
+// name wins. Every message stays on each side exactly once.
 func TestMailboxRenamedWithChild(t *testing.T) {
 	for _, mode := range renameModes() {
 		t.Run(mode.name, func(t *testing.T) {
@@ -237,6 +238,26 @@ func TestMailboxRenamedWithChild(t *testing.T) {
 			assertQuiet(t, res, "after the local rename")
 			assertNoTransfer(t, e, res, "after the local rename")
 			assertOnce(t, e)
+
+			// Renamed on both sides at once: another client renames
+			// Archive to Lists while the user renames folder Archive to
+			// Done. The server's rename is followed, then the folder's
+			// name wins; nothing is transferred.
+			e.srv.RenameMailbox(e.srv.Name("Archive"), e.srv.Name("Lists"))
+			if err := os.Rename(e.dir("Archive").Path, e.dir("Done").Path); err != nil {
+				t.Fatal(err)
+			}
+			res = e.mustSync()
+			assertNoTransfer(t, e, res, "renamed on both sides")
+			assertAt(t, e, "Done", work)
+			if inferiors {
+				assertAt(t, e, "Done/2025", sub)
+				assertGone(t, e, "Lists/2025")
+			}
+			assertGone(t, e, "Lists")
+			assertGone(t, e, "Archive")
+			assertOnce(t, e)
+			assertQuiet(t, e.mustSync(), "after the renames on both sides")
 		})
 	}
 }
