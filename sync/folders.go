@@ -60,8 +60,17 @@ func (r *runner) createLocalFolders(ctx context.Context, remote Remote, list []m
 			continue
 		}
 		name, err := r.names.remoteName(f.Levels, delim)
+		if err == nil {
+			// The mailbox must come back to this folder, or the next
+			// run takes the folder for another's (INBOX/Todo is
+			// INBOX.Todo where the prefix is INBOX., whose folder is
+			// Todo).
+			if rel, ferr := r.folderOf(mail.RemoteMailbox{Name: name, Delim: delim}); ferr == nil && !strings.EqualFold(rel, f.Rel) {
+				err = fmt.Errorf("%w: it would be mailbox %q, whose folder is %s; move it there", ErrFolderName, name, rel)
+			}
+		}
 		if err != nil {
-			fail("", f.Rel, fmt.Errorf("folder %s: %w", f.Rel, err))
+			fail(name, f.Rel, fmt.Errorf("folder %s: %w", f.Rel, err))
 			continue
 		}
 		m := mail.RemoteMailbox{Name: name, Delim: delim}

@@ -195,6 +195,7 @@ func TestNamespaceCollisions(t *testing.T) {
 	e.deliverTo("INBOX/Archive", "legacy") // INBOX.Archive too
 	e.deliverTo("v1.2", "version")         // a level with the delimiter
 	e.deliverTo("Work", "work")
+	e.deliverTo("INBOX/Todo", "todo") // INBOX.Todo, whose folder is Todo
 	res := e.sync()
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -209,6 +210,7 @@ func TestNamespaceCollisions(t *testing.T) {
 		"INBOX/Archive|INBOX.Archive": {"INBOX/Archive", "Archive", `"INBOX.Archive"`},
 		"v1.2|":                       {"v1.2", "delimiter"},
 		"inbox|INBOX.inbox":           {`"INBOX"`, `"INBOX.inbox"`},
+		"INBOX/Todo|INBOX.Todo":       {"INBOX/Todo", `"INBOX.Todo"`, "folder is Todo"},
 	}
 	for k, words := range want {
 		err, ok := errs[k]
