@@ -76,6 +76,11 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		// The layout or mailboxes.map changed since the mailbox was last
 		// synced: its files are elsewhere, and reading the new place as
 		// empty would delete every message on the server.
+		if r.migratedAlready(b.RemoteMailbox, mb.LocalPath) {
+			// A migration to prefix-free names cut short moves the rest.
+			return fmt.Errorf("%w: %q is in folder %q, where satchel migrate-folders put it; run satchel migrate-folders again to move the other folders too",
+				ErrFolderMoved, b.Name, mb.LocalPath)
+		}
 		return fmt.Errorf("%w: %q was synced into folder %q, the configuration now places it in %q; move the folder there (or restore the old layout or mailboxes.map) and sync again",
 			ErrFolderMoved, b.Name, mb.LocalPath, b.rel)
 	}

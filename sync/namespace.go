@@ -196,3 +196,16 @@ func named(include []glob, m mail.RemoteMailbox) bool {
 	}
 	return false
 }
+
+// migratedAlready reports whether an index that keeps full names has a
+// mailbox in the folder a migration to prefix-free names gives it:
+// satchel migrate-folders moved it, and was cut short.
+func (r *runner) migratedAlready(m mail.RemoteMailbox, rel string) bool {
+	if r.names == nil || !r.names.full || r.names.personal.Prefix == "" || r.opts.Map[m.Name] != "" {
+		return false
+	}
+	personal := *r.names
+	personal.full = false
+	want, err := r.deps.LocalPath(personal.levels(m))
+	return err == nil && want == rel
+}
