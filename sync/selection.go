@@ -70,6 +70,17 @@ func FullFolderNames(ctx context.Context, ix interface {
 	return len(mbs) > 0, err
 }
 
+// MailboxOfFolder is the mailbox a sync with opts makes of a local
+// folder's levels: under the personal namespace (opts.Namespaces,
+// opts.Prefix, opts.FullNames; see namespace.go), levels joined with
+// delim. A folder the server cannot take as it is named fails with
+// ErrFolderName.
+func MailboxOfFolder(levels []string, delim rune, opts Options) (string, error) {
+	n := namingFrom(ptrOr(opts.Namespaces), opts.Prefix, delim)
+	n.full = opts.FullNames
+	return n.remoteName(levels, delim)
+}
+
 // SameMailbox reports whether two mailbox names name the same mailbox:
 // equal, or both INBOX in any case (RFC 9051 §5.1).
 func SameMailbox(a, b string) bool { return sameMailbox(a, b) }

@@ -115,6 +115,7 @@ type restoreFolder struct {
 // creation of missing ones.
 type restoreRemote interface {
 	List(ctx context.Context) ([]mail.RemoteMailbox, error)
+	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	Examine(ctx context.Context, name string) (mail.MailboxStatus, error)
 	Create(ctx context.Context, name string) error
 	Close() error
@@ -273,7 +274,11 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 	if err != nil {
 		return nil, satsync.Result{}, err
 	}
-	folders, err := restorePlan(froms, src, dst, list, opts.mailboxes)
+	naming, err := restoreNames(ctx, remote, dst)
+	if err != nil {
+		return nil, satsync.Result{}, err
+	}
+	folders, err := restorePlan(froms, src, dst, list, opts.mailboxes, naming)
 	if err != nil {
 		return nil, satsync.Result{}, err
 	}
@@ -323,7 +328,7 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 			return folders, satsync.Result{}, err
 		}
 	}
-	levels, err := replaceFolders(folders, list, dst, opts.mailboxes, inPlace)
+	levels, err := replaceFolders(folders, list, dst, opts.mailboxes, inPlace, naming)
 	if err != nil {
 		return folders, satsync.Result{}, err
 	}
@@ -644,4 +649,26 @@ func printRestoreResults(g *globals, src, dst config.Account, folders []*restore
 		line += fmt.Sprintf(", %d held back by the first-sync guard (use --force)", held)
 	}
 	fmt.Fprintf(g.stdout, "%s in %s\n", line, took.Round(time.Millisecond))
+}
+
+// restoreNames says how a sync of dst names folders (see sync's
+// namespace.go): the server's namespaces, imap.prefix, and whether dst's
+// index keeps whole server names. A restore places each folder where that
+// sync would, and gives it the mailbox that sync would make of it.
+func restoreNames(ctx context.Context, remote restoreRemote, dst config.Account) (satsync.Options, error) {
+	ns, err := remote.Namespaces(ctx)
+	if err != nil {
+		return satsync.Options{}, err
+	}
+	names := satsync.Options{Namespaces: &ns, Prefix: dst.IMAP.Prefix}
+	if _, err := os.Stat(dst.Index); errors.Is(err, os.ErrNotExist) {
+		return names, nil // a new index names folders the new way
+	}
+	ix, err := store.OpenReadOnly(ctx, dst.Index)
+	if err != nil {
+		return satsync.Options{}, err
+	}
+	defer ix.Close()
+	names.FullNames, err = satsync.FullFolderNames(ctx, ix)
+	return names, err
 }

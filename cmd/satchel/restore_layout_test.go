@@ -9,6 +9,7 @@ import (
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
 	"github.com/satchel-mail/satchel/maildir"
+	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -159,7 +160,7 @@ func TestRestorePlanMaildirPlusPlus(t *testing.T) {
 		t.Run(tc.layout.Name(), func(t *testing.T) {
 			srcAcc := config.Account{Name: "old", Maildir: root, Layout: src.Layout.Name()}
 			dst := config.Account{Name: "new", Maildir: t.TempDir(), Layout: tc.layout.Name(), Mailboxes: config.Mailboxes{Include: []string{"*"}}}
-			folders, err := restorePlan(froms, srcAcc, dst, list, nil)
+			folders, err := restorePlan(froms, srcAcc, dst, list, nil, satsync.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -271,7 +271,7 @@ func TestRestorePlanMailboxMap(t *testing.T) {
 				dst.Maildir = t.TempDir()
 				dst.Mailboxes.Include = []string{"*"}
 			}
-			folders, err := restorePlan(tc.froms, src, dst, tc.list, tc.only)
+			folders, err := restorePlan(tc.froms, src, dst, tc.list, tc.only, satsync.Options{})
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("plan: %v, want %v", err, tc.wantErr)
@@ -309,7 +309,7 @@ func TestRestoreReplace(t *testing.T) {
 			dst := config.Account{Name: "new", Maildir: t.TempDir(), Mailboxes: tc.dst}
 			dst.Mailboxes.Include = []string{"*"}
 			f := &restoreFolder{from: "Junk", name: "Junk", to: "Junk"}
-			if _, err := replaceFolders([]*restoreFolder{f}, after, dst, nil, tc.inPlace); err != nil {
+			if _, err := replaceFolders([]*restoreFolder{f}, after, dst, nil, tc.inPlace, satsync.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := planLines([]*restoreFolder{f}); !planMatches(got, []string{tc.want}) {

@@ -25,7 +25,7 @@ import (
 // another folder that decodes to that mailbox is skipped. A folder that
 // cannot be named, or that is the same mailbox as another, is kept with
 // its error: it fails, alone.
-func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMailbox, only []string) ([]*restoreFolder, error) {
+func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMailbox, only []string, names satsync.Options) ([]*restoreFolder, error) {
 	delim := listDelim(list)
 	layout := accountRoot(src).Layout
 	keys := mapFolders(src)
@@ -49,9 +49,9 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 		f := &restoreFolder{from: rel}
 		var err error
 		if key, ok := keys[rel]; ok {
-			f.name, f.fallback, err = mappedMailbox(src, list, key, rel, delim)
+			f.name, f.fallback, err = mappedMailbox(src, list, key, rel, delim, names)
 		} else {
-			f.name, err = decodedMailbox(layout, rel, delim)
+			f.name, err = decodedMailbox(layout, rel, delim, names)
 		}
 		if err != nil {
 			f.err = fmt.Errorf("folder %s cannot be named on the server: %w; skipped", folderLabel(rel), err)
@@ -74,7 +74,7 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 			return nil, usageError{fmt.Errorf("--mailbox %q: no folder of the Maildir is that mailbox", n)}
 		}
 	}
-	out, _, err := placeFolders(named, list, dst, only, src.Name == dst.Name)
+	out, _, err := placeFolders(named, list, dst, only, src.Name == dst.Name, names)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 // upload its files. The result is sorted by mailbox name; levels are the
 // folders of the listed \Noselect levels above the folders' mailboxes,
 // which a sync of the target makes as plain directories.
-func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool) (out []*restoreFolder, levels []string, err error) {
+func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool, names satsync.Options) (out []*restoreFolder, levels []string, err error) {
 	delim := listDelim(list)
 	input := slices.Clone(list)
 	byName := map[string]*restoreFolder{}
@@ -114,7 +114,9 @@ func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst confi
 		input[i].NoSelect = false
 	}
 	root := accountRoot(dst)
-	sel, err := satsync.SelectMailboxes(input, satsync.Options{Include: dst.Mailboxes.Include, Exclude: dst.Mailboxes.Exclude, Only: only, Map: dst.Mailboxes.Map}, root.Path)
+	o := names
+	o.Include, o.Exclude, o.Only, o.Map = dst.Mailboxes.Include, dst.Mailboxes.Exclude, only, dst.Mailboxes.Map
+	sel, err := satsync.SelectMailboxes(input, o, root.Path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +151,7 @@ func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst confi
 // which the target's mailboxes.map and exclude rules act on. A folder the
 // listing no longer selects fails. It returns the folders of the \Noselect
 // levels above the folders' mailboxes (see placeFolders).
-func replaceFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool) ([]string, error) {
+func replaceFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool, names satsync.Options) ([]string, error) {
 	var ok []*restoreFolder
 	for _, f := range folders {
 		if f.err == nil {
@@ -167,7 +169,7 @@ func replaceFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst con
 			keep = append(keep, n)
 		}
 	}
-	sel, levels, err := placeFolders(ok, list, dst, keep, inPlace)
+	sel, levels, err := placeFolders(ok, list, dst, keep, inPlace, names)
 	if err != nil {
 		return nil, err
 	}
@@ -192,20 +194,12 @@ func listDelim(list []mail.RemoteMailbox) rune {
 
 // decodedMailbox is the mailbox a folder's path decodes to in layout: its
 // levels joined with the server's delimiter, which none of them may hold.
-func decodedMailbox(layout maildir.Layout, rel string, delim rune) (string, error) {
+func decodedMailbox(layout maildir.Layout, rel string, delim rune, names satsync.Options) (string, error) {
 	levels, err := layout.Decode(rel)
 	if err != nil {
 		return "", err
 	}
-	if len(levels) == 1 && strings.EqualFold(levels[0], "INBOX") {
-		return "INBOX", nil
-	}
-	for _, l := range levels {
-		if strings.ContainsRune(l, delim) {
-			return "", fmt.Errorf("a level of its name holds the server's hierarchy delimiter %q", delim)
-		}
-	}
-	return strings.Join(levels, string(delim)), nil
+	return satsync.MailboxOfFolder(levels, delim, names)
 }
 
 // mapFolders inverts an account's mailboxes.map: the folder that each
@@ -251,7 +245,7 @@ func isSpecialUseKey(key string) bool { return strings.HasPrefix(key, `\`) }
 // attribute). When the server lists no such mailbox, the folder is
 // restored under its local name, the mailbox its path decodes to, and
 // fallback is the attribute; when it lists several, the folder fails.
-func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel string, delim rune) (name, fallback string, err error) {
+func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel string, delim rune, names satsync.Options) (name, fallback string, err error) {
 	if !isSpecialUseKey(key) {
 		return key, "", nil
 	}
@@ -260,13 +254,13 @@ func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel strin
 		if m.NoSelect || !m.HasAttr(key) {
 			continue
 		}
-		if at, ok := syncFolder(src, m); ok && at == rel {
+		if at, ok := syncFolder(src, m, names); ok && at == rel {
 			hits = append(hits, m.Name)
 		}
 	}
 	switch len(hits) {
 	case 0:
-		name, err := decodedMailbox(accountRoot(src).Layout, rel, delim)
+		name, err := decodedMailbox(accountRoot(src).Layout, rel, delim, names)
 		return name, key, err
 	case 1:
 		return hits[0], "", nil
@@ -277,8 +271,10 @@ func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel strin
 // syncFolder is the folder a sync of acc gives the listed mailbox m: the
 // one its mailboxes.map (by name or by m's attributes) and layout put it
 // in, as the engine decides it.
-func syncFolder(acc config.Account, m mail.RemoteMailbox) (string, bool) {
-	sel, err := satsync.SelectMailboxes([]mail.RemoteMailbox{m}, satsync.Options{Include: []string{"*"}, Map: acc.Mailboxes.Map}, accountRoot(acc).Path)
+func syncFolder(acc config.Account, m mail.RemoteMailbox, names satsync.Options) (string, bool) {
+	o := names
+	o.Include, o.Map = []string{"*"}, acc.Mailboxes.Map
+	sel, err := satsync.SelectMailboxes([]mail.RemoteMailbox{m}, o, accountRoot(acc).Path)
 	if err != nil || len(sel) != 1 || sel[0].Err != nil {
 		return "", false
 	}

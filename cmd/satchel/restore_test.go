@@ -552,3 +552,53 @@ func logTail(path string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestRestoreAcrossNamespaces: a backup of an account on a server
+// without a namespace prefix, restored to a hosting-style server whose
+// mailboxes live under "INBOX." with "." between levels, lands in the
+// mailboxes a sync of the target would make of its folders
+// (INBOX.Archive.2024), in the folders such a sync gives them (no
+// prefix in folder names); a sync of the target afterwards has nothing to
+// do, and restoring back the other way finds the same names.
+func TestRestoreAcrossNamespaces(t *testing.T) {
+	oldSrv := imaptest.StartDovecot(t, imaptest.DovecotOptions{})
+	newSrv := imaptest.StartDovecot(t, imaptest.DovecotOptions{Prefix: "INBOX.", Separator: "."})
+	corpus := imaptest.Corpus(imaptest.CorpusOptions{Seed: 12, Messages: 40})
+	boxes := map[string]int{"INBOX": 10, "Archive": 8, "Archive/2024": 12, "Sent": 10}
+	for _, mb := range slices.Sorted(maps.Keys(boxes)) {
+		oldSrv.CreateMailbox(mb)
+		oldSrv.AppendMany(mb, corpus[:boxes[mb]])
+		corpus = corpus[boxes[mb]:]
+	}
+	dir := t.TempDir()
+	oldAcc, newAcc := newRestoreAccount(dir, "old", oldSrv), newRestoreAccount(dir, "new", newSrv)
+	cfg := writeAccounts(t, dir, oldAcc, newAcc)
+	if code, _, errs := runCLI(t, "--config", cfg, "sync", "old"); code != exitOK {
+		t.Fatalf("sync old: exit %d: %s", code, errs)
+	}
+	if code, out, errs := runCLI(t, "--config", cfg, "restore", "old", "--to", "new"); code != exitOK {
+		t.Fatalf("restore: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	for mb := range boxes {
+		if got, want := mailOf(newSrv, newSrv.Name(mb)), mailOf(oldSrv, mb); !slices.Equal(got, want) {
+			t.Errorf("%s: %s differs from the old server's %s:\n%s", mb, newSrv.Name(mb), mb, listDiff(got, want))
+		}
+		if mb == "INBOX" {
+			continue
+		}
+		if got := len(filesOf(t, newAcc.maildir, mb)); got != boxes[mb] {
+			t.Errorf("folder %s of the new account holds %d files, want %d", mb, got, boxes[mb])
+		}
+	}
+	if got := newSrv.Mailboxes(); slices.ContainsFunc(got, func(n string) bool { return n != "INBOX" && !strings.HasPrefix(n, "INBOX.") }) {
+		t.Errorf("mailboxes made outside the personal namespace: %q", got)
+	}
+	trace := filepath.Join(dir, "trace-new")
+	if code, _, errs := runCLI(t, "--config", cfg, "--trace", trace, "sync", "new"); code != exitOK {
+		t.Fatalf("sync new after the restore: exit %d: %s", code, errs)
+	}
+	data, _ := os.ReadFile(trace)
+	if m := changingCommand.FindString(string(data)); m != "" {
+		t.Errorf("sync new after the restore sent %q", m)
+	}
+}
