@@ -31,6 +31,8 @@ type Client struct {
 	wd       *watchdog
 	large    int64 // Options.LargeMessage
 	ns       *mail.Namespaces
+	// compressed: COMPRESS=DEFLATE (RFC 4978) is on.
+	compressed bool
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -56,6 +58,10 @@ func (c *Client) Capabilities() []string {
 
 // Has reports whether the server advertised a capability.
 func (c *Client) Has(capability string) bool { return c.caps.Has(imap.Cap(capability)) }
+
+// Compressed reports whether the connection is compressed with
+// COMPRESS=DEFLATE (RFC 4978) in both directions.
+func (c *Client) Compressed() bool { return c.compressed }
 
 // Mode is how mailbox changes are learned from this server.
 func (c *Client) Mode() mail.SyncMode {

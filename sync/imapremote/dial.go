@@ -79,6 +79,10 @@ type Options struct {
 	Logger       *slog.Logger
 	// NoQResync keeps to CONDSTORE even when the server offers QRESYNC.
 	NoQResync bool
+	// Compress is CompressAuto ("" too) to compress the connection with
+	// COMPRESS=DEFLATE (RFC 4978) whenever the server offers it, or
+	// CompressOff never to.
+	Compress string
 }
 
 // capObjectID is RFC 8474's capability (§3); go-imap has no name for it.
@@ -130,13 +134,31 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	raw := newWatchdog(tcp, opts.Timeout)
 	defer raw.arm()()
 
-	conn, err := secure(ctx, raw, opts)
+	switch opts.Compress {
+	case "", CompressAuto, CompressOff:
+	default:
+		raw.Close()
+		return nil, fmt.Errorf("unknown compress mode %q", opts.Compress)
+	}
+	transport, greeting, err := secure(ctx, raw, opts)
 	if err != nil {
 		raw.Close()
 		return nil, err
 	}
-	// The QRESYNC extension sits between the trace and go-imap, so that
-	// --trace records what really crossed the socket.
+	// Compression sits right on the transport and the trace right above
+	// it, so that --trace shows the protocol uncompressed (see
+	// compressGate). The QRESYNC extension sits between the trace and
+	// go-imap, so that --trace records what really crossed the socket.
+	z := newDeflateConn(transport)
+	var conn net.Conn = z
+	if opts.Trace != nil {
+		conn = wiretrace.Wrap(z, opts.Trace)
+	}
+	gate := &compressGate{Conn: conn, d: z}
+	conn = gate
+	if greeting != nil {
+		conn = &greetingConn{Conn: conn, pending: greeting}
+	}
 	q := qresync.Wrap(conn)
 	col := &fetchCollector{}
 	sig := newChangeSignal()
@@ -170,6 +192,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ic.Close()
 		return nil, err
 	}
+	if err := c.compress(ctx, gate, opts); err != nil {
+		ic.Close()
+		return nil, err
+	}
 	if c.caps.Has(capObjectID) {
 		// RFC 8474 §4.3: ListStatus and Status ask for each mailbox's
 		// MAILBOXID in the round trip they make anyway.
@@ -190,29 +216,23 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// secure returns the connection go-imap will speak over, with TLS as
-// configured and the trace placed directly on the plaintext protocol
-// stream, below everything else.
-func secure(ctx context.Context, raw *watchdog, opts Options) (net.Conn, error) {
-	trace := func(c net.Conn) net.Conn {
-		if opts.Trace == nil {
-			return c
-		}
-		return wiretrace.Wrap(c, opts.Trace)
-	}
+// secure returns the transport go-imap's stack is built on: the TLS
+// connection, or raw with TLSNone. After STARTTLS it also returns the
+// greeting to replay to go-imap, which expects one (see startTLS).
+func secure(ctx context.Context, raw *watchdog, opts Options) (net.Conn, []byte, error) {
 	switch opts.TLS {
 	case TLSImplicit:
 		tc := tls.Client(raw, tlsConfig(opts))
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
+			return nil, nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 		}
-		return trace(tc), nil
+		return tc, nil, nil
 	case TLSStartTLS:
-		return startTLS(ctx, raw, trace, opts)
+		return startTLS(ctx, raw, opts)
 	case TLSNone:
-		return trace(raw), nil
+		return raw, nil, nil
 	default:
-		return nil, fmt.Errorf("unknown tls mode %q", opts.TLS)
+		return nil, nil, fmt.Errorf("unknown tls mode %q", opts.TLS)
 	}
 }
 
@@ -246,26 +266,31 @@ func SPKIFingerprint(cert *x509.Certificate) [32]byte {
 // startTLS upgrades a plaintext connection (RFC 9051 §6.2.1) before go-imap
 // sees it, so that the trace can sit on the plaintext protocol both before
 // and after the upgrade. A server that does not offer STARTTLS is an error,
-// never a fallback to plaintext.
-func startTLS(ctx context.Context, raw *watchdog, trace func(net.Conn) net.Conn, opts Options) (net.Conn, error) {
-	pre := trace(raw)
+// never a fallback to plaintext. The exchange before the handshake has a
+// trace of its own; the caller builds the rest of the stack, trace
+// included, on the returned TLS connection.
+func startTLS(ctx context.Context, raw *watchdog, opts Options) (net.Conn, []byte, error) {
+	var pre net.Conn = raw
+	if opts.Trace != nil {
+		pre = wiretrace.Wrap(raw, opts.Trace)
+	}
 	br := bufio.NewReader(pre)
 	greeting, err := br.ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
+		return nil, nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
 		// RFC 9051 §7.1.4: a PREAUTH session cannot be upgraded.
-		return nil, fmt.Errorf("%w to %s: server greeted with %q before STARTTLS", ErrConnect, opts.Host, strings.TrimSpace(greeting))
+		return nil, nil, fmt.Errorf("%w to %s: server greeted with %q before STARTTLS", ErrConnect, opts.Host, strings.TrimSpace(greeting))
 	}
 	if _, err := io.WriteString(pre, "S0 CAPABILITY\r\nS1 STARTTLS\r\n"); err != nil {
-		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
+		return nil, nil, fmt.Errorf("%w to %s: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	offered := false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return nil, fmt.Errorf("%w to %s: during STARTTLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
+			return nil, nil, fmt.Errorf("%w to %s: during STARTTLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 		}
 		up := strings.ToUpper(strings.TrimRight(line, "\r\n"))
 		if strings.HasPrefix(up, "* CAPABILITY ") && strings.Contains(up+" ", " STARTTLS ") {
@@ -273,7 +298,7 @@ func startTLS(ctx context.Context, raw *watchdog, trace func(net.Conn) net.Conn,
 		}
 		if strings.HasPrefix(up, "S1 ") {
 			if !offered || !strings.HasPrefix(up, "S1 OK") {
-				return nil, fmt.Errorf("%w to %s: the server does not offer STARTTLS (tls: starttls); use tls: implicit if it listens for TLS on another port", ErrConnect, opts.Host)
+				return nil, nil, fmt.Errorf("%w to %s: the server does not offer STARTTLS (tls: starttls); use tls: implicit if it listens for TLS on another port", ErrConnect, opts.Host)
 			}
 			break
 		}
@@ -282,17 +307,17 @@ func startTLS(ctx context.Context, raw *watchdog, trace func(net.Conn) net.Conn,
 		// Anything sent before the handshake could have been injected by
 		// a man in the middle (the STARTTLS command-injection class of
 		// bugs): refuse.
-		return nil, fmt.Errorf("%w to %s: server sent data after STARTTLS before the TLS handshake", ErrConnect, opts.Host)
+		return nil, nil, fmt.Errorf("%w to %s: server sent data after STARTTLS before the TLS handshake", ErrConnect, opts.Host)
 	}
 	tc := tls.Client(raw, tlsConfig(opts))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
+		return nil, nil, fmt.Errorf("%w to %s: TLS: %w", ErrConnect, opts.Host, raw.explain(ctx, err))
 	}
 	// go-imap expects a greeting; the server sends none after STARTTLS, so
 	// replay a plain one. It carries no capabilities: those from before
 	// the upgrade must be forgotten (RFC 9051 §6.2.1), and go-imap will
 	// ask again.
-	return &greetingConn{Conn: trace(tc), pending: []byte("* OK TLS established\r\n")}, nil
+	return tc, []byte("* OK TLS established\r\n"), nil
 }
 
 // greetingConn returns pending before the bytes of Conn.

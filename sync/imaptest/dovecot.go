@@ -60,6 +60,11 @@ type DovecotOptions struct {
 	// The Server's Prefix and Delim report what is set here.
 	Prefix    string
 	Separator string
+	// Compress loads Dovecot's zlib and imap_zlib plugins, which offer
+	// COMPRESS=DEFLATE (RFC 4978); it is added to a narrowed Capabilities
+	// list too. The test is skipped (see StartDovecot) when the plugin is
+	// not installed.
+	Compress bool
 }
 
 // dovecotUser is the login name of the single Dovecot user. Sessions are
@@ -118,7 +123,17 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 	if len([]rune(sep)) != 1 {
 		t.Fatalf("imaptest: dovecot separator %q is not one character", sep)
 	}
-	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, opts.Capabilities, opts.Prefix, sep)+specialUseConfig(opts.SpecialUse)), 0o644); err != nil {
+	caps, zlib := opts.Capabilities, ""
+	if opts.Compress {
+		if err := findIMAPZlib(); err != nil {
+			dovecotMissing(t, err.Error())
+		}
+		if caps != "" {
+			caps += " COMPRESS=DEFLATE"
+		}
+		zlib = compressConfig
+	}
+	if err := os.WriteFile(confPath, []byte(dovecotConfig(dir, root, caps, opts.Prefix, sep)+specialUseConfig(opts.SpecialUse)+zlib), 0o644); err != nil {
 		t.Fatalf("imaptest: write dovecot config: %v", err)
 	}
 	imapPath, err := findDovecotIMAP(confPath)
@@ -208,6 +223,27 @@ mail_fsync = never
 		fmt.Fprintf(&b, "imap_capability = %s\n", caps)
 	}
 	return b.String()
+}
+
+// compressConfig loads the plugins behind COMPRESS=DEFLATE: imap_zlib
+// implements the command and needs zlib loaded for mail too.
+const compressConfig = `mail_plugins = $mail_plugins zlib
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+`
+
+// dovecotModules is Dovecot 2.3's mail_plugin_dir on Debian; the imap_zlib
+// plugin ships in dovecot-core.
+const dovecotModules = "/usr/lib/dovecot/modules"
+
+// findIMAPZlib checks that Dovecot's imap_zlib plugin is installed.
+func findIMAPZlib() error {
+	found, err := filepath.Glob(filepath.Join(dovecotModules, "lib*_imap_zlib_plugin.so"))
+	if err != nil || len(found) == 0 {
+		return fmt.Errorf("imap_zlib plugin (lib*_imap_zlib_plugin.so) not found in %s", dovecotModules)
+	}
+	return nil
 }
 
 // findDovecotIMAP returns the path of Dovecot's imap binary, which lives in
