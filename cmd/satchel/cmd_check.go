@@ -33,6 +33,9 @@ type checkAccount struct {
 	Server       string   `json:"server"`
 	Capabilities []string `json:"capabilities,omitempty"`
 	Mode         string   `json:"mode,omitempty"`
+	// Compression is "on" when the connection is compressed with
+	// COMPRESS=DEFLATE (RFC 4978), "off" otherwise.
+	Compression string `json:"compression,omitempty"`
 	// Namespaces as NAMESPACE reports them (RFC 2342); nil without it.
 	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
 	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).
@@ -54,6 +57,10 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 		} else {
 			ca.Capabilities = c.Capabilities()
 			ca.Mode = string(c.Mode())
+			ca.Compression = "off"
+			if c.Compressed() {
+				ca.Compression = "on"
+			}
 			if c.Has("QRESYNC") && c.Mode() != mail.ModeQResync {
 				ca.Note = "the server offers QRESYNC but declined to enable it; satchel uses CONDSTORE"
 			}
@@ -80,7 +87,7 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 		if ca.Error != "" {
 			continue
 		}
-		fmt.Fprintf(g.stdout, "%s (%s): OK\n  capabilities: %s\n  sync mode: %s\n", ca.Account, ca.Server, strings.Join(ca.Capabilities, " "), ca.Mode)
+		fmt.Fprintf(g.stdout, "%s (%s): OK\n  capabilities: %s\n  sync mode: %s\n  compression: %s\n", ca.Account, ca.Server, strings.Join(ca.Capabilities, " "), ca.Mode, ca.Compression)
 		if ns := ca.Namespaces; ns != nil {
 			fmt.Fprintf(g.stdout, "  namespaces: personal %s; other users %s; shared %s\n", namespaceList(ns.Personal), namespaceList(ns.Other), namespaceList(ns.Shared))
 		} else {

@@ -78,6 +78,7 @@ func remoteOptions(acc config.Account, trace io.Writer, g *globals) imapremote.O
 		Password:    passwordFunc(acc),
 		Token:       tokenFunc(acc),
 		Trace:       trace,
+		Compress:    acc.IMAP.Compress,
 		Logger:      g.log.With("account", acc.Name),
 	}
 }

@@ -13,7 +13,7 @@ import (
 var (
 	topKeys     = []string{"accounts"}
 	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks"}
-	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections", "prefix"}
+	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections", "prefix", "compress"}
 	mailboxKeys = []string{"include", "exclude", "map"}
 	syncKeys    = []string{"direction", "expunge", "trash", "conflict", "max_delete", "remove_folders", "since", "max_size", "max_messages"}
 	hookKeys    = []string{"pre", "post"}
@@ -29,7 +29,7 @@ const (
 // on other keys.
 func newAccount() Account {
 	return Account{
-		IMAP:          IMAP{TLS: "implicit", Auth: "plain", Connections: defaultConnections},
+		IMAP:          IMAP{TLS: "implicit", Auth: "plain", Connections: defaultConnections, Compress: "auto"},
 		Layout:        "verbatim",
 		Mailboxes:     Mailboxes{Include: []string{"*"}},
 		Sync:          Sync{Direction: "both", Expunge: "both", Conflict: "merge", MaxDelete: defaultMaxDelete},
@@ -98,6 +98,7 @@ func (d *decoder) account(item *yaml.Node, i int) Account {
 	if p, ok := im.scalar("prefix", "a string"); ok && p != "auto" {
 		a.IMAP.Prefix = &p
 	}
+	im.enum("compress", &a.IMAP.Compress, "auto", "off")
 	if !portSet {
 		a.IMAP.Port = 143
 		if a.IMAP.TLS == "implicit" {

@@ -81,6 +81,9 @@ type IMAP struct {
 	// names; unset ("auto"), the server's NAMESPACE answer decides (RFC
 	// 2342).
 	Prefix *string
+	// Compress is "auto" (compress the connection with COMPRESS=DEFLATE,
+	// RFC 4978, when the server offers it) or "off".
+	Compress string
 }
 
 // Mailboxes chooses which remote mailboxes are synced and what they are

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 		Name: "personal",
 		IMAP: IMAP{
 			Host: "imap.example.org", Port: 993, TLS: "implicit", User: "me@example.org",
-			Auth: "plain", PasswordCommand: "pass show mail", Connections: 4,
+			Auth: "plain", PasswordCommand: "pass show mail", Connections: 4, Compress: "auto",
 		},
 		Maildir:       "/srv/mail/personal",
 		Layout:        "verbatim",
@@ -66,6 +66,7 @@ func TestAcceptedValues(t *testing.T) {
 			func(a Account) bool { return a.IMAP.Host == "::1" }},
 		{"IPv6 host", strings.Replace(base, "imap.example.org", `"2001:db8::1"`, 1), func(a Account) bool { return a.IMAP.Host == "2001:db8::1" }},
 		{"auth login", base + "      auth: login\n", func(a Account) bool { return a.IMAP.Auth == "login" }},
+		{"compress off", base + "      compress: off\n", func(a Account) bool { return a.IMAP.Compress == "off" }},
 		{"auth xoauth2", strings.Replace(base, "password_command: pass show mail", "auth: xoauth2\n      oauth2_token_command: oama access me@example.org", 1),
 			func(a Account) bool {
 				return a.IMAP.Auth == "xoauth2" && a.IMAP.OAuth2TokenCommand == "oama access me@example.org" && a.IMAP.PasswordCommand == ""

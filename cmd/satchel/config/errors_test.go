@@ -33,7 +33,7 @@ func TestParseErrors(t *testing.T) {
 
 		// Unknown and duplicate keys.
 		{"unknown imap key", base + "      prot: 993\n", 8, "accounts[0].imap.prot",
-			`unknown key "prot" in accounts[0].imap (known keys: host, port, tls, tls_fingerprint, user, auth, password_command, password, oauth2_token_command, connections, prefix); did you mean "port"?`},
+			`unknown key "prot" in accounts[0].imap (known keys: host, port, tls, tls_fingerprint, user, auth, password_command, password, oauth2_token_command, connections, prefix, compress); did you mean "port"?`},
 		{"unknown account key", base + "    maildirs: x\n", 8, "accounts[0].maildirs", `unknown key "maildirs" in accounts[0] (known keys: name, imap,`},
 		{"unknown sync key", base + "    sync:\n      dry_run: true\n", 9, "accounts[0].sync.dry_run", `unknown key "dry_run" in accounts[0].sync`},
 		{"duplicate account key", base + "    maildir: /srv/other\n", 8, "accounts[0].maildir", `duplicate key "maildir" (first set on line 3)`},
@@ -101,6 +101,7 @@ func TestParseErrors(t *testing.T) {
 			"/i.db is already the index of accounts[0] (a); each account needs its own"},
 
 		// Hosts and TLS.
+		{"compress unknown", base + "      compress: yes\n", 8, "accounts[0].imap.compress", "auto, off"},
 		{"tls none remote", base + "      tls: none\n", 8, "accounts[0].imap.tls",
 			"tls: none would send the password in clear text to imap.example.org; use tls: implicit or starttls (none is allowed only for loopback addresses)"},
 		{"tls none with pin", strings.Replace(base, "imap.example.org", "localhost", 1) + "      tls: none\n      tls_fingerprint: " + strings.Repeat("ab", 32) + "\n", 9,
