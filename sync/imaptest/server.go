@@ -47,6 +47,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	client *imapclient.Client
+	// examined says the mailbox client has selected was opened with
+	// EXAMINE (read-only).
+	examined bool
 }
 
 // Message is one message as stored on a server: what Append takes, what
@@ -263,6 +266,19 @@ func (s *Server) leave() *imapclient.Client {
 	return c
 }
 
+// writable returns the harness's connection ready for a command that
+// writes to a mailbox other than by selecting it (APPEND): Courier refuses
+// APPEND to the mailbox the connection has EXAMINEd ("NO Current box is
+// selected READ-ONLY"), so an examined mailbox is left first. A mailbox
+// selected read-write stays selected. The caller holds s.mu.
+func (s *Server) writable() *imapclient.Client {
+	c := s.conn()
+	if s.examined && c.Mailbox() != nil {
+		return s.leave()
+	}
+	return c
+}
+
 // Mailboxes returns the selectable mailboxes (LIST "" "*" without
 // \Noselect and \NonExistent ones), decoded to UTF-8, sorted.
 func (s *Server) Mailboxes() []string {
@@ -336,7 +352,7 @@ const appendWindow = 64
 // UIDNEXT, provided nothing else appended meanwhile; if UIDNEXT moved by
 // more than len(msgs), the test fails rather than guess.
 func (s *Server) appendPipelined(mailbox string, msgs []Message) []uint32 {
-	c := s.conn()
+	c := s.writable()
 	uidPlus := c.Caps().Has(imap.CapUIDPlus)
 	var before imap.UID
 	if !uidPlus {
@@ -530,6 +546,7 @@ func (s *Server) selectMailbox(mailbox string, readOnly bool) (*imapclient.Clien
 	if err != nil {
 		s.t.Fatalf("imaptest: select %q: %v", mailbox, err)
 	}
+	s.examined = readOnly
 	return c, data
 }
 
