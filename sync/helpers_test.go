@@ -120,6 +120,12 @@ func newEnv(t *testing.T, srv *imaptest.Server) *env {
 func (e *env) sync() satsync.Result {
 	e.t.Helper()
 	e.trace.Reset()
+	return satsync.Account(context.Background(), e.opts, e.deps())
+}
+
+// deps wires the env's server (through e.wrap), Maildir and index as
+// cmd/satchel does, tracing the protocol into e.trace.
+func (e *env) deps() satsync.Deps {
 	root := maildir.Root{Dir: e.root, Layout: e.layout}
 	ropts := imapremote.Options{
 		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
@@ -131,7 +137,7 @@ func (e *env) sync() satsync.Result {
 	if folder == nil {
 		folder = func(rel string) satsync.Folder { return root.Folder(rel) }
 	}
-	res := satsync.Account(context.Background(), e.opts, satsync.Deps{
+	return satsync.Deps{
 		Connect: func(ctx context.Context) (satsync.Remote, error) {
 			c, err := imapremote.Dial(ctx, ropts)
 			if err != nil {
@@ -157,8 +163,7 @@ func (e *env) sync() satsync.Result {
 			}
 			return out, err
 		},
-	})
-	return res
+	}
 }
 
 // mustSync runs a sync that must succeed in every mailbox.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
-	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 )
 
@@ -20,25 +19,9 @@ import (
 func (e *env) migrate(dryRun bool) satsync.MigrateResult {
 	e.t.Helper()
 	e.trace.Reset()
-	root := maildir.Root{Dir: e.root, Layout: e.layout}
-	ropts := imapremote.Options{
-		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
-		User: e.srv.User, Auth: imapremote.AuthPlain,
-		Password: func(context.Context) (string, error) { return e.srv.Password, nil },
-		Trace:    &e.trace,
-	}
 	opts := e.opts
 	opts.DryRun = dryRun
-	res, err := satsync.MigrateFolderNames(context.Background(), opts, satsync.Deps{
-		Connect: func(ctx context.Context) (satsync.Remote, error) {
-			return imapremote.Dial(ctx, ropts)
-		},
-		Index:        e.ix,
-		Folder:       func(rel string) satsync.Folder { return root.Folder(rel) },
-		LocalPath:    root.Path,
-		RenameFolder: root.RenameFolder,
-		RemoveFolder: root.RemoveFolder,
-	})
+	res, err := satsync.MigrateFolderNames(context.Background(), opts, e.deps())
 	if err != nil {
 		e.t.Fatalf("migrate: %v", err)
 	}
