@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -190,6 +191,35 @@ func totals(res satsync.Result) (down, flags, removed int) {
 	return
 }
 
+// withOthers is modes followed by every server of otherServers, for the
+// stories whose outcome can depend on namespaces, delimiters, CONDSTORE
+// or what a server keeps across DELETE and RENAME.
+func withOthers(modes []serverMode) []serverMode {
+	return append(slices.Clip(modes), otherServers...)
+}
+
+// otherServer returns the server of otherServers called name.
+func otherServer(name string) serverMode {
+	for _, o := range otherServers {
+		if o.name == name {
+			return o
+		}
+	}
+	panic("no " + name + " among otherServers")
+}
+
+// pathOf is the folder path ("Archive/2024") of the mailbox the server
+// calls name ("INBOX.Archive.2024"): Server.Name the other way round.
+func (e *env) pathOf(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	if p := e.srv.Prefix; p != "" && len(name) > len(p) && strings.EqualFold(name[:len(p)], p) {
+		name = name[len(p):]
+	}
+	return strings.ReplaceAll(name, string(e.srv.Delim), "/")
+}
+
 func (e *env) dir(mailbox string) maildir.Dir {
 	levels := strings.Split(mailbox, "/")
 	rel, err := maildir.EncodeName(levels)
@@ -207,7 +237,7 @@ func (e *env) assertMirror(fresh bool) {
 	e.t.Helper()
 	ctx := context.Background()
 	for _, name := range e.srv.Mailboxes() {
-		d := e.dir(name)
+		d := e.dir(e.pathOf(name))
 		local, err := d.Scan()
 		if err != nil {
 			e.t.Fatalf("%s: scan: %v", name, err)
