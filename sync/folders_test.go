@@ -22,9 +22,9 @@ import (
 // seedWork fills Work with n messages and syncs them down.
 func seedWork(t *testing.T, e *env, n int) {
 	t.Helper()
-	e.srv.CreateMailbox("Work")
+	e.srv.CreateMailbox(e.srv.Name("Work"))
 	for i := range n {
-		e.srv.Append("Work", msg(fmt.Sprintf("work %d", i)), []string{`\Seen`}, day)
+		e.srv.Append(e.srv.Name("Work"), msg(fmt.Sprintf("work %d", i)), []string{`\Seen`}, day)
 	}
 	e.srv.Append("INBOX", msg("hello"), nil, day)
 	e.mustSync()
@@ -89,15 +89,16 @@ func works(n int) []string {
 	return out
 }
 
-// assertHolds checks that a mailbox holds messages with these subjects,
-// sorted, both on the server and in its folder.
-func assertHolds(t *testing.T, e *env, name string, want []string) {
+// assertHolds checks that the mailbox at path ("Work", spelled the
+// server's way there) and its folder hold messages with these subjects,
+// sorted.
+func assertHolds(t *testing.T, e *env, path string, want []string) {
 	t.Helper()
-	if got := serverSubjects(e, name); !slices.Equal(got, want) {
-		t.Fatalf("server %s holds %q, want %q", name, got, want)
+	if got := serverSubjects(e, e.srv.Name(path)); !slices.Equal(got, want) {
+		t.Fatalf("server %s holds %q, want %q", e.srv.Name(path), got, want)
 	}
-	if got := localSubjects(t, e.dir(name)); !slices.Equal(got, want) {
-		t.Fatalf("local %s holds %q, want %q", name, got, want)
+	if got := localSubjects(t, e.dir(path)); !slices.Equal(got, want) {
+		t.Fatalf("local %s holds %q, want %q", path, got, want)
 	}
 }
 
@@ -125,14 +126,14 @@ func assertQuiet(t *testing.T, res satsync.Result, what string) {
 // never had (the conflicting delete): then it is re-created with that
 // mail only.
 func TestFolderDeletedOnServer(t *testing.T) {
-	for _, mode := range serverModes {
+	for _, mode := range withOthers(serverModes) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Run("keep", func(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				seedWork(t, e, 3)
-				e.srv.DeleteMailbox("Work")
+				e.srv.DeleteMailbox(e.srv.Name("Work"))
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
 				assertHolds(t, e, "Work", works(3))
@@ -144,8 +145,8 @@ func TestFolderDeletedOnServer(t *testing.T) {
 				// the next run still re-creates the mailbox with its mail.
 				e := newEnv(t, mode.start(t))
 				seedWork(t, e, 3)
-				e.srv.DeleteMailbox("Work")
-				mb, _, err := e.ix.Mailbox(context.Background(), "Work")
+				e.srv.DeleteMailbox(e.srv.Name("Work"))
+				mb, _, err := e.ix.Mailbox(context.Background(), e.srv.Name("Work"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -160,18 +161,18 @@ func TestFolderDeletedOnServer(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				e.opts.RemoveFolders = true
 				seedWork(t, e, 3)
-				e.srv.DeleteMailbox("Work")
+				e.srv.DeleteMailbox(e.srv.Name("Work"))
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Action != satsync.FolderDeleted {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Action != satsync.FolderDeleted {
 					t.Fatalf("event %+v", ev)
 				}
 				if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
 					t.Fatalf("folder Work still there: %v", err)
 				}
-				if slices.Contains(e.srv.Mailboxes(), "Work") {
+				if slices.Contains(e.srv.Mailboxes(), e.srv.Name("Work")) {
 					t.Fatal("Work re-created on the server")
 				}
-				if _, ok, _ := e.ix.Mailbox(context.Background(), "Work"); ok {
+				if _, ok, _ := e.ix.Mailbox(context.Background(), e.srv.Name("Work")); ok {
 					t.Fatal("the index still knows Work")
 				}
 				if got := localSubjects(t, e.dir("INBOX")); !slices.Equal(got, []string{"hello"}) {
@@ -186,9 +187,9 @@ func TestFolderDeletedOnServer(t *testing.T) {
 				// Offline, the user files a new message into Work while
 				// another client deletes Work on the server.
 				e.writeLocal("Work", msg("filed offline"), mail.NewFlags(mail.FlagSeen))
-				e.srv.DeleteMailbox("Work")
+				e.srv.DeleteMailbox(e.srv.Name("Work"))
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Change != satsync.DeletedOnServer || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
 				want := []string{"filed offline"}
@@ -207,14 +208,14 @@ func TestFolderDeletedOnServer(t *testing.T) {
 // with the new one. Deleting the mailbox's messages counts against
 // sync.max_delete.
 func TestFolderDeletedLocally(t *testing.T) {
-	for _, mode := range serverModes {
+	for _, mode := range withOthers(serverModes) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Run("keep", func(t *testing.T) {
 				e := newEnv(t, mode.start(t))
 				seedWork(t, e, 3)
 				e.removeFolder("Work")
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
 				assertHolds(t, e, "Work", works(3))
@@ -227,10 +228,10 @@ func TestFolderDeletedLocally(t *testing.T) {
 				seedWork(t, e, 3)
 				e.removeFolder("Work")
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Action != satsync.FolderDeleted {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Action != satsync.FolderDeleted {
 					t.Fatalf("event %+v", ev)
 				}
-				if slices.Contains(e.srv.Mailboxes(), "Work") {
+				if slices.Contains(e.srv.Mailboxes(), e.srv.Name("Work")) {
 					t.Fatal("Work still on the server")
 				}
 				if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
@@ -246,9 +247,9 @@ func TestFolderDeletedLocally(t *testing.T) {
 				e.opts.RemoveFolders = true
 				seedWork(t, e, 3)
 				e.removeFolder("Work")
-				e.srv.Append("Work", msg("arrived meanwhile"), nil, day)
+				e.srv.Append(e.srv.Name("Work"), msg("arrived meanwhile"), nil, day)
 				res := e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Change != satsync.DeletedLocally || ev.Action != satsync.FolderRecreated {
 					t.Fatalf("event %+v", ev)
 				}
 				want := []string{"arrived meanwhile"}
@@ -263,11 +264,11 @@ func TestFolderDeletedLocally(t *testing.T) {
 				seedWork(t, e, 12)
 				e.removeFolder("Work")
 				res := e.mustSync()
-				ev := folderEvent(t, res, "Work")
+				ev := folderEvent(t, res, e.srv.Name("Work"))
 				if ev.Action != satsync.FolderHeld {
 					t.Fatalf("event %+v", ev)
 				}
-				if got := serverSubjects(e, "Work"); !slices.Equal(got, works(12)) {
+				if got := serverSubjects(e, e.srv.Name("Work")); !slices.Equal(got, works(12)) {
 					t.Fatalf("held back, yet the server's Work holds %q", got)
 				}
 				if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
@@ -275,10 +276,10 @@ func TestFolderDeletedLocally(t *testing.T) {
 				}
 				e.opts.Force = true
 				res = e.mustSync()
-				if ev := folderEvent(t, res, "Work"); ev.Action != satsync.FolderDeleted {
+				if ev := folderEvent(t, res, e.srv.Name("Work")); ev.Action != satsync.FolderDeleted {
 					t.Fatalf("with --force: event %+v", ev)
 				}
-				if slices.Contains(e.srv.Mailboxes(), "Work") {
+				if slices.Contains(e.srv.Mailboxes(), e.srv.Name("Work")) {
 					t.Fatal("with --force: Work still on the server")
 				}
 			})
@@ -289,46 +290,55 @@ func TestFolderDeletedLocally(t *testing.T) {
 // TestEveryFolderGone: a Maildir emptied by mistake (the identity file
 // kept) deletes nothing on the server, even with sync.remove_folders.
 func TestEveryFolderGone(t *testing.T) {
-	e := newEnv(t, serverModes[0].start(t))
-	e.opts.RemoveFolders = true
-	seedWork(t, e, 2)
-	e.removeFolder("INBOX")
-	e.removeFolder("Work")
-	res := e.sync()
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	ev := folderEvent(t, res, "Work")
-	if ev.Action != satsync.FolderHeld {
-		t.Fatalf("event %+v", ev)
-	}
-	if got := serverSubjects(e, "Work"); !slices.Equal(got, works(2)) {
-		t.Fatalf("server Work holds %q", got)
-	}
-	if got := serverSubjects(e, "INBOX"); !slices.Equal(got, []string{"hello"}) {
-		t.Fatalf("server INBOX holds %q", got)
+	for _, mode := range withOthers(serverModes[:1]) {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newEnv(t, mode.start(t))
+			e.opts.RemoveFolders = true
+			seedWork(t, e, 2)
+			e.removeFolder("INBOX")
+			e.removeFolder("Work")
+			res := e.sync()
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			ev := folderEvent(t, res, e.srv.Name("Work"))
+			if ev.Action != satsync.FolderHeld {
+				t.Fatalf("event %+v", ev)
+			}
+			if got := serverSubjects(e, e.srv.Name("Work")); !slices.Equal(got, works(2)) {
+				t.Fatalf("server Work holds %q", got)
+			}
+			if got := serverSubjects(e, "INBOX"); !slices.Equal(got, []string{"hello"}) {
+				t.Fatalf("server INBOX holds %q", got)
+			}
+		})
 	}
 }
 
 // TestFolderDeletedOnBoth: a mailbox gone from both sides is forgotten,
 // not re-created anywhere.
 func TestFolderDeletedOnBoth(t *testing.T) {
-	e := newEnv(t, serverModes[0].start(t))
-	seedWork(t, e, 2)
-	e.srv.DeleteMailbox("Work")
-	e.removeFolder("Work")
-	res := e.mustSync()
-	if ev := folderEvent(t, res, "Work"); ev.Change != satsync.DeletedOnBoth || ev.Action != satsync.FolderForgotten {
-		t.Fatalf("event %+v", ev)
-	}
-	if slices.Contains(e.srv.Mailboxes(), "Work") {
-		t.Fatal("Work re-created on the server")
-	}
-	if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("folder Work re-created: %v", err)
-	}
-	if _, ok, _ := e.ix.Mailbox(context.Background(), "Work"); ok {
-		t.Fatal("the index still knows Work")
+	for _, mode := range withOthers(serverModes[:1]) {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newEnv(t, mode.start(t))
+			seedWork(t, e, 2)
+			work := e.srv.Name("Work")
+			e.srv.DeleteMailbox(work)
+			e.removeFolder("Work")
+			res := e.mustSync()
+			if ev := folderEvent(t, res, work); ev.Change != satsync.DeletedOnBoth || ev.Action != satsync.FolderForgotten {
+				t.Fatalf("event %+v", ev)
+			}
+			if slices.Contains(e.srv.Mailboxes(), work) {
+				t.Fatalf("%s re-created on the server", work)
+			}
+			if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("folder Work re-created: %v", err)
+			}
+			if _, ok, _ := e.ix.Mailbox(context.Background(), work); ok {
+				t.Fatalf("the index still knows %s", work)
+			}
+		})
 	}
 }
 
