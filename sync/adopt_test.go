@@ -28,12 +28,13 @@ func writeForeign(t *testing.T, d maildir.Dir, name string, body []byte, mtime t
 // mbsync (",U=" names, an X-TUID header) or OfflineIMAP (",U=...,FMD5=")
 // pairs its files with the server's messages: nothing is uploaded or
 // downloaded twice; the one file the server lacks is uploaded and the one
-// message the Maildir lacks is downloaded.
+// message the Maildir lacks is downloaded. Also on Cyrus and Courier,
+// whose UIDs, UIDVALIDITY and namespaces differ from Dovecot's.
 func TestAdoptExistingMaildir(t *testing.T) {
-	for _, mode := range serverModes {
+	for _, mode := range append(serverModes[:len(serverModes):len(serverModes)], otherServer("cyrus"), otherServer("courier")) {
 		t.Run(mode.name, func(t *testing.T) {
 			srv := mode.start(t)
-			srv.CreateMailbox("Lists")
+			srv.CreateMailbox(srv.Name("Lists"))
 			var uids []uint32
 			for i := range 6 {
 				uids = append(uids, srv.Append("INBOX", msg(fmt.Sprintf("old %d", i)), []string{`\Seen`}, day))
@@ -41,7 +42,7 @@ func TestAdoptExistingMaildir(t *testing.T) {
 			noID := []byte("From: x@example.org\r\nSubject: no id\r\n\r\nbody\r\n")
 			noIDUID := srv.Append("INBOX", noID, []string{`\Seen`}, day)
 			lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
-			srv.Append("Lists", msg("only on the server"), nil, day)
+			srv.Append(srv.Name("Lists"), msg("only on the server"), nil, day)
 
 			e := newEnv(t, srv)
 			in := e.dir("INBOX")
