@@ -376,8 +376,18 @@ func (s *Server) appendPipelined(mailbox string, msgs []Message) []uint32 {
 		}
 		first++
 	}
+	window := appendWindow
+	if s.Kind == "cyrus" {
+		// Cyrus writes each tagged response as it finishes the APPEND,
+		// with Nagle's algorithm on: the second response waits for the
+		// client's ACK of the first, which the client delays (40 ms on
+		// Linux) while it has nothing left to send. One APPEND at a time
+		// lets the next command carry the ACK: about 3 ms a message
+		// instead of 40.
+		window = 1
+	}
 	for _, m := range msgs {
-		if len(inflight) == appendWindow {
+		if len(inflight) == window {
 			wait()
 		}
 		cmd := c.Append(mailbox, int64(len(m.Body)), &imap.AppendOptions{Flags: toFlags(m.Flags), Time: m.Date})
