@@ -2,8 +2,8 @@ package imapremote
 
 import (
 	"bytes"
-	"context"
 	"compress/flate"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
