@@ -1,7 +1,7 @@
 // Package imapremote is satchel's one place that speaks IMAP. It connects
-// (TLS, STARTTLS, authentication), and turns go-imap's types into satchel's
-// own (package mail): nothing outside this package sees a go-imap type or a
-// sequence number.
+// (TLS, STARTTLS, authentication, COMPRESS=DEFLATE), and turns go-imap's
+// types into satchel's own (package mail): nothing outside this package
+// sees a go-imap type or a sequence number.
 //
 // It must not import the sync engine, the index or the Maildir layer: the
 // engine defines the interface this package satisfies.
