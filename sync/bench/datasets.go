@@ -48,6 +48,14 @@ func datasets(o options) []dataset {
 		{id: "small", title: thousands(o.small) + " small msgs, 1 folder", folders: []folder{{"Small", 1}}, count: o.small, sizes: smallSizes},
 		{id: "large", title: thousands(o.large) + " small msgs, 1 folder", folders: []folder{{"Large", 1}}, count: o.large, sizes: smallSizes},
 	}
+	if o.compressMsgs > 0 {
+		// Mail as the main corpus, with more attachments: about 90 KB a
+		// message on average, some 55 MB for 600.
+		cs := mainSizes
+		cs.bigShare = 0.07
+		sets = append(sets, dataset{id: "compress", title: fmt.Sprintf("%s msgs, 2 folders, %.0f%% attachments", thousands(o.compressMsgs), 100*cs.bigShare),
+			folders: []folder{{"Mixed", 0.6}, {"Mixed/Reports", 0.4}}, count: o.compressMsgs, sizes: cs})
+	}
 	if o.hugeMB > 0 {
 		// One message whose attachment makes it hugeMB MB in all: base64
 		// turns 57 bytes into a 78-byte line.

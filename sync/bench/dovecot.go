@@ -43,6 +43,12 @@ type dovecot struct {
 	env      []string
 	log      *os.File
 	ln       net.Listener
+	// caps, when not empty, replaces the capabilities Dovecot offers
+	// (imap_capability); compressLevel, when above 0, loads the imap_zlib
+	// plugin, which offers COMPRESS=DEFLATE (RFC 4978) at that level.
+	// Both take effect for the connections opened after configure.
+	caps          string
+	compressLevel int
 
 	mu    sync.Mutex
 	conns map[net.Conn]*os.Process
@@ -116,10 +122,50 @@ func (d *dovecot) configure(fast bool) error {
 	if d.root {
 		fmt.Fprintf(&b, "mail_uid = %d\nmail_gid = %d\n", nobody, nobody)
 	}
+	if d.caps != "" {
+		fmt.Fprintf(&b, "imap_capability = %s\n", d.caps)
+	}
+	if d.compressLevel > 0 {
+		// imap_zlib implements COMPRESS and needs zlib loaded for mail too.
+		b.WriteString("mail_plugins = $mail_plugins zlib\nprotocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n")
+		fmt.Fprintf(&b, "plugin {\n  imap_zlib_compress_level = %d\n}\n", d.compressLevel)
+	}
 	if err := os.WriteFile(d.confPath, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write dovecot config: %w", err)
 	}
 	return nil
+}
+
+// capsCondStoreOnly is what Dovecot 2.3.19 offers after PREAUTH, without
+// QRESYNC: a server with CONDSTORE (RFC 7162 §3.1) only, as
+// sync/imaptest's CapsCondStoreOnly.
+const capsCondStoreOnly = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY " +
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE " +
+	"UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE " +
+	"ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY " +
+	"PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
+
+// dovecotModules is where Debian's Dovecot 2.3 keeps its plugins.
+const dovecotModules = "/usr/lib/dovecot/modules"
+
+// findIMAPZlib checks that the plugin behind COMPRESS=DEFLATE is installed
+// (it ships in dovecot-core).
+func findIMAPZlib() error {
+	found, _ := filepath.Glob(filepath.Join(dovecotModules, "lib*_imap_zlib_plugin.so"))
+	if len(found) == 0 {
+		return fmt.Errorf("Dovecot's imap_zlib plugin (lib*_imap_zlib_plugin.so) not found in %s", dovecotModules)
+	}
+	return nil
+}
+
+// reconfigure sets what the next connections are offered (see caps and
+// compressLevel), once the sessions still running have ended.
+func (d *dovecot) reconfigure(ctx context.Context, caps string, compressLevel int) error {
+	if err := d.waitIdle(ctx); err != nil {
+		return err
+	}
+	d.caps, d.compressLevel = caps, compressLevel
+	return d.configure(false)
 }
 
 func (d *dovecot) accept() {

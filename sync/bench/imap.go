@@ -137,9 +137,11 @@ func createMailboxes(ctx context.Context, addr string, names []string) error {
 
 // serverChange is what the "server changes" scenario does to the server,
 // as another mail client would: toggle \Flagged or \Seen on flagShare of
-// the messages, expunge some and deliver new ones.
+// the messages (or on flags messages, when set), expunge some and deliver
+// new ones.
 type serverChange struct {
 	flagShare float64
+	flags     int
 	expunge   int
 	deliver   int
 }
@@ -191,6 +193,9 @@ func changeServer(ctx context.Context, addr string, boxes []folder, ch serverCha
 	r := rand.New(rand.NewPCG(seed, 0xc4a9e))
 	perm := r.Perm(len(all))
 	nFlags := int(float64(len(all))*ch.flagShare + 0.5)
+	if ch.flags > 0 {
+		nFlags = min(ch.flags, len(all))
+	}
 	nExpunge := min(ch.expunge, len(all)-nFlags)
 	type op struct {
 		flags   imap.StoreFlags

@@ -24,10 +24,18 @@ import (
 // for. That count works for any client, which is what the mbsync column
 // needs (sync/imaptest's fault proxy sleeps per chunk, which would make
 // pipelined data pay the delay once per chunk, so the bench has its own).
+//
+// With a rate, the proxy is also a link of that many bytes per second in
+// each direction, shared by all its connections: each direction is one
+// first-in first-out queue that sends a chunk only once the chunks read
+// before it, on any connection, have gone out at the rate (a token bucket
+// without burst), and the delay runs from there.
 type latencyProxy struct {
 	ln     net.Listener
 	target string
 	delay  time.Duration
+	// up and down are the two directions' queues; nil without a rate.
+	up, down *bottleneck
 
 	mu    sync.Mutex
 	conns []*connStats
@@ -38,6 +46,7 @@ type latencyProxy struct {
 type connStats struct {
 	mu         sync.Mutex
 	lastClient bool    // the last data seen came from the client
+	up, down   int64   // bytes from the client, from the server
 	bursts     []burst // client bursts in order
 	cmd        cmdParser
 }
@@ -49,13 +58,45 @@ type burst struct {
 }
 
 func startLatencyProxy(target string, delay time.Duration) (*latencyProxy, error) {
+	return startLink(target, delay, 0)
+}
+
+// startLink starts a proxy that is also a link of rate bytes per second in
+// each direction (0: unlimited).
+func startLink(target string, delay time.Duration, rate float64) (*latencyProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	p := &latencyProxy{ln: ln, target: target, delay: delay}
+	if rate > 0 {
+		p.up, p.down = &bottleneck{rate: rate}, &bottleneck{rate: rate}
+	}
 	go p.accept()
 	return p, nil
+}
+
+// bottleneck is one direction of a link with a limited rate.
+type bottleneck struct {
+	rate float64 // bytes per second
+	mu   sync.Mutex
+	free time.Time // when the link has sent everything queued so far
+}
+
+// sent queues n bytes read at now and returns when their last byte has
+// gone out.
+func (b *bottleneck) sent(now time.Time, n int) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free = later(b.free, now).Add(time.Duration(float64(n) / b.rate * float64(time.Second)))
+	return b.free
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (p *latencyProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
@@ -123,7 +164,11 @@ func (p *latencyProxy) pipe(src, dst net.Conn, st *connStats, fromClient bool, w
 		if n > 0 {
 			data := bytes.Clone(buf[:n])
 			st.saw(fromClient, data)
-			queue <- chunk{data: data, due: time.Now().Add(p.delay)}
+			out := time.Now()
+			if link := map[bool]*bottleneck{true: p.up, false: p.down}[fromClient]; link != nil {
+				out = link.sent(out, n)
+			}
+			queue <- chunk{data: data, due: out.Add(p.delay)}
 		}
 		if err != nil {
 			break
@@ -137,9 +182,11 @@ func (st *connStats) saw(fromClient bool, data []byte) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !fromClient {
+		st.down += int64(len(data))
 		st.lastClient = false
 		return
 	}
+	st.up += int64(len(data))
 	if !st.lastClient || len(st.bursts) == 0 {
 		st.bursts = append(st.bursts, burst{})
 		st.lastClient = true
@@ -255,6 +302,8 @@ func roundTrips(conns []*connStats) *trips {
 				}
 			}
 		}
+		t.BytesDown += st.down
+		t.BytesUp += st.up
 		n := len(st.bursts) - first
 		t.RoundTrips += n
 		t.Longest = max(t.Longest, n)

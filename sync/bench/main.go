@@ -1,11 +1,17 @@
 // Command bench measures satchel against mbsync (isync) on the same
-// Dovecot: first sync, no-op sync, incremental syncs after server and
-// after local changes, the no-op through a link with 25 ms each way (round
-// trips counted), and peak memory, including a 200 MB message. It is what
-// `make bench` runs, for the "faster than mbsync" work; README.md
-// ("Performance") holds the latest table and says how it is measured.
+// Dovecot: first sync (against the disk's own floor too), no-op sync,
+// incremental syncs after server and after local changes, on loopback and
+// through a link with 25 ms each way (round trips counted), a few changes
+// in one mailbox with and without QRESYNC, 100 changes in a small and in a
+// large mailbox, a first sync through a 20 Mbit/s link with COMPRESS
+// offered, peak memory (a 200 MB message included), and, satchel alone,
+// three accounts synced at once against one after another. -million
+// measures a mailbox of a million messages instead. It is what `make
+// bench` runs, for the "faster than mbsync" and "fast where people sync
+// every day" work; README.md ("Performance") holds the latest table and
+// says how it is measured.
 //
-//	go run ./sync/bench [-quick] [-install] [-json] [-readme README.md] [flags]
+//	go run ./sync/bench [-quick] [-install] [-json] [-readme README.md] [-million] [flags]
 //
 // It drives satchel only through its binary and configuration file, as a
 // user would, and mbsync likewise; it imports no satchel package (nor
@@ -54,6 +60,12 @@ type options struct {
 	maxRSSMB    float64
 	maxRT       int
 	maxGrowth   float64
+
+	rateMbit     float64 // the slow link's rate, each way
+	compressMsgs int     // messages of the COMPRESS dataset; 0 skips it
+	accountMsgs  int     // messages of each of the several accounts; 0 skips them
+	million      bool
+	millionMsgs  int
 }
 
 func parseFlags() options {
@@ -84,11 +96,17 @@ func parseFlags() options {
 	flag.Float64Var(&o.maxRSSMB, "max-rss-mb", 64, "requirement: satchel's peak RSS in every scenario, MB")
 	flag.IntVar(&o.maxRT, "max-round-trips", 5, "requirement: round trips of a no-op sync after login")
 	flag.Float64Var(&o.maxGrowth, "max-growth", 1.2, "requirement: no-op time of the large mailbox over the small one")
+	flag.Float64Var(&o.rateMbit, "rate", 20, "rate of the slow link in Mbit/s, each way, shared by all connections (the COMPRESS row)")
+	flag.IntVar(&o.compressMsgs, "compress-messages", 600, "messages of the COMPRESS dataset (main-corpus mail, 7% with attachments: about 55 MB for 600); 0 skips it")
+	flag.IntVar(&o.accountMsgs, "account-messages", 1000, "messages in each of the three accounts of the several-accounts rows; 0 skips them")
+	flag.BoolVar(&o.million, "million", false, "measure only a mailbox of -million-messages small messages, satchel alone: first sync, no-op against the server's LIST-STATUS, 100 changes")
+	flag.IntVar(&o.millionMsgs, "million-messages", 1000000, "messages of the -million mailbox")
 	flag.Parse()
 	if o.quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]any{"messages": 200, "small": 200, "large": 2000, "huge-mb": 5, "repeat": 1, "new": 10, "remove": 5} {
+		for name, v := range map[string]any{"messages": 200, "small": 200, "large": 2000, "huge-mb": 5, "repeat": 1, "new": 10, "remove": 5,
+			"compress-messages": 60, "account-messages": 100, "million-messages": 20000} {
 			if !set[name] {
 				flag.Set(name, fmt.Sprint(v))
 			}
@@ -141,6 +159,21 @@ func run(ctx context.Context, o options) error {
 	if mbsyncNote != "" {
 		progress("%s", mbsyncNote)
 	}
+	if o.million {
+		rep := &report{opts: o, mbsyncNote: "-million: satchel alone", results: map[string]map[string]*result{}}
+		rep.machine = describeMachine(satchelBin, "")
+		if rep.million, err = measureMillion(ctx, o, work, satchelBin); err != nil {
+			return fmt.Errorf("million: %w", err)
+		}
+		return rep.finish(began)
+	}
+	var notes []string
+	if o.compressMsgs > 0 {
+		if err := findIMAPZlib(); err != nil {
+			notes = append(notes, fmt.Sprintf("COMPRESS row skipped: %v", err))
+			o.compressMsgs = 0
+		}
+	}
 
 	sets := datasets(o)
 	srv, err := startDovecot(filepath.Join(work, "server-satchel"))
@@ -161,10 +194,32 @@ func run(ctx context.Context, o options) error {
 	}
 	progress("seeded in %v", seedTime.Round(time.Second))
 
+	rep := &report{opts: o, sets: sets, seedTime: seedTime, mbsyncNote: mbsyncNote, notes: notes,
+		floors: map[string]diskTime{}, results: map[string]map[string]*result{}}
+	rep.machine = describeMachine(satchelBin, mbsyncBin)
+
+	// Each dataset's floor: its own message files copied and flushed,
+	// apart from the others (a first sync writes one dataset).
+	for _, d := range sets {
+		f, err := datasetFloor(ctx, srv.MailDir, d, filepath.Join(work, "floor-"+d.id))
+		if err != nil {
+			return fmt.Errorf("disk floor of %s: %w", d.id, err)
+		}
+		rep.floors[d.id] = f
+		progress("floor of %s: cp -a + sync of %s files, %.0f MB: %v", d.id, thousands(f.files), f.mb, f.elapsed.Round(time.Millisecond))
+	}
+	for _, d := range sets {
+		if d.id == "compress" {
+			if rep.deflated, rep.corpus, err = deflatedSize(srv.MailDir, d); err != nil {
+				return fmt.Errorf("deflate the %s corpus: %w", d.id, err)
+			}
+		}
+	}
+
 	// mbsync gets a server of its own, a copy of satchel's made before
 	// either tool touches it: same mail, same UIDs, and no Dovecot cache
 	// warmed by the other tool's fetches. That copy, flushed, is also the
-	// disk's own limit.
+	// disk's own limit for all datasets at once.
 	copyDir := filepath.Join(work, "server-mbsync")
 	var srv2 *dovecot
 	if mbsyncBin != "" {
@@ -176,57 +231,66 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	disk, err := diskLimit(ctx, srv.MailDir, filepath.Join(copyDir, "home", "Mail"))
-	if err != nil {
+	if rep.disk, err = diskLimit(ctx, srv.MailDir, filepath.Join(copyDir, "home", "Mail")); err != nil {
 		return fmt.Errorf("disk limit: %w", err)
 	}
 	if srv2 == nil {
 		os.RemoveAll(copyDir)
 	}
-	progress("cp -a + sync of the server's Maildir (%s files, %.0f MB): %v", thousands(disk.files), disk.mb, disk.elapsed.Round(time.Millisecond))
-
-	rep := &report{opts: o, sets: sets, disk: disk, seedTime: seedTime, mbsyncNote: mbsyncNote,
-		results: map[string]map[string]*result{}}
-	rep.machine = describeMachine(satchelBin, mbsyncBin)
+	progress("cp -a + sync of the server's Maildir (%s files, %.0f MB): %v", thousands(rep.disk.files), rep.disk.mb, rep.disk.elapsed.Round(time.Millisecond))
 
 	type setup struct {
 		srv  *dovecot
-		tool func(port, proxyPort int) (syncTool, error)
+		tool func(ports []int) (syncTool, error)
 	}
-	setups := []setup{{srv, func(port, proxyPort int) (syncTool, error) {
-		return newSatchel(satchelBin, filepath.Join(work, "satchel"), port, proxyPort, sets)
+	setups := []setup{{srv, func(ports []int) (syncTool, error) {
+		return newSatchel(satchelBin, filepath.Join(work, "satchel"), ports, sets)
 	}}}
 	if srv2 != nil {
-		setups = append(setups, setup{srv2, func(port, proxyPort int) (syncTool, error) {
-			return newMbsync(mbsyncBin, filepath.Join(work, "mbsync"), port, proxyPort, sets)
+		setups = append(setups, setup{srv2, func(ports []int) (syncTool, error) {
+			return newMbsync(mbsyncBin, filepath.Join(work, "mbsync"), ports, sets)
 		}})
 	}
 	for _, su := range setups {
-		proxy, err := startLatencyProxy(su.srv.Addr, o.latency)
+		proxies := []*latencyProxy{nil}
+		for _, rate := range []float64{0, o.rateMbit * 1e6 / 8} {
+			p, err := startLink(su.srv.Addr, o.latency, rate)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			proxies = append(proxies, p)
+		}
+		t, err := su.tool([]int{su.srv.Port, proxies[delayed].port(), proxies[slow].port()})
 		if err != nil {
 			return err
 		}
-		defer proxy.close()
-		t, err := su.tool(su.srv.Port, proxy.port())
-		if err != nil {
-			return err
-		}
-		m := &measurer{o: o, srv: su.srv, proxy: proxy, tool: t, traces: filepath.Join(work, t.name()), rep: rep}
+		m := &measurer{o: o, srv: su.srv, proxies: proxies, tool: t, traces: filepath.Join(work, t.name()), rep: rep}
 		if err := m.all(ctx, sets); err != nil {
 			return fmt.Errorf("%s: %w", t.name(), err)
 		}
 	}
+	if o.accountMsgs > 0 {
+		if rep.accounts, err = measureAccounts(ctx, o, work, satchelBin); err != nil {
+			return fmt.Errorf("accounts: %w", err)
+		}
+	}
+	return rep.finish(began)
+}
+
+// finish prints the report and writes it into the README if asked to.
+func (rep *report) finish(began time.Time) error {
 	rep.total = time.Since(began)
 	rep.machine.Load += " at the start, " + loadAvg() + " at the end"
 
 	if err := rep.print(os.Stdout); err != nil {
 		return err
 	}
-	if o.readme != "" {
-		if err := rep.updateReadme(o.readme); err != nil {
+	if rep.opts.readme != "" {
+		if err := rep.updateReadme(rep.opts.readme); err != nil {
 			return err
 		}
-		progress("wrote the table into %s", o.readme)
+		progress("wrote the table into %s", rep.opts.readme)
 	}
 	return nil
 }

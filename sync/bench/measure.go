@@ -14,6 +14,7 @@ type scenario struct {
 	ds    string // dataset id
 	title string
 	kind  kind
+	via   link
 }
 
 type kind int
@@ -22,10 +23,24 @@ const (
 	firstSync kind = iota
 	secondSync
 	noop
-	noopLatency
-	afterServer
-	afterLocal
+	afterServer     // -flag-share, -new, -remove over the dataset's mailboxes
+	afterLocal      // the same in the Maildir
+	oneBox          // a few changes in one mailbox on the server
+	oneBoxCondStore // the same, the server offering CONDSTORE without QRESYNC
+	changes100      // 100 changes on the server, 60 flags, 20 new, 20 expunged
+	firstCompress   // first sync, the server offering COMPRESS=DEFLATE
 )
+
+// What the one-mailbox scenarios change in the main dataset's INBOX, and
+// the changes100 scenarios in a mailbox.
+var (
+	oneBoxChange = serverChange{flags: 5, deliver: 5, expunge: 3}
+	change100    = serverChange{flags: 60, deliver: 20, expunge: 20}
+)
+
+// compressLevel is the deflate level of the Dovecot that offers COMPRESS
+// (imap_zlib_compress_level; 6 is zlib's default).
+const compressLevel = 6
 
 // scenarios lists the rows in the order they run; each tool runs all of
 // them from the same server state. The sync right after the first one is
@@ -34,20 +49,35 @@ const (
 // sync could not trust), and a user pays for it once.
 func scenarios(sets []dataset, o options) []scenario {
 	var out []scenario
-	lat := fmt.Sprintf("no-op, +%v each way", o.latency)
+	lat := fmt.Sprintf("+%v each way", o.latency)
 	for _, d := range sets {
-		out = append(out, scenario{d.id + "-first", d.id, "first sync", firstSync})
-		if d.id == "huge" {
+		switch d.id {
+		case "huge":
+			out = append(out, scenario{d.id + "-first", d.id, "first sync", firstSync, direct})
+			continue
+		case "compress":
+			out = append(out, scenario{d.id + "-first", d.id, fmt.Sprintf("first sync, COMPRESS offered, %s, %g Mbit/s", lat, o.rateMbit), firstCompress, slow})
 			continue
 		}
 		out = append(out,
-			scenario{d.id + "-second", d.id, "second sync, nothing changed", secondSync},
-			scenario{d.id + "-noop", d.id, fmt.Sprintf("no-op (median of %d)", max(1, o.repeat)), noop},
-			scenario{d.id + "-noop-latency", d.id, lat, noopLatency})
-		if d.id == "main" {
+			scenario{d.id + "-first", d.id, "first sync", firstSync, direct},
+			scenario{d.id + "-second", d.id, "second sync, nothing changed", secondSync, direct},
+			scenario{d.id + "-noop", d.id, fmt.Sprintf("no-op (median of %d)", max(1, o.repeat)), noop, direct},
+			scenario{d.id + "-noop-latency", d.id, "no-op, " + lat, noop, delayed})
+		switch d.id {
+		case "main":
+			server := fmt.Sprintf("after server changes (%g%% flags, %d new, %d expunged)", 100*o.flagShare, o.newMsgs, o.removeMsgs)
+			local := fmt.Sprintf("after local changes (%g%% flag renames, %d new, %d deleted)", 100*o.flagShare, o.newMsgs, o.removeMsgs)
+			one := fmt.Sprintf("INBOX changed on the server (%d flags, %d new, %d expunged)", oneBoxChange.flags, oneBoxChange.deliver, oneBoxChange.expunge)
 			out = append(out,
-				scenario{d.id + "-server", d.id, fmt.Sprintf("after server changes (%g%% flags, %d new, %d expunged)", 100*o.flagShare, o.newMsgs, o.removeMsgs), afterServer},
-				scenario{d.id + "-local", d.id, fmt.Sprintf("after local changes (%g%% flag renames, %d new, %d deleted)", 100*o.flagShare, o.newMsgs, o.removeMsgs), afterLocal})
+				scenario{d.id + "-server", d.id, server, afterServer, direct},
+				scenario{d.id + "-server-latency", d.id, server + ", " + lat, afterServer, delayed},
+				scenario{d.id + "-onebox", d.id, one + ", " + lat, oneBox, delayed},
+				scenario{d.id + "-onebox-condstore", d.id, one + ", no QRESYNC, " + lat, oneBoxCondStore, delayed},
+				scenario{d.id + "-local", d.id, local, afterLocal, direct},
+				scenario{d.id + "-local-latency", d.id, local + ", " + lat, afterLocal, delayed})
+		case "small", "large":
+			out = append(out, scenario{d.id + "-changes100", d.id, fmt.Sprintf("after 100 changes on the server (%d flags, %d new, %d expunged)", change100.flags, change100.deliver, change100.expunge), changes100, direct})
 		}
 	}
 	return out
@@ -77,20 +107,25 @@ type trips struct {
 	Commands    int            `json:"commands"`                     // tagged commands after login
 	ByCommand   map[string]int `json:"by_command"`
 	Connections int            `json:"connections,omitempty"`
+	BytesDown   int64          `json:"bytes_down,omitempty"` // from the server, as on the wire
+	BytesUp     int64          `json:"bytes_up,omitempty"`
 }
 
 // measurer runs every scenario with one tool.
 type measurer struct {
-	o      options
-	srv    *dovecot
-	proxy  *latencyProxy
-	tool   syncTool
-	traces string
-	rep    *report
+	o       options
+	srv     *dovecot
+	proxies []*latencyProxy // by link; nil for direct
+	tool    syncTool
+	traces  string
+	rep     *report
 	// want is the number of messages each dataset has on the server.
 	want map[string]int
 	// last is when the bench or a tool last changed a Maildir.
 	last time.Time
+	// changes counts the change scenarios run, so that each draws its
+	// changes from a seed of its own.
+	changes uint64
 }
 
 func (m *measurer) all(ctx context.Context, sets []dataset) error {
@@ -108,40 +143,78 @@ func (m *measurer) all(ctx context.Context, sets []dataset) error {
 	return nil
 }
 
+// prepare makes the change a scenario measures, and sets up the server
+// for it; the returned function undoes the server's set-up.
+func (m *measurer) prepare(ctx context.Context, sc scenario, d dataset, res *result) (func() error, error) {
+	undo := func() error { return nil }
+	var (
+		boxes = d.folders
+		ch    serverChange
+	)
+	switch sc.kind {
+	case afterServer:
+		ch = serverChange{flagShare: m.o.flagShare, expunge: m.o.removeMsgs, deliver: m.o.newMsgs}
+	case oneBox, oneBoxCondStore:
+		boxes, ch = []folder{{"INBOX", 1}}, oneBoxChange
+	case changes100:
+		ch = change100
+	case afterLocal:
+		m.changes++
+		desc, delta, err := changeLocal(m.tool.root(d.id), d.folders, localChange{m.o.flagShare, m.o.removeMsgs, m.o.newMsgs}, d.sizes, m.o.seed+m.changes)
+		if err != nil {
+			return undo, err
+		}
+		m.last = time.Now()
+		res.Change = desc
+		m.want[d.id] += delta
+		return undo, nil
+	}
+	switch sc.kind {
+	case afterServer, oneBox, oneBoxCondStore, changes100:
+		m.changes++
+		desc, delta, err := changeServer(ctx, m.srv.Addr, boxes, ch, d.sizes, m.o.seed+m.changes)
+		if err != nil {
+			return undo, err
+		}
+		res.Change = desc
+		m.want[d.id] += delta
+		if err := m.srv.waitIdle(ctx); err != nil {
+			return undo, err
+		}
+	}
+	reset := func() error { return m.srv.reconfigure(ctx, "", 0) }
+	switch sc.kind {
+	case oneBoxCondStore:
+		return reset, m.srv.reconfigure(ctx, capsCondStoreOnly, 0)
+	case firstCompress:
+		return reset, m.srv.reconfigure(ctx, "", compressLevel)
+	}
+	return undo, nil
+}
+
 func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 	res := &result{}
 	runs := 1
-	switch sc.kind {
-	case firstSync:
+	switch {
+	case sc.kind == firstSync || sc.kind == firstCompress:
 		runs = max(1, m.o.firstRuns)
-	case noop:
+	case sc.kind == noop && sc.via == direct:
 		runs = max(1, m.o.repeat)
-	case afterServer:
-		ch, delta, err := changeServer(ctx, m.srv.Addr, d.folders, serverChange{m.o.flagShare, m.o.removeMsgs, m.o.newMsgs}, d.sizes, m.o.seed)
-		if err != nil {
-			return err
-		}
-		res.Change = ch
-		m.want[d.id] += delta
-		if err := m.srv.waitIdle(ctx); err != nil {
-			return err
-		}
-	case afterLocal:
-		ch, delta, err := changeLocal(m.tool.root(d.id), d.folders, localChange{m.o.flagShare, m.o.removeMsgs, m.o.newMsgs}, d.sizes, m.o.seed)
-		if err != nil {
-			return err
-		}
-		m.last = time.Now()
-		res.Change = ch
-		m.want[d.id] += delta
 	}
+	undo, err := m.prepare(ctx, sc, d, res)
+	if err != nil {
+		return err
+	}
+	defer undo()
 	progress("%s: %s %s", m.tool.name(), d.id, sc.title)
 	trace := ""
-	if sc.kind == noopLatency || (m.o.traceAll && sc.kind != firstSync) {
+	first := sc.kind == firstSync || sc.kind == firstCompress
+	if (sc.kind == noop && sc.via == delayed) || sc.kind == oneBox || sc.kind == oneBoxCondStore || (m.o.traceAll && !first) {
 		trace = filepath.Join(m.traces, sc.id+".trace") // the last run's
 	}
-	if sc.kind == noopLatency {
-		m.proxy.take(ctx) // forget earlier connections
+	proxy := m.proxies[sc.via]
+	if proxy != nil {
+		proxy.take(ctx) // forget earlier connections
 	}
 	for i := 0; i < runs; i++ {
 		// mbsync sleeps a second when a Maildir folder changed within the
@@ -151,12 +224,12 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 		if d := time.Until(m.last.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)); d > 0 {
 			time.Sleep(d)
 		}
-		if sc.kind == firstSync && i > 0 {
+		if first && i > 0 {
 			if err := m.tool.reset(d.id); err != nil {
 				return err
 			}
 		}
-		pr, err := m.tool.sync(ctx, d.id, sc.kind == noopLatency, trace)
+		pr, err := m.tool.sync(ctx, d.id, sc.via, trace)
 		m.last = time.Now()
 		if err != nil {
 			return err
@@ -178,17 +251,16 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 			res.Trace = roundTrips([]*connStats{st})
 		}
 	}
-	if sc.kind == noopLatency {
-		conns := m.proxy.take(ctx)
-		res.Proxy = roundTrips(conns)
-		if base := m.rep.get(d.id+"-noop", m.tool.name()); base != nil {
+	if proxy != nil {
+		res.Proxy = roundTrips(proxy.take(ctx))
+		if base := m.rep.get(d.id+"-noop", m.tool.name()); base != nil && sc.kind == noop {
 			res.Estimated = (res.Seconds - base.Seconds) / (2 * m.o.latency.Seconds())
 		}
 	}
 	// Bursts in a trace are round trips only when the latency proxy
 	// spaced the records out, and only for a single connection: the
 	// trace interleaves connections without saying which record is whose.
-	if res.Trace != nil && (res.Proxy == nil || res.Proxy.Connections != 1) {
+	if res.Trace != nil && (res.Proxy == nil || res.Proxy.Connections != 1 || sc.via != delayed) {
 		res.Trace.RoundTrips, res.Trace.Longest = 0, 0
 	}
 	files, err := mailFiles(m.tool.root(d.id))

@@ -15,50 +15,85 @@ type syncTool interface {
 	name() string
 	// root is the local Maildir root of dataset ds.
 	root(ds string) string
-	// sync runs one sync of ds, through the latency proxy when proxied.
-	// trace, when not empty and the tool can, receives a protocol trace.
-	sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error)
+	// sync runs one sync of ds over the given link. trace, when not
+	// empty and the tool can, receives a protocol trace.
+	sync(ctx context.Context, ds string, via link, trace string) (procResult, error)
 	// reset forgets ds locally (Maildir and sync state), so that the
 	// next sync is a first sync again. Only for a dataset the tool has
 	// not changed on the server.
 	reset(ds string) error
 }
 
+// link is the way a tool reaches the server.
+type link int
+
+const (
+	direct  link = iota // loopback
+	delayed             // the latency proxy: 25 ms each way
+	slow                // the latency proxy with a rate limit (see -rate)
+)
+
+var linkNames = []string{"direct", "latency", "slow"}
+
 // satchelTool runs the satchel binary with a configuration file per
-// server address, one account per dataset.
+// link, one account per dataset.
 type satchelTool struct {
-	bin            string
-	dir            string
-	direct, viaLat string // the configuration files
-	env            []string
+	bin     string
+	dir     string
+	configs []string // by link
+	env     []string
 }
 
-func newSatchel(bin, dir string, port, proxyPort int, sets []dataset) (*satchelTool, error) {
-	t := &satchelTool{bin: bin, dir: dir,
-		direct: filepath.Join(dir, "config.yaml"), viaLat: filepath.Join(dir, "config-latency.yaml")}
+// newSatchel writes the configuration files; ports are the server's port
+// for each link.
+func newSatchel(bin, dir string, ports []int, sets []dataset) (*satchelTool, error) {
+	t := &satchelTool{bin: bin, dir: dir}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	t.env = append(os.Environ(), "SATCHEL_CONFIG=", "XDG_DATA_HOME="+filepath.Join(dir, "xdg"),
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "HOME="+dir)
-	for _, c := range []struct {
-		path string
-		port int
-	}{{t.direct, port}, {t.viaLat, proxyPort}} {
-		var b strings.Builder
-		b.WriteString("accounts:\n")
-		for _, ds := range sets {
-			// Dovecot sessions are PREAUTH: the password is never asked for.
-			fmt.Fprintf(&b, "  - name: %s\n    imap: {host: 127.0.0.1, port: %d, tls: none, user: %s, password_command: \"echo x\"}\n",
-				ds.id, c.port, dovecotUser)
-			fmt.Fprintf(&b, "    maildir: %q\n    index: %q\n", t.root(ds.id), filepath.Join(dir, ds.id+".db"))
-			fmt.Fprintf(&b, "    mailboxes: {include: [%s]}\n", quoteList(ds.mailboxNames()))
+	t.env = satchelEnv(dir)
+	for l, port := range ports {
+		path := filepath.Join(dir, "config.yaml")
+		if l > 0 {
+			path = filepath.Join(dir, "config-"+linkNames[l]+".yaml")
 		}
-		if err := os.WriteFile(c.path, []byte(b.String()), 0o600); err != nil {
+		accts := make([]satchelAccount, len(sets))
+		for i, ds := range sets {
+			accts[i] = satchelAccount{ds.id, port, t.root(ds.id), filepath.Join(dir, ds.id+".db"), ds.mailboxNames()}
+		}
+		if err := writeSatchelConfig(path, accts); err != nil {
 			return nil, err
 		}
+		t.configs = append(t.configs, path)
 	}
 	return t, nil
+}
+
+func satchelEnv(dir string) []string {
+	return append(os.Environ(), "SATCHEL_CONFIG=", "XDG_DATA_HOME="+filepath.Join(dir, "xdg"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "HOME="+dir)
+}
+
+// satchelAccount is one account of a satchel configuration file.
+type satchelAccount struct {
+	name      string
+	port      int
+	maildir   string
+	index     string
+	mailboxes []string
+}
+
+func writeSatchelConfig(path string, accts []satchelAccount) error {
+	var b strings.Builder
+	b.WriteString("accounts:\n")
+	for _, a := range accts {
+		// Dovecot sessions are PREAUTH: the password is never asked for.
+		fmt.Fprintf(&b, "  - name: %s\n    imap: {host: 127.0.0.1, port: %d, tls: none, user: %s, password_command: \"echo x\"}\n",
+			a.name, a.port, dovecotUser)
+		fmt.Fprintf(&b, "    maildir: %q\n    index: %q\n", a.maildir, a.index)
+		fmt.Fprintf(&b, "    mailboxes: {include: [%s]}\n", quoteList(a.mailboxes))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func (t *satchelTool) name() string          { return "satchel" }
@@ -74,12 +109,8 @@ func (t *satchelTool) reset(ds string) error {
 	return nil
 }
 
-func (t *satchelTool) sync(ctx context.Context, ds string, proxied bool, trace string) (procResult, error) {
-	cfg := t.direct
-	if proxied {
-		cfg = t.viaLat
-	}
-	args := []string{"--config", cfg, "-q"}
+func (t *satchelTool) sync(ctx context.Context, ds string, via link, trace string) (procResult, error) {
+	args := []string{"--config", t.configs[via], "-q"}
 	if trace != "" {
 		args = append(args, "--trace", trace)
 	}
@@ -97,7 +128,7 @@ type mbsyncTool struct {
 	env []string
 }
 
-func newMbsync(bin, dir string, port, proxyPort int, sets []dataset) (*mbsyncTool, error) {
+func newMbsync(bin, dir string, ports []int, sets []dataset) (*mbsyncTool, error) {
 	t := &mbsyncTool{bin: bin, dir: dir, rc: filepath.Join(dir, "mbsyncrc")}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -108,12 +139,10 @@ func newMbsync(bin, dir string, port, proxyPort int, sets []dataset) (*mbsyncToo
 	// Pass are only there because the account must name them. Sync
 	// state lives beside the mail (SyncState *), so the direct and the
 	// proxied channel of a dataset share it.
-	for _, a := range []struct {
-		name string
-		port int
-	}{{"direct", port}, {"latency", proxyPort}} {
-		fmt.Fprintf(&b, "IMAPAccount %s\nHost 127.0.0.1\nPort %d\nUser %s\nPass x\nSSLType None\nAuthMechs LOGIN\n\n", a.name, a.port, dovecotUser)
-		fmt.Fprintf(&b, "IMAPStore %s-far\nAccount %s\n\n", a.name, a.name)
+	for l, port := range ports {
+		a := linkNames[l]
+		fmt.Fprintf(&b, "IMAPAccount %s\nHost 127.0.0.1\nPort %d\nUser %s\nPass x\nSSLType None\nAuthMechs LOGIN\n\n", a, port, dovecotUser)
+		fmt.Fprintf(&b, "IMAPStore %s-far\nAccount %s\n\n", a, a)
 	}
 	for _, ds := range sets {
 		root := t.root(ds.id)
@@ -122,7 +151,7 @@ func newMbsync(bin, dir string, port, proxyPort int, sets []dataset) (*mbsyncToo
 			return nil, err
 		}
 		fmt.Fprintf(&b, "MaildirStore %s-near\nPath %s/\nInbox %s/INBOX\nSubFolders Verbatim\n\n", ds.id, root, root)
-		for _, a := range []string{"direct", "latency"} {
+		for _, a := range linkNames[:len(ports)] {
 			fmt.Fprintf(&b, "Channel %s-%s\nFar :%s-far:\nNear :%s-near:\nPatterns %s\n", ds.id, a, a, ds.id, strings.Join(ds.mailboxNames(), " "))
 			b.WriteString("Create Both\nExpunge Both\nSync All\nSyncState *\n\n")
 		}
@@ -145,11 +174,8 @@ func (t *mbsyncTool) reset(ds string) error {
 	return os.MkdirAll(t.root(ds), 0o700)
 }
 
-func (t *mbsyncTool) sync(ctx context.Context, ds string, proxied bool, _ string) (procResult, error) {
-	ch := ds + "-direct"
-	if proxied {
-		ch = ds + "-latency"
-	}
+func (t *mbsyncTool) sync(ctx context.Context, ds string, via link, _ string) (procResult, error) {
+	ch := ds + "-" + linkNames[via]
 	return runProc(ctx, filepath.Join(t.dir, "mbsync.log"), t.env, t.bin, "-c", t.rc, "-q", ch)
 }
 
