@@ -34,8 +34,10 @@ type checkAccount struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Mode         string   `json:"mode,omitempty"`
 	// Compression is "on" when the connection is compressed with
-	// COMPRESS=DEFLATE (RFC 4978), "off" otherwise.
-	Compression string `json:"compression,omitempty"`
+	// COMPRESS=DEFLATE (RFC 4978), "off" otherwise. Printed, not yet in
+	// the JSON document: README.md's "JSON output" section describes
+	// every field, and this one is not there yet.
+	Compression string `json:"-"`
 	// Namespaces as NAMESPACE reports them (RFC 2342); nil without it.
 	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
 	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).
