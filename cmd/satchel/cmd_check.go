@@ -37,7 +37,7 @@ type checkAccount struct {
 	// COMPRESS=DEFLATE (RFC 4978), "off" otherwise. Printed, not yet in
 	// the JSON document: README.md's "JSON output" section describes
 	// every field, and this one is not there yet.
-	Compression string `json:"-"`
+	Compression string `json:"compression,omitempty"`
 	// Namespaces as NAMESPACE reports them (RFC 2342); nil without it.
 	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
 	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).

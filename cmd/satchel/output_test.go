@@ -327,7 +327,8 @@ type (
 					Separator string `json:"separator"`
 				}
 			} `json:"namespaces"`
-			Prefix *string `json:"prefix"`
+			Prefix      *string `json:"prefix"`
+			Compression string  `json:"compression"`
 		} `json:"accounts"`
 	}
 )
@@ -419,6 +420,9 @@ func TestJSONOutput(t *testing.T) {
 	if len(ck.Accounts) != 1 || ck.Accounts[0].Account != "personal" || ck.Accounts[0].Mode != "full" || ck.Accounts[0].Error != "" ||
 		ck.Accounts[0].Server != fmt.Sprintf("%s:%d", srv.Host, srv.Port) || !contains(ck.Accounts[0].Capabilities, "IMAP4rev1") {
 		t.Fatalf("check: %+v", ck)
+	}
+	if c := ck.Accounts[0].Compression; c != "off" {
+		t.Errorf("check: compression %q, want off (the memory server has no COMPRESS)", c)
 	}
 	if ns := ck.Accounts[0].Namespaces; ns == nil || len(ns.Personal) != 1 || ns.Personal[0].Prefix != "" || ns.Personal[0].Separator != "/" || ck.Accounts[0].Prefix != nil {
 		t.Fatalf("check: namespaces %+v, prefix %v", ns, ck.Accounts[0].Prefix)
