@@ -1,15 +1,12 @@
 package imaptest
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -152,17 +149,13 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 		t.Fatalf("imaptest: listen: %v", err)
 	}
 
-	d := &dovecotServer{
-		imapPath: imapPath,
-		confPath: confPath,
-		dir:      dir,
-		env:      []string{"USER=" + dovecotUser, "HOME=" + home, "PATH=" + os.Getenv("PATH")},
-		log:      logFile,
-		ln:       ln,
-		done:     make(chan struct{}),
-		sessions: make(map[*dovecotSession]struct{}),
-	}
-	go d.acceptLoop()
+	env := []string{"USER=" + dovecotUser, "HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	d := &dovecotServer{dir: dir, stdioBridge: newStdioBridge("dovecot imap", ln, logFile, func() *exec.Cmd {
+		cmd := exec.Command(imapPath, "-c", confPath)
+		cmd.Env = env
+		cmd.Dir = dir
+		return cmd
+	})}
 
 	s := newServer(t, "dovecot", ln.Addr().(*net.TCPAddr))
 	s.User = dovecotUser
@@ -296,160 +289,16 @@ func openForUnprivileged(dir, home string) error {
 	return os.Chown(home, unprivilegedID, unprivilegedID)
 }
 
-// dovecotServer accepts connections and runs one imap process per
-// connection.
+// dovecotServer runs one Dovecot imap process per connection (see
+// stdioBridge); dir holds its configuration, mail and log.
 type dovecotServer struct {
-	imapPath, confPath, dir string
-	env                     []string
-	log                     *os.File // stderr of every imap process, and bridge errors
-	ln                      net.Listener
-	done                    chan struct{} // closed when acceptLoop returns
-
-	mu       sync.Mutex
-	closed   bool // set by stop; sessions started afterwards close at once
-	sessions map[*dovecotSession]struct{}
-	started  []*os.Process // every process ever started, for the cleanup test
-	wg       sync.WaitGroup
+	*stdioBridge
+	dir string
 }
 
-type dovecotSession struct {
-	conn net.Conn
-	proc *os.Process
-}
-
-func (d *dovecotServer) acceptLoop() {
-	defer close(d.done)
-	for {
-		conn, err := d.ln.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				d.logf("accept: %v", err)
-			}
-			return
-		}
-		// stop waits for this loop to return before wg.Wait, so Add never
-		// races with Wait.
-		d.wg.Add(1)
-		go d.serve(conn)
-	}
-}
-
-// serve runs one imap process for conn. The process's stdin and stdout are
-// pipes: each direction is copied by its own goroutine, and closing either
-// end (client gone, or imap exited after LOGOUT) unwinds the other.
-func (d *dovecotServer) serve(conn net.Conn) {
-	defer d.wg.Done()
-	defer conn.Close()
-
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		d.logf("pipe: %v", err)
-		return
-	}
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		d.logf("pipe: %v", err)
-		return
-	}
-	cmd := exec.Command(d.imapPath, "-c", d.confPath)
-	cmd.Env = d.env
-	cmd.Dir = d.dir
-	cmd.Stdin = stdinR
-	cmd.Stdout = stdoutW
-	cmd.Stderr = d.log
-	err = cmd.Start()
-	// The child holds its own copies; the parent's would keep the pipes
-	// open after the child exits.
-	stdinR.Close()
-	stdoutW.Close()
-	if err != nil {
-		stdinW.Close()
-		stdoutR.Close()
-		d.logf("start %s: %v", d.imapPath, err)
-		return
-	}
-
-	sess := &dovecotSession{conn: conn, proc: cmd.Process}
-	d.mu.Lock()
-	d.started = append(d.started, cmd.Process)
-	closed := d.closed
-	if !closed {
-		d.sessions[sess] = struct{}{}
-	}
-	d.mu.Unlock()
-	if closed {
-		conn.Close()
-	}
-
-	var copies sync.WaitGroup
-	copies.Add(2)
-	go func() {
-		defer copies.Done()
-		io.Copy(stdinW, conn)
-		stdinW.Close() // EOF makes imap exit
-	}()
-	go func() {
-		defer copies.Done()
-		io.Copy(conn, stdoutR)
-		conn.Close() // imap is gone; the client sees EOF and stdin copying stops
-	}()
-	if err := cmd.Wait(); err != nil {
-		d.logf("imap process %d: %v", cmd.Process.Pid, err)
-	}
-	copies.Wait()
-	stdoutR.Close()
-
-	d.mu.Lock()
-	delete(d.sessions, sess)
-	d.mu.Unlock()
-}
-
-// stopTimeout is how long imap processes get to exit after their
+// stopTimeout is how long server processes get to exit after their
 // connection is closed before they are killed.
 const stopTimeout = 10 * time.Second
-
-// stop closes the listener and every connection, waits for the imap
-// processes and bridge goroutines, and kills processes that do not exit.
-func (d *dovecotServer) stop() error {
-	d.ln.Close()
-	<-d.done
-
-	d.mu.Lock()
-	d.closed = true
-	for s := range d.sessions {
-		s.conn.Close()
-	}
-	d.mu.Unlock()
-
-	finished := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		close(finished)
-	}()
-	var err error
-	select {
-	case <-finished:
-	case <-time.After(stopTimeout):
-		d.mu.Lock()
-		for s := range d.sessions {
-			s.proc.Kill()
-		}
-		n := len(d.sessions)
-		d.mu.Unlock()
-		<-finished
-		err = fmt.Errorf("killed %d imap processes that did not exit within %v of their connection closing", n, stopTimeout)
-	}
-	if cerr := d.log.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close log: %w", cerr)
-	}
-	return err
-}
-
-func (d *dovecotServer) logf(format string, args ...any) {
-	fmt.Fprintf(d.log, "imaptest bridge: "+format+"\n", args...)
-}
 
 func tail(s string, n int) string {
 	if len(s) <= n {
