@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
@@ -190,7 +191,7 @@ func migrateFolders(ctx context.Context, g *globals, acc config.Account, dryRun 
 		return res, err
 	}
 	defer ix.Close()
-	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, !dryRun); err != nil {
+	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, !dryRun); err != nil {
 		return res, err
 	}
 	local := accountRoot(acc)

@@ -296,7 +296,7 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 	if err == nil {
 		// Creates the target's Maildir root and its identity file on a
 		// first run; refuses a Maildir that is not the index's.
-		err = checkIdentity(ctx, ix, dst.Maildir, dst.Name, true)
+		err = (maildir.Root{Dir: dst.Maildir}).CheckIdentity(ctx, ix, dst.Name, true)
 	}
 	if cerr := ix.Close(); err == nil {
 		err = cerr

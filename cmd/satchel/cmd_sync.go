@@ -198,7 +198,7 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	}
 	defer ix.Close()
 	// Creates the Maildir root on a first sync.
-	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, !opts.dryRun); err != nil {
+	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, !opts.dryRun); err != nil {
 		return satsync.Result{}, err
 	}
 	local := accountRoot(acc)

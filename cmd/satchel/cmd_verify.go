@@ -162,7 +162,7 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		return verify.Result{}, err
 	}
 	defer ix.Close()
-	if err := checkIdentity(ctx, ix, acc.Maildir, acc.Name, false); err != nil {
+	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, false); err != nil {
 		return verify.Result{}, err
 	}
 	var progress *verify.ProgressFile

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
 )
@@ -48,7 +49,7 @@ func exitCodeOf(err error) int {
 	case errors.Is(err, satsync.ErrUIDValidityChanged),
 		errors.Is(err, satsync.ErrTooManyDeletions), errors.Is(err, satsync.ErrTooManyUploads),
 		errors.Is(err, satsync.ErrLikelyRenamed),
-		errors.Is(err, errMaildirMissing), errors.Is(err, errMaildirMismatch):
+		errors.Is(err, maildir.ErrMissing), errors.Is(err, maildir.ErrMismatch):
 		return exitSafety
 	default:
 		return exitFailure

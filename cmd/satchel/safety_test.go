@@ -190,11 +190,11 @@ func TestEmptiedMaildirExit4(t *testing.T) {
 	appendMsgs(srv, "Lists", 3)
 	a := writeConfig(t, srv.Host, srv.Port, srv.User, "unused", "")
 	mustSyncCLI(t, "--config", a.config, "sync")
-	id, err := os.ReadFile(filepath.Join(a.maildir, identityFile))
+	id, err := os.ReadFile(filepath.Join(a.maildir, maildir.IdentityFile))
 	if err != nil {
 		t.Fatalf("no identity file after the first sync: %v", err)
 	}
-	if fi, _ := os.Stat(filepath.Join(a.maildir, identityFile)); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(filepath.Join(a.maildir, maildir.IdentityFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("identity file mode %v, want 0600", fi.Mode().Perm())
 	}
 	if !bytes.Contains(id, []byte("account: personal")) {
@@ -216,7 +216,7 @@ func TestEmptiedMaildirExit4(t *testing.T) {
 			t.Fatalf("root recreated %v: exit %d, want 4 (stderr %q)", recreate, code, errs)
 		}
 		line := oneLine(t, errs)
-		if !strings.Contains(line, identityFile) || !strings.Contains(line, "mounted") || !strings.Contains(line, "accounts.maildir") {
+		if !strings.Contains(line, maildir.IdentityFile) || !strings.Contains(line, "mounted") || !strings.Contains(line, "accounts.maildir") {
 			t.Fatalf("error %q does not say what to check", line)
 		}
 		if got := serverState(srv); got != server {
@@ -275,7 +275,7 @@ func TestIdentityOfOlderIndex(t *testing.T) {
 
 	dropIdentity(t, a)
 	mustSyncCLI(t, "--config", a.config, "sync")
-	file, ok, err := readIdentity(a.maildir)
+	file, ok, err := maildir.Root{Dir: a.maildir}.ReadIdentity()
 	if err != nil || !ok {
 		t.Fatalf("no identity written for the older index (%v)", err)
 	}
@@ -283,7 +283,7 @@ func TestIdentityOfOlderIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, err := ix.Meta(context.Background(), metaMaildirID)
+	id, _, err := ix.Meta(context.Background(), maildir.MetaIdentity)
 	ix.Close()
 	if err != nil || id != file.ID {
 		t.Fatalf("index id %q (%v), file id %q", id, err, file.ID)
@@ -314,7 +314,7 @@ func dropIdentity(t *testing.T, a account) {
 	if _, err := db.Exec(`DELETE FROM meta`); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(a.maildir, identityFile)); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(filepath.Join(a.maildir, maildir.IdentityFile)); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 }
@@ -508,7 +508,7 @@ func TestSafetyOutcome(t *testing.T) {
 		{Name: "Lists"},
 	}}
 	failing := satsync.Result{Mailboxes: []satsync.MailboxResult{{Name: "INBOX", Err: errors.New("boom")}}}
-	refused := fmt.Errorf("%w: no .satchel-id", errMaildirMissing)
+	refused := fmt.Errorf("%w: no .satchel-id", maildir.ErrMissing)
 	tests := []struct {
 		name string
 		run  func(o *outcome)
