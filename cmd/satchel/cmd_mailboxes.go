@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,7 +50,7 @@ func runMailboxes(ctx context.Context, g *globals, names []string) int {
 	}
 	var all []mailboxesAccount
 	for _, acc := range accounts {
-		folders, err := localFolders(ctx, acc)
+		folders, err := localFolders(ctx, g, acc)
 		if err != nil {
 			return reportFatal(g, fmt.Errorf("%s: %w", acc.Name, err))
 		}
@@ -77,15 +76,16 @@ func runMailboxes(ctx context.Context, g *globals, names []string) int {
 // localFolders returns the absolute paths of the folders of the
 // account's synced mailboxes that exist on disk, INBOX first, then by
 // mailbox name. It creates nothing.
-func localFolders(ctx context.Context, acc config.Account) ([]string, error) {
-	if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("not synced yet (no index at %s); run satchel sync %s", acc.Index, acc.Name)
+func localFolders(ctx context.Context, g *globals, acc config.Account) ([]string, error) {
+	a, err := openAccount(ctx, g, acc, nil, openMode{lock: lockNever, indexed: true})
+	if errors.Is(err, errNotSynced) {
+		return nil, fmt.Errorf("%w (no index at %s); run satchel sync %s", errNotSynced, acc.Index, acc.Name)
 	}
-	ix, err := store.Open(ctx, acc.Index)
 	if err != nil {
 		return nil, err
 	}
-	defer ix.Close()
+	defer a.close()
+	ix := a.ix
 	boxes, err := ix.Mailboxes(ctx)
 	if err != nil {
 		return nil, err

@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
-	"github.com/satchel-mail/satchel/sync/imapremote"
 )
 
 type migrateOptions struct {
@@ -161,48 +157,26 @@ func printMigration(w io.Writer, ma migrateAccount) {
 	}
 }
 
-// migrateFolders takes the account's lock, opens its index and Maildir,
-// checks they belong together, and runs the migration. A dry run opens
-// the index read-only and creates nothing. An account never synced has
-// nothing to migrate.
+// migrateFolders opens the account (lock, index, identity check, run
+// marker; a dry run reads a private copy of the index and creates
+// nothing) and runs the migration. An account never synced has nothing
+// to migrate.
 func migrateFolders(ctx context.Context, g *globals, acc config.Account, dryRun bool, trace io.Writer) (satsync.MigrateResult, error) {
 	res := satsync.MigrateResult{Account: acc.Name}
-	if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
+	mode := openMode{lock: lockAlways, indexed: true, guard: true}
+	if dryRun {
+		mode.lock, mode.readOnly = lockIfPresent, true
+	}
+	a, err := openAccount(ctx, g, acc, trace, mode)
+	if errors.Is(err, errNotSynced) {
 		res.Nothing = fmt.Sprintf("not synced yet (no index at %s)", acc.Index)
 		return res, nil
 	}
-	lockPath := acc.Index + ".lock"
-	if _, err := os.Stat(lockPath); err == nil || !dryRun {
-		lock, err := store.Lock(ctx, lockPath, false)
-		if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
-			return res, fmt.Errorf("%w (%s); try again when it has finished", store.ErrLocked, lockPath)
-		}
-		if err != nil {
-			return res, err
-		}
-		defer lock.Unlock()
-	}
-	open := store.Open
-	if dryRun {
-		open = store.OpenReadOnly
-	}
-	ix, err := open(ctx, acc.Index)
 	if err != nil {
 		return res, err
 	}
-	defer ix.Close()
-	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, !dryRun); err != nil {
-		return res, err
-	}
-	local := accountRoot(acc)
-	if !dryRun {
-		done, err := markRunning(ctx, g, ix, local)
-		if err != nil {
-			return res, err
-		}
-		defer done()
-	}
-	ropts := remoteOptions(acc, trace, g)
+	defer a.close()
+	deps := syncDeps(a, dryRun)
 	return satsync.MigrateFolderNames(ctx, satsync.Options{
 		Account: acc.Name,
 		Prefix:  acc.IMAP.Prefix,
@@ -210,17 +184,11 @@ func migrateFolders(ctx context.Context, g *globals, acc config.Account, dryRun 
 		DryRun:  dryRun,
 		Logger:  g.log,
 	}, satsync.Deps{
-		Connect: func(ctx context.Context) (satsync.Remote, error) {
-			c, err := imapremote.Dial(ctx, ropts)
-			if err != nil {
-				return nil, loginError(acc, err)
-			}
-			return c, nil
-		},
-		Index:        ix,
-		Folder:       func(rel string) satsync.Folder { return local.Folder(rel) },
-		LocalPath:    local.Path,
-		RenameFolder: local.RenameFolder,
-		RemoveFolder: local.RemoveFolder,
+		Connect:      deps.Connect,
+		Index:        deps.Index,
+		Folder:       func(rel string) satsync.Folder { return a.root.Folder(rel) },
+		LocalPath:    deps.LocalPath,
+		RenameFolder: deps.RenameFolder,
+		RemoveFolder: deps.RemoveFolder,
 	})
 }

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/maildir"
-	"github.com/satchel-mail/satchel/store"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -62,7 +58,7 @@ func runStatus(ctx context.Context, g *globals, names []string) int {
 	}
 	var all []statusAccount
 	for _, acc := range accounts {
-		st, err := accountStatus(ctx, acc)
+		st, err := accountStatus(ctx, g, acc)
 		if err != nil {
 			return reportFatal(g, fmt.Errorf("%s: %w", acc.Name, err))
 		}
@@ -95,24 +91,26 @@ func runStatus(ctx context.Context, g *globals, names []string) int {
 }
 
 // accountStatus reads an account's index, if it has one, and counts its
-// local folders. It creates nothing.
-func accountStatus(ctx context.Context, acc config.Account) (statusAccount, error) {
+// local folders. It creates nothing, and takes no lock: a running sync
+// does not hold it up.
+func accountStatus(ctx context.Context, g *globals, acc config.Account) (statusAccount, error) {
 	st := statusAccount{Account: acc.Name, Maildir: acc.Maildir, Index: acc.Index, Mailboxes: []statusMailbox{}}
-	if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
+	a, err := openAccount(ctx, g, acc, nil, openMode{lock: lockNever, indexed: true})
+	if errors.Is(err, errNotSynced) {
 		return st, nil
 	}
-	ix, err := store.Open(ctx, acc.Index)
 	if err != nil {
 		return st, err
 	}
-	defer ix.Close()
+	defer a.close()
+	ix := a.ix
 	boxes, err := ix.Mailboxes(ctx)
 	if err != nil {
 		return st, err
 	}
 	st.Synced = true
 	for _, b := range boxes {
-		n, err := maildir.Root{Dir: acc.Maildir}.Folder(b.LocalPath).Count()
+		n, err := a.root.Folder(b.LocalPath).Count()
 		if err != nil {
 			return st, err
 		}

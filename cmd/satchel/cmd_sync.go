@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,7 +15,6 @@ import (
 	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
-	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -119,107 +116,40 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 	return out.code()
 }
 
-// syncAccount takes the account's lock, connects, opens its index and
-// Maildir, checks they belong together, and runs the engine. An error
-// means the account was not synced at all. Nothing is created on disk
-// before the server has accepted the login, so a wrong host or password
-// leaves no trace; with --dry-run nothing is created or changed at all.
+// syncAccount opens the account (see openAccount: lock, login, index,
+// identity check, run marker) and runs the engine. An error means the
+// account was not synced at all. Nothing is created on disk before the
+// server has accepted the login, so a wrong host or password leaves no
+// trace; with --dry-run nothing is created or changed at all.
 func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncOptions, trace io.Writer) (satsync.Result, error) {
-	lockPath := acc.Index + ".lock"
-	var lock *store.FileLock
-	takeLock := func() error {
-		l, err := store.Lock(ctx, lockPath, false)
-		if errors.Is(err, store.ErrLocked) && opts.wait {
-			g.log.Info("waiting for another satchel run to finish", "account", acc.Name, "lock", lockPath)
-			l, err = store.Lock(ctx, lockPath, true)
-		}
-		if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
-			return fmt.Errorf("%w (%s); try again when it has finished, or use sync --wait", store.ErrLocked, lockPath)
-		}
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("%w; check accounts.index: its directory must be one satchel can create and write", err)
-		}
-		lock = l
-		return err
-	}
-	// An existing index directory means the lock can be taken before
-	// spending a login; on a first run it is created only after one. A
-	// dry run takes it only if its file exists: it creates nothing.
-	lockable := func() bool {
-		p := filepath.Dir(lockPath)
-		if opts.dryRun {
-			p = lockPath
-		}
-		_, err := os.Stat(p)
-		return err == nil
-	}
-	if lockable() {
-		if err := takeLock(); err != nil {
-			return satsync.Result{}, err
-		}
-	}
-	ropts := remoteOptions(acc, trace, g)
-	first, err := imapremote.Dial(ctx, ropts)
-	if err != nil {
-		if lock != nil {
-			lock.Unlock()
-		}
-		return satsync.Result{}, loginError(acc, err)
-	}
-	defer func() {
-		if first != nil {
-			first.Close()
-		}
-	}()
-	if lock == nil && (!opts.dryRun || lockable()) {
-		if err := takeLock(); err != nil {
-			return satsync.Result{}, err
-		}
-	}
-	if lock != nil {
-		defer lock.Unlock()
-	}
 	policy, err := conflict.ParsePolicy(acc.Sync.Conflict)
 	if err != nil {
 		return satsync.Result{}, usageError{err}
 	}
-	open := store.Open
+	mode := openMode{command: "sync", lock: lockAlways, wait: opts.wait, login: true, guard: true, setAside: opts.reindex}
 	if opts.dryRun {
-		open = store.OpenReadOnly
+		mode.lock, mode.readOnly = lockIfPresent, true
 	}
-	if opts.reindex {
-		if err := setIndexAside(acc.Index, time.Now()); err != nil {
-			return satsync.Result{}, err
-		}
-	}
-	ix, err := open(ctx, acc.Index)
+	a, err := openAccount(ctx, g, acc, trace, mode)
 	if err != nil {
 		return satsync.Result{}, err
 	}
-	defer ix.Close()
-	// Creates the Maildir root on a first sync.
-	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, !opts.dryRun); err != nil {
-		return satsync.Result{}, err
-	}
-	local := accountRoot(acc)
-	if !opts.dryRun {
-		done, err := markRunning(ctx, g, ix, local)
-		if err != nil {
-			return satsync.Result{}, err
-		}
-		defer done()
-	}
-	folder := func(rel string) satsync.Folder { return local.Folder(rel) }
-	if opts.dryRun {
-		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
-	}
+	defer a.close()
 	var progress satsync.Progress
 	if g.showProgress(opts.dryRun) {
 		bars := newProgressBars(acc.Name, g.stderr, g.logOut)
 		defer bars.finish()
 		progress = bars
 	}
-	res := satsync.Account(ctx, satsync.Options{
+	o := syncEngineOptions(acc, opts, time.Now())
+	o.Conflict, o.Progress, o.Logger = policy, progress, g.log
+	return satsync.Account(ctx, o, syncDeps(a, opts.dryRun)), nil
+}
+
+// syncEngineOptions turns an account's configuration and the command
+// line into the engine's options.
+func syncEngineOptions(acc config.Account, opts syncOptions, now time.Time) satsync.Options {
+	return satsync.Options{
 		Account:       acc.Name,
 		Include:       acc.Mailboxes.Include,
 		Exclude:       acc.Mailboxes.Exclude,
@@ -229,50 +159,18 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 		Direction:     acc.Sync.Direction,
 		Expunge:       acc.Sync.Expunge,
 		Trash:         acc.Sync.Trash,
-		Conflict:      policy,
 		RemoveFolders: acc.Sync.RemoveFolders,
 		Prefix:        acc.IMAP.Prefix,
 		MaxDelete:     &satsync.DeleteLimit{Percent: acc.Sync.MaxDelete.Percent, Min: acc.Sync.MaxDelete.Count},
 		Force:         opts.force,
 		Reindex:       opts.reindex,
 		Connections:   acc.IMAP.Connections,
-		Since:         since(acc.Sync.Since, time.Now()),
+		Since:         since(acc.Sync.Since, now),
 		MaxSize:       acc.Sync.MaxSize,
 		MaxMessages:   acc.Sync.MaxMessages,
 		FetchSkipped:  opts.fetchSkipped,
-		Progress:      progress,
-		Logger:        g.log,
 		Now:           time.Now,
-	}, satsync.Deps{
-		Connect: func(ctx context.Context) (satsync.Remote, error) {
-			if first != nil {
-				c := first
-				first = nil
-				return c, nil
-			}
-			c, err := imapremote.Dial(ctx, ropts)
-			if err != nil {
-				return nil, loginError(acc, err)
-			}
-			return c, nil
-		},
-		Index:        ix,
-		Folder:       folder,
-		LocalPath:    local.Path,
-		MkdirAll:     local.MkdirAll,
-		MoveFile:     local.MoveFile,
-		RenameFolder: local.RenameFolder,
-		RemoveFolder: local.RemoveFolder,
-		LocalFolders: func() ([]satsync.LocalFolder, error) {
-			fs, err := local.Folders()
-			out := make([]satsync.LocalFolder, len(fs))
-			for i, f := range fs {
-				out[i] = satsync.LocalFolder{Rel: f.Rel, Levels: f.Levels}
-			}
-			return out, err
-		},
-	})
-	return res, nil
+	}
 }
 
 // dryFolder is a Maildir folder as a dry run reads it: a sync creates a

@@ -142,29 +142,18 @@ func worstVerifyCode(codes []int) int {
 	return exitOK
 }
 
-// verifyAccount takes the account's lock (so that no sync changes the
-// account meanwhile), reads a private copy of its index, checks that the
-// Maildir is the index's, and verifies.
+// verifyAccount opens the account under its lock (so that no sync
+// changes it meanwhile), reading a private copy of its index, with its
+// Maildir checked to be the index's, and verifies.
 func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts verifyOptions, trace io.Writer) (verify.Result, error) {
-	if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
+	a, err := openAccount(ctx, g, acc, trace, openMode{command: "verify", lock: lockAlways, wait: opts.wait, indexed: true, readOnly: true, guard: true})
+	if errors.Is(err, errNotSynced) {
 		return verify.Result{}, fmt.Errorf("%w (no index at %s); run satchel sync %s", errNeverSynced, acc.Index, acc.Name)
 	}
-	lock, err := store.Lock(ctx, acc.Index+".lock", opts.wait)
-	if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
-		return verify.Result{}, fmt.Errorf("%w (%s); try again when it has finished, or use verify --wait", store.ErrLocked, acc.Index+".lock")
-	}
 	if err != nil {
 		return verify.Result{}, err
 	}
-	defer lock.Unlock()
-	ix, err := store.OpenReadOnly(ctx, acc.Index)
-	if err != nil {
-		return verify.Result{}, err
-	}
-	defer ix.Close()
-	if err := (maildir.Root{Dir: acc.Maildir}).CheckIdentity(ctx, ix, acc.Name, false); err != nil {
-		return verify.Result{}, err
-	}
+	defer a.close()
 	var progress *verify.ProgressFile
 	if opts.deep {
 		path := acc.Index + ".verify-progress"
@@ -181,17 +170,16 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 			g.log.Info("resuming an interrupted deep verification", "account", acc.Name, "verified", n)
 		}
 	}
-	ropts := remoteOptions(acc, trace, g)
-	local := accountRoot(acc)
+	local := a.root
 	deps := verify.Deps{
 		Connect: func(ctx context.Context) (verify.Remote, error) {
-			c, err := imapremote.Dial(ctx, ropts)
+			c, err := imapremote.Dial(ctx, a.remote)
 			if err != nil {
 				return nil, err
 			}
 			return c, nil
 		},
-		Index:     ix,
+		Index:     a.ix,
 		Folder:    func(rel string) verify.Folder { return readFolder{local.Folder(rel)} },
 		LocalPath: local.Path,
 		Folders:   func() ([]string, error) { return folderPaths(local) },

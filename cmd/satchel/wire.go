@@ -10,6 +10,7 @@ import (
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
 	"github.com/satchel-mail/satchel/maildir"
+	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 )
 
@@ -129,4 +130,38 @@ func since(s config.Since, now time.Time) time.Time {
 		return now.AddDate(0, 0, -s.Days)
 	}
 	return time.Time{}
+}
+
+// syncDeps wires an opened account into the engine: its connections, its
+// index and its Maildir; a dry run reads the Maildir as it is.
+func syncDeps(a *openedAccount, dryRun bool) satsync.Deps {
+	local := a.root
+	folder := func(rel string) satsync.Folder { return local.Folder(rel) }
+	if dryRun {
+		folder = func(rel string) satsync.Folder { return dryFolder{local.Folder(rel)} }
+	}
+	return satsync.Deps{
+		Connect: func(ctx context.Context) (satsync.Remote, error) {
+			c, err := a.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Index:        a.ix,
+		Folder:       folder,
+		LocalPath:    local.Path,
+		MkdirAll:     local.MkdirAll,
+		MoveFile:     local.MoveFile,
+		RenameFolder: local.RenameFolder,
+		RemoveFolder: local.RemoveFolder,
+		LocalFolders: func() ([]satsync.LocalFolder, error) {
+			fs, err := local.Folders()
+			out := make([]satsync.LocalFolder, len(fs))
+			for i, f := range fs {
+				out[i] = satsync.LocalFolder{Rel: f.Rel, Levels: f.Levels}
+			}
+			return out, err
+		},
+	}
 }
