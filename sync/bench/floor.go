@@ -24,9 +24,13 @@ func folderDir(maildir, name string) string {
 
 // datasetFloor times `cp -a` + `sync` of the dataset's message files on
 // the server (the cur/, new/ and tmp/ of its folders, without Dovecot's
-// indexes) into dst, which is removed afterwards: the disk's own floor for
-// a first sync of that dataset, which writes those files and little else.
-// What other work left unflushed is synced before the clock starts.
+// indexes) into dst: the disk's own floor for a first sync of that
+// dataset, which writes those files and little else. What other work left
+// unflushed is synced before the clock starts. The caller removes dst once
+// the syncs are measured, not before: on ext4 without a journal, files
+// created within minutes of a mass deletion cost far more (the allocator
+// walks the inode table to skip recently deleted inodes), which would
+// charge the first syncs for the floor's clean-up.
 func datasetFloor(ctx context.Context, maildir string, d dataset, dst string) (diskTime, error) {
 	var f diskTime
 	var rel []string
@@ -50,7 +54,6 @@ func datasetFloor(ctx context.Context, maildir string, d dataset, dst string) (d
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return f, err
 	}
-	defer os.RemoveAll(dst)
 	exec.CommandContext(ctx, "sync").Run()
 	start := time.Now()
 	args := append([]string{"-c", `src=$1; dst=$2; shift 2; cd "$src" && cp -a --parents "$@" "$dst" && sync`, "sh", maildir, dst}, rel...)

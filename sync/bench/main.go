@@ -165,6 +165,7 @@ func run(ctx context.Context, o options) error {
 		if rep.million, err = measureMillion(ctx, o, work, satchelBin); err != nil {
 			return fmt.Errorf("million: %w", err)
 		}
+		rep.seedTime = time.Duration(rep.million.SeedSecs * float64(time.Second))
 		return rep.finish(began)
 	}
 	var notes []string
@@ -199,9 +200,12 @@ func run(ctx context.Context, o options) error {
 	rep.machine = describeMachine(satchelBin, mbsyncBin)
 
 	// Each dataset's floor: its own message files copied and flushed,
-	// apart from the others (a first sync writes one dataset).
+	// apart from the others (a first sync writes one dataset). The
+	// copies go when the bench ends (see datasetFloor), -keep or not.
 	for _, d := range sets {
-		f, err := datasetFloor(ctx, srv.MailDir, d, filepath.Join(work, "floor-"+d.id))
+		dst := filepath.Join(work, "floor-"+d.id)
+		defer os.RemoveAll(dst)
+		f, err := datasetFloor(ctx, srv.MailDir, d, dst)
 		if err != nil {
 			return fmt.Errorf("disk floor of %s: %w", d.id, err)
 		}

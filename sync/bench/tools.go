@@ -119,7 +119,7 @@ func (t *satchelTool) sync(ctx context.Context, ds string, via link, trace strin
 }
 
 // mbsyncTool runs isync's mbsync with one channel per dataset, and a
-// second set of channels through the latency proxy sharing the same
+// set of channels more per proxied link (delayed, slow), sharing the same
 // Maildirs and sync state.
 type mbsyncTool struct {
 	bin string
