@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -345,8 +344,8 @@ func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, op
 			continue
 		}
 		if !inPlace {
-			from := srcRoot.Folder(f.from).Dir
-			if f.linked, f.err = linkFolder(ctx, from, local.Folder(f.to).Dir); f.err != nil {
+			// Durable before the push records any upload of them.
+			if f.linked, f.err = local.Folder(f.to).Dir.PlaceAll(ctx, srcRoot.Folder(f.from).Dir); f.err != nil {
 				continue
 			}
 		}
@@ -445,111 +444,6 @@ func checkRestoreIndex(ctx context.Context, ix *store.Index, remote restoreRemot
 			return fmt.Errorf("%w: the index %s has %d messages of %q under UIDVALIDITY %d, which the server's mailbox does not have: it describes another server, and a restore would keep those files local. Move the index away and restore again (the files are then paired with the server's messages by Message-ID and size, and the rest uploaded); nothing was changed",
 				satsync.ErrUIDValidityChanged, ix.Path(), len(rows), f.name, mb.UIDValidity)
 		}
-	}
-	return nil
-}
-
-// linkFolder gives the folder to every message of the folder from whose
-// key it lacks, under the same name (so the same flags, in the same
-// subdirectory) and with the same mtime: a hard link, or, where the two
-// cannot share a file (another file system), a copy written to tmp/,
-// fsynced and renamed into place. cur/ and new/ are fsynced before it
-// returns, so that the files are durable before any upload is recorded.
-func linkFolder(ctx context.Context, from, to maildir.Dir) (int, error) {
-	src, err := from.Scan()
-	if err != nil {
-		return 0, err
-	}
-	if err := to.Init(); err != nil {
-		return 0, err
-	}
-	have, err := to.Scan()
-	if err != nil {
-		return 0, err
-	}
-	keys := make([]string, 0, len(src))
-	for k := range src {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	n := 0
-	for _, k := range keys {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		if _, ok := have[k]; ok {
-			continue
-		}
-		e := src[k]
-		if err := placeFile(e.Path(from), filepath.Join(to.Path, e.Subdir, e.Name), filepath.Join(to.Path, "tmp")); err != nil {
-			return n, fmt.Errorf("place %s in %s: %w", e.Name, to.Path, err)
-		}
-		n++
-	}
-	for _, sub := range []string{"new", "cur"} {
-		if err := syncDirectory(filepath.Join(to.Path, sub)); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// placeFile makes dst the file src: a hard link, else a copy.
-func placeFile(src, dst, tmpDir string) error {
-	err := os.Link(src, dst)
-	if err == nil || errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	return copyFile(src, dst, tmpDir)
-}
-
-// copyFile copies src to dst the Maildir way: written under tmpDir,
-// fsynced, given src's mtime, renamed to dst.
-func copyFile(src, dst, tmpDir string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(tmpDir, "restore-*") // 0600
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chtimes(tmp.Name(), fi.ModTime(), fi.ModTime())
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
-}
-
-// syncDirectory fsyncs a directory, making its entries durable.
-func syncDirectory(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }
