@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -12,7 +13,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
+	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/imapremote"
+	"github.com/satchel-mail/satchel/sync/watch"
 )
 
 type watchOptions struct {
@@ -21,45 +25,27 @@ type watchOptions struct {
 	tune *watchTuning
 	// resume, when set, is the signal the watch takes for a resume from
 	// suspend, besides the one it detects (tests fire it).
-	resume *broadcast
+	resume *watch.Broadcast
 	// onStart and onCycle, when set, are called before and after each
 	// sync cycle (tests).
 	onStart func(account string)
-	onCycle func(account string, only []string, res satsync.Result, err error)
+	onCycle func(account string, c watch.Cycle)
 }
 
-// watchTuning holds the timings of a watch.
+// watchTuning holds the timings of a watch: the engine's, and those of
+// the command around it.
 type watchTuning struct {
-	// debounce is the quiet time after a change before its sync starts,
-	// so that a burst of changes (mutt saving a folder) is one sync;
-	// maxDelay bounds the wait in a burst that does not end.
-	debounce, maxDelay time.Duration
-	// maxIdle is how long one IDLE lasts before it is re-issued, which
-	// is also how soon a connection that died silently is found.
-	maxIdle time.Duration
-	// poll is the NOOP interval for a server without IDLE.
-	poll time.Duration
+	watch.Timing
 	// timeout is the watching connections' imapremote Options.Timeout
 	// (0: the default): how long the reply to DONE may take.
 	timeout time.Duration
-	// backoffMin and backoffMax bound the wait before a lost connection
-	// is opened again, or a failed sync tried again.
-	backoffMin, backoffMax time.Duration
 	// clockTick is how often the clock is checked for a suspend.
 	clockTick time.Duration
 	// interval, when non-zero, replaces every account's watch_interval.
 	interval time.Duration
 }
 
-var defaultWatchTuning = watchTuning{
-	debounce:   2 * time.Second,
-	maxDelay:   30 * time.Second,
-	maxIdle:    10 * time.Minute,
-	poll:       2 * time.Minute,
-	backoffMin: time.Second,
-	backoffMax: 5 * time.Minute,
-	clockTick:  30 * time.Second,
-}
+var defaultWatchTuning = watchTuning{Timing: watch.DefaultTiming, clockTick: 30 * time.Second}
 
 func newWatchCommand(g *globals, code *int) *cli.Command {
 	var opts watchOptions
@@ -115,18 +101,22 @@ func runWatch(ctx context.Context, g *globals, opts watchOptions) int {
 	}
 	resume := opts.resume
 	if resume == nil {
-		resume = newBroadcast()
+		resume = watch.NewBroadcast()
 	}
 	clockCtx, stopClock := context.WithCancel(ctx)
 	defer stopClock()
-	go watchClock(clockCtx, tune.clockTick, resume.fire)
+	go watch.Clock(clockCtx, tune.clockTick, resume.Fire)
 
 	errs := make([]error, len(accounts))
 	var wg gosync.WaitGroup
 	for i, acc := range accounts {
-		w := newAccountWatch(g, acc, tune, trace, resume)
-		w.onStart, w.onCycle = opts.onStart, opts.onCycle
-		wg.Go(func() { errs[i] = w.run(ctx) })
+		wg.Go(func() {
+			res := watch.Account(ctx, watchEngineOptions(g, acc, tune), watchDeps(g, acc, tune, trace, resume, opts))
+			if res.Err != nil {
+				fmt.Fprintf(g.stderr, "satchel: %s: watch stopped for this account\n", acc.Name)
+			}
+			errs[i] = res.Err
+		})
 	}
 	wg.Wait()
 	var out outcome
@@ -134,6 +124,114 @@ func runWatch(ctx context.Context, g *globals, opts watchOptions) int {
 		out.account(err, &satsync.Result{})
 	}
 	return out.code()
+}
+
+// watchEngineOptions turns an account's configuration into a watch's
+// options.
+func watchEngineOptions(g *globals, acc config.Account, tune watchTuning) watch.Options {
+	interval := acc.WatchInterval
+	if tune.interval > 0 {
+		interval = tune.interval
+	}
+	return watch.Options{Account: acc.Name, Mailboxes: acc.Watch, Interval: interval, Timing: tune.Timing, Logger: g.log}
+}
+
+// watchDeps wires a watch: its watching connections, each cycle's sync
+// between the account's hooks, and what it prints.
+func watchDeps(g *globals, acc config.Account, tune watchTuning, trace io.Writer, resume *watch.Broadcast, opts watchOptions) watch.Deps {
+	ropts := remoteOptions(acc, trace, g)
+	ropts.Timeout = tune.timeout
+	// The watching connections stay open while a sync runs: it has the
+	// rest of imap.connections.
+	syncAcc := acc
+	syncAcc.IMAP.Connections = max(1, acc.IMAP.Connections-len(acc.Watch))
+	// No progress bars: several accounts may sync at once, and each
+	// cycle that changes something says so in one line.
+	quiet := *g
+	quiet.terminal = false
+	return watch.Deps{
+		Dial: func(ctx context.Context) (watch.Conn, error) {
+			c, err := imapremote.Dial(ctx, ropts)
+			if err != nil {
+				return nil, err
+			}
+			return idleConn{c}, nil
+		},
+		Sync: func(ctx context.Context, only []string) (satsync.Result, error) {
+			return syncAccount(ctx, &quiet, syncAcc, syncOptions{mailboxes: only, wait: true}, trace)
+		},
+		Before: func(ctx context.Context) error { return runPreHook(ctx, g, syncAcc, false) },
+		After: func(ctx context.Context, res satsync.Result, err error) error {
+			return runPostHook(ctx, g, syncAcc, false, res, err)
+		},
+		FolderDir: func(rel string) string { return maildir.Root{Dir: acc.Maildir}.Folder(rel).Dir.Path },
+		Resume:    resume,
+		Fatal:     watchFatal,
+		Routine: func(err error) bool {
+			return errors.Is(err, imapremote.ErrConnect) || errors.Is(err, imapremote.ErrAuth)
+		},
+		Report: func(p watch.Problem) { fmt.Fprintln(g.stderr, watchProblem(acc.Name, p)) },
+		Started: func() {
+			if opts.onStart != nil {
+				opts.onStart(acc.Name)
+			}
+		},
+		Cycled: func(c watch.Cycle) {
+			if c.Err == nil && !c.Interrupted && g.showSummary() {
+				printCycle(g, c.Result, time.Now())
+			}
+			if opts.onCycle != nil {
+				opts.onCycle(acc.Name, c)
+			}
+		},
+	}
+}
+
+// idleConn is an IMAP connection as a watch uses it.
+type idleConn struct{ *imapremote.Client }
+
+func (c idleConn) WaitChange(ctx context.Context, mailbox string, maxIdle time.Duration) (watch.Change, error) {
+	got, err := c.Client.WaitChange(ctx, mailbox, maxIdle)
+	var out watch.Change
+	for _, m := range []struct {
+		from imapremote.Change
+		to   watch.Change
+	}{{imapremote.ChangeExists, watch.ChangeExists}, {imapremote.ChangeFlags, watch.ChangeFlags}, {imapremote.ChangeExpunge, watch.ChangeExpunge}} {
+		if got&m.from != 0 {
+			out |= m.to
+		}
+	}
+	return out, err
+}
+
+// watchProblem is the line a watch prints for a problem, in sync's
+// format where it is sync's.
+func watchProblem(account string, p watch.Problem) string {
+	switch p.Kind {
+	case watch.ProblemMailbox:
+		return fmt.Sprintf("satchel: %s: %s: %s", account, p.Mailbox, withHint(p.Err))
+	case watch.ProblemHeld:
+		return fmt.Sprintf("satchel: %s: %s: %s", account, p.Mailbox, p.Err)
+	case watch.ProblemWatch:
+		return fmt.Sprintf("satchel: %s: watch %s: %s", account, p.Mailbox, withHint(p.Err))
+	case watch.ProblemUnsynced:
+		return fmt.Sprintf("satchel: %s: watch %s: not among the synced mailboxes (left out by mailboxes.include or exclude?); remove it from watch", account, p.Mailbox)
+	case watch.ProblemAfter:
+		return fmt.Sprintf("satchel: %s: %v", account, p.Err)
+	}
+	return fmt.Sprintf("satchel: %s: %s", account, withHint(p.Err))
+}
+
+// watchFatal reports whether a failed sync needs the user: the
+// configuration, the password or the Maildir is wrong, and trying again
+// cannot help. Everything else (the network, the server) is tried again.
+func watchFatal(err error) bool {
+	switch exitCodeOf(err) {
+	case exitUsage, exitSafety:
+		return true
+	}
+	return errors.Is(err, imapremote.ErrAuth) || errors.Is(err, imapremote.ErrPlaintext) ||
+		errors.Is(err, satsync.ErrNameCollision)
 }
 
 // checkWatchable deduplicates the account's watch list and checks that

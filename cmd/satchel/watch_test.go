@@ -14,19 +14,22 @@ import (
 
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/watch"
 )
 
 // fastWatch shortens every timing of a watch so that a test sees a change
 // synced within a second or two.
 var fastWatch = watchTuning{
-	debounce:   100 * time.Millisecond,
-	maxDelay:   time.Second,
-	maxIdle:    2 * time.Second,
-	poll:       500 * time.Millisecond,
-	timeout:    2 * time.Second,
-	backoffMin: 50 * time.Millisecond,
-	backoffMax: 500 * time.Millisecond,
-	interval:   time.Hour,
+	Timing: watch.Timing{
+		Debounce:   100 * time.Millisecond,
+		MaxDelay:   time.Second,
+		MaxIdle:    2 * time.Second,
+		Poll:       500 * time.Millisecond,
+		BackoffMin: 50 * time.Millisecond,
+		BackoffMax: 500 * time.Millisecond,
+	},
+	timeout:  2 * time.Second,
+	interval: time.Hour,
 }
 
 // watchBuffer is an output the watch writes from several goroutines.
@@ -57,7 +60,7 @@ type cycleResult struct {
 // watchRun is a watch running in-process.
 type watchRun struct {
 	stdout, stderr *watchBuffer
-	resume         *broadcast
+	resume         *watch.Broadcast
 	cancel         context.CancelFunc
 	done           chan int
 
@@ -70,7 +73,7 @@ type watchRun struct {
 // goroutine; the test's end stops it.
 func startWatch(t *testing.T, a account, tune watchTuning, setup func(g *globals)) *watchRun {
 	t.Helper()
-	r := &watchRun{stdout: &watchBuffer{}, stderr: &watchBuffer{}, resume: newBroadcast(), done: make(chan int, 1)}
+	r := &watchRun{stdout: &watchBuffer{}, stderr: &watchBuffer{}, resume: watch.NewBroadcast(), done: make(chan int, 1)}
 	g := &globals{config: a.config, stdout: r.stdout, stderr: r.stderr}
 	if setup != nil {
 		setup(g)
@@ -85,9 +88,9 @@ func startWatch(t *testing.T, a account, tune watchTuning, setup func(g *globals
 		r.running = true
 		r.mu.Unlock()
 	}
-	opts.onCycle = func(_ string, only []string, res satsync.Result, err error) {
+	opts.onCycle = func(_ string, c watch.Cycle) {
 		r.mu.Lock()
-		r.cycles = append(r.cycles, cycleResult{only: only, res: res, err: err, at: time.Now()})
+		r.cycles = append(r.cycles, cycleResult{only: c.Only, res: c.Result, err: c.Err, at: time.Now()})
 		r.running = false
 		r.mu.Unlock()
 	}
@@ -139,7 +142,7 @@ func (r *watchRun) waitFor(t *testing.T, what string, cond func() bool) {
 // keeps syncing: each cycle's own changes must not start cycles forever.
 func (r *watchRun) settle(t *testing.T) {
 	t.Helper()
-	quiet := 5 * fastWatch.debounce
+	quiet := 5 * fastWatch.Debounce
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		r.mu.Lock()
@@ -294,7 +297,7 @@ func TestWatchSurvivesLostConnection(t *testing.T) {
 	p := imaptest.NewProxy(t, srv.Addr)
 	a := watchAccount(t, p.Host, p.Port, srv.User, "")
 	tune := fastWatch
-	tune.maxIdle, tune.timeout = 500*time.Millisecond, 500*time.Millisecond
+	tune.MaxIdle, tune.timeout = 500*time.Millisecond, 500*time.Millisecond
 	w := startWatch(t, a, tune, nil)
 	w.waitFor(t, "the first sync", func() bool { return len(w.snapshot()) > 0 })
 	w.settle(t)
@@ -318,7 +321,7 @@ func TestWatchSurvivesLostConnection(t *testing.T) {
 	conns = p.Conns()
 	p.Stall()
 	srv.Append("INBOX", testMsg("during the stall"), nil, testDate)
-	time.Sleep(2 * (tune.maxIdle + tune.timeout))
+	time.Sleep(2 * (tune.MaxIdle + tune.timeout))
 	p.Heal()
 	w.waitFor(t, "the message appended during the stall", func() bool { return len(localFiles(t, a, "INBOX")) == 3 })
 	if p.Conns() <= conns {
@@ -384,7 +387,7 @@ func TestWatchResume(t *testing.T) {
 	w.waitFor(t, "the first sync", func() bool { return len(w.snapshot()) > 0 })
 	w.settle(t)
 	n, conns := len(w.snapshot()), p.Conns()
-	w.resume.fire()
+	w.resume.Fire()
 	w.waitFor(t, "a sync of everything", func() bool {
 		for _, c := range w.snapshot()[n:] {
 			if c.only == nil && c.err == nil {
@@ -407,7 +410,7 @@ func TestWatchMissingMailbox(t *testing.T) {
 	w := startWatch(t, a, fastWatch, nil)
 	w.waitFor(t, "the first sync", func() bool { return len(w.snapshot()) > 0 })
 	w.settle(t)
-	time.Sleep(4 * fastWatch.backoffMax) // several attempts
+	time.Sleep(4 * fastWatch.BackoffMax) // several attempts
 	n := len(w.snapshot())
 	srv.Append("INBOX", testMsg("one"), nil, testDate)
 	w.waitFor(t, "the message", func() bool { return w.cycleOK(n, "INBOX") && len(localFiles(t, a, "INBOX")) == 1 })
@@ -453,22 +456,5 @@ func TestWatchStopsOnFatalError(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("watch goes on with a wrong password")
-	}
-}
-
-func TestSlept(t *testing.T) {
-	tick := 30 * time.Second
-	for _, c := range []struct {
-		wall, mono time.Duration
-		want       bool
-	}{
-		{30 * time.Second, 30 * time.Second, false},
-		{31 * time.Second, 30 * time.Second, false}, // the wall clock slewed
-		{2 * time.Hour, 30 * time.Second, true},     // a suspend
-		{29 * time.Second, 30 * time.Second, false}, // set back
-	} {
-		if got := slept(c.wall, c.mono, tick); got != c.want {
-			t.Errorf("slept(%v, %v) = %v, want %v", c.wall, c.mono, got, c.want)
-		}
 	}
 }

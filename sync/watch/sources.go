@@ -1,9 +1,8 @@
-package main
+package watch
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -13,9 +12,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
-	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -25,14 +22,14 @@ var errResumed = errors.New("resumed from suspend")
 
 // watchMailbox keeps one connection waiting for changes to mailbox until
 // ctx ends, opening a new one, after a backoff, whenever it is lost.
-func (w *accountWatch) watchMailbox(ctx context.Context, mailbox string) {
+func (w *watcher) watchMailbox(ctx context.Context, mailbox string) {
 	log := w.log.With("mailbox", mailbox)
-	b := backoff{min: w.tune.backoffMin, max: w.tune.backoffMax}
+	b := backoff{min: w.opts.Timing.BackoffMin, max: w.opts.Timing.BackoffMax}
 	opened := false
 	for {
-		resumed := w.resume.wait()
+		resumed := w.deps.Resume.Wait()
 		err := w.idleSession(ctx, mailbox, resumed, func() {
-			w.reportOnce("watch "+mailbox, "")
+			w.reportOnce(ProblemWatch, mailbox, nil)
 			w.noteOpened(mailbox, !opened)
 			opened = true
 		}, b.reset)
@@ -44,13 +41,13 @@ func (w *accountWatch) watchMailbox(ctx context.Context, mailbox string) {
 		case errors.Is(err, errResumed):
 			wait = 0
 			log.Info("reconnecting after a resume from suspend")
-		case errors.Is(err, mail.ErrTransient), errors.Is(err, imapremote.ErrConnect), errors.Is(err, imapremote.ErrAuth):
+		case w.routine(err):
 			// The syncs report an unreachable server or a refused
 			// password; a lost connection is routine.
 			log.Info("watching connection lost; opening another", "err", err, "in", wait)
 		default:
 			log.Info("cannot watch; trying again", "err", err, "in", wait)
-			w.reportOnce("watch "+mailbox, fmt.Sprintf("satchel: %s: watch %s: %s", w.acc.Name, mailbox, withHint(err)))
+			w.reportOnce(ProblemWatch, mailbox, err)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -64,13 +61,16 @@ func (w *accountWatch) watchMailbox(ctx context.Context, mailbox string) {
 	}
 }
 
+// routine reports whether a watching connection's error is only logged.
+func (w *watcher) routine(err error) bool {
+	return errors.Is(err, mail.ErrTransient) || w.deps.Routine != nil && w.deps.Routine(err)
+}
+
 // idleSession opens a connection, examines mailbox, calls opened, and
 // notes every change the server reports, calling healthy after each
 // completed wait, until the connection fails, ctx ends or resumed fires.
-func (w *accountWatch) idleSession(ctx context.Context, mailbox string, resumed <-chan struct{}, opened, healthy func()) error {
-	opts := remoteOptions(w.acc, w.trace, w.g)
-	opts.Timeout = w.tune.timeout
-	c, err := imapremote.Dial(ctx, opts)
+func (w *watcher) idleSession(ctx context.Context, mailbox string, resumed <-chan struct{}, opened, healthy func()) error {
+	c, err := w.deps.Dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -89,9 +89,9 @@ func (w *accountWatch) idleSession(ctx context.Context, mailbox string, resumed 
 		case <-sctx.Done():
 		}
 	}()
-	maxIdle := w.tune.maxIdle
+	maxIdle := w.opts.Timing.MaxIdle
 	if !c.CanIdle() {
-		maxIdle = w.tune.poll
+		maxIdle = w.opts.Timing.Poll
 	}
 	for {
 		got, err := c.WaitChange(sctx, mailbox, maxIdle)
@@ -172,16 +172,16 @@ func (l *localWatch) event(ev fsnotify.Event) {
 	}
 }
 
-// update watches the folders of the mailboxes a sync covered; after a
-// sync of every mailbox, it stops watching folders of mailboxes no longer
-// synced.
-func (l *localWatch) update(root string, res satsync.Result, full bool) {
+// update watches the folders of the mailboxes a sync covered, folderDir
+// giving each folder's directory; after a sync of every mailbox, it stops
+// watching folders of mailboxes no longer synced.
+func (l *localWatch) update(folderDir func(rel string) string, res satsync.Result, full bool) {
 	want := map[string]string{}
 	for _, m := range res.Mailboxes {
 		if m.Local == "" {
 			continue
 		}
-		dir := maildir.Root{Dir: root}.Folder(m.Local).Dir.Path
+		dir := folderDir(m.Local)
 		want[filepath.Join(dir, "new")] = m.Name
 		want[filepath.Join(dir, "cur")] = m.Name
 	}
@@ -212,34 +212,38 @@ func (l *localWatch) update(root string, res satsync.Result, full bool) {
 	}
 }
 
-// broadcast wakes every waiter at once, as often as it fires.
-type broadcast struct {
+// Broadcast wakes every waiter at once, as often as it fires. Safe for
+// concurrent use.
+type Broadcast struct {
 	mu gosync.Mutex
 	ch chan struct{}
 }
 
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+// NewBroadcast returns a Broadcast that has not fired.
+func NewBroadcast() *Broadcast { return &Broadcast{ch: make(chan struct{})} }
 
-// wait returns a channel closed at the next fire.
-func (b *broadcast) wait() <-chan struct{} {
+// Wait returns a channel closed at the next Fire.
+func (b *Broadcast) Wait() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.ch
 }
 
-func (b *broadcast) fire() {
+// Fire wakes everyone waiting.
+func (b *Broadcast) Fire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	close(b.ch)
 	b.ch = make(chan struct{})
 }
 
-// watchClock calls resumed whenever the machine has slept, until ctx
-// ends. Go's timers and monotonic clock stand still during a suspend and
-// the wall clock does not, so a tick that finds the wall clock far ahead
-// of the monotonic one comes after a resume. (A wall clock set forward
-// looks the same, and costs a reconnection and a sync.)
-func watchClock(ctx context.Context, tick time.Duration, resumed func()) {
+// Clock calls resumed whenever the machine has slept, until ctx ends.
+// Go's timers and monotonic clock stand still during a suspend and the
+// wall clock does not, so a tick that finds the wall clock far ahead of
+// the monotonic one comes after a resume. (A wall clock set forward
+// looks the same, and costs a reconnection and a sync.) A tick of 0 or
+// less watches nothing.
+func Clock(ctx context.Context, tick time.Duration, resumed func()) {
 	if tick <= 0 {
 		return
 	}
