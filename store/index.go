@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -157,6 +159,56 @@ func (ix *Index) EachMessage(ctx context.Context, mailboxID int64, uidvalidity m
 	if err != nil {
 		return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
 	}
+	return scanMessages(rows, mailboxID, uidvalidity, fn)
+}
+
+// uidBatch is how many UIDs one query of MessagesOf names: well below
+// SQLite's limit on bound parameters.
+const uidBatch = 500
+
+// MessagesOf calls fn with the rows of the given UIDs recorded under
+// uidvalidity, by ascending UID; UIDs without a row are skipped. It reads
+// only those rows: a sync that learned which messages changed need not
+// read the others.
+func (ix *Index) MessagesOf(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID, fn func(Message) error) error {
+	uids = slices.Clone(uids)
+	slices.Sort(uids)
+	uids = slices.Compact(uids)
+	for len(uids) > 0 {
+		n := min(len(uids), uidBatch)
+		args := make([]any, 0, n+2)
+		args = append(args, mailboxID, int64(uidvalidity))
+		for _, u := range uids[:n] {
+			args = append(args, int64(u))
+		}
+		rows, err := ix.db.QueryContext(ctx, `SELECT uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags
+			FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND uid IN (?`+strings.Repeat(", ?", n-1)+`) ORDER BY uid`, args...)
+		if err != nil {
+			return fmt.Errorf("read messages of mailbox %d: %w", mailboxID, err)
+		}
+		if err := scanMessages(rows, mailboxID, uidvalidity, fn); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// CountOnServer counts the rows recorded under uidvalidity of messages
+// that exist on the server (mail.State.OnServer).
+func (ix *Index) CountOnServer(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error) {
+	var n int
+	err := ix.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND state NOT IN (?, ?)`,
+		mailboxID, int64(uidvalidity), string(mail.StateLocalOnly), string(mail.StateHeld)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count messages of mailbox %d: %w", mailboxID, err)
+	}
+	return n, nil
+}
+
+// scanMessages reads message rows (the columns of statements.messages)
+// into fn, and closes them.
+func scanMessages(rows *sql.Rows, mailboxID int64, uidvalidity mail.UIDValidity, fn func(Message) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (

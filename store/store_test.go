@@ -612,3 +612,57 @@ func TestUpdateContextEndsInsideFn(t *testing.T) {
 		t.Errorf("CountMessages = %d, %v; want 0: the canceled step is not committed", n, err)
 	}
 }
+
+// TestMessagesOfAndCountOnServer: MessagesOf reads exactly the rows of
+// the UIDs named, in UID order, across batches, skipping UIDs without a
+// row and rows of another UIDVALIDITY; CountOnServer counts the rows of
+// messages on the server.
+func TestMessagesOfAndCountOnServer(t *testing.T) {
+	ix := openIndex(t, filepath.Join(t.TempDir(), "index.db"))
+	ctx := t.Context()
+	mb, err := ix.EnsureMailbox(ctx, "INBOX", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putMessages(t, ix, mb.ID, 1, 1200)
+	err = ix.Update(ctx, func(tx *Tx) error {
+		if err := tx.PutMessage(mb.ID, Message{UIDValidity: 2, UID: 7, Key: "other"}); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			uid   mail.UID
+			state mail.State
+		}{{3, mail.StateLocalOnly}, {4, mail.StateHeld}, {5, mail.StateRemoteOnly}, {6, mail.StateSkipped}} {
+			if err := tx.PutMessage(mb.ID, Message{UIDValidity: 1, UID: c.uid, Key: fmt.Sprint("k", c.uid), State: c.state}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mail.UID{2, 7, 600, 1100, 1200}
+	ask := []mail.UID{1200, 7, 5000, 2, 600, 1100, 7}
+	for i := range 700 {
+		ask = append(ask, mail.UID(3000+i)) // no rows; a second batch
+	}
+	var got []mail.UID
+	err = ix.MessagesOf(ctx, mb.ID, 1, ask, func(m Message) error {
+		if m.Key != fmt.Sprint("k", m.UID) || m.UIDValidity != 1 {
+			t.Errorf("row %d: key %q, UIDVALIDITY %d", m.UID, m.Key, m.UIDValidity)
+		}
+		got = append(got, m.UID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("MessagesOf read %v, want %v", got, want)
+	}
+	n, err := ix.CountOnServer(ctx, mb.ID, 1)
+	if err != nil || n != 1198 {
+		t.Fatalf("CountOnServer: %d, %v; want 1198 (1200 rows, one local-only, one held)", n, err)
+	}
+}

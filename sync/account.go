@@ -126,15 +126,30 @@ func (r *runner) unchanged(ctx context.Context, b *box) bool {
 		return false
 	}
 	mb, ok, err := r.deps.Index.Mailbox(ctx, b.Name)
-	if err != nil || !ok || mb.LocalStamp == "" || mb.UIDValidity != st.UIDValidity ||
+	if err != nil || !ok || mb.UIDValidity == 0 || mb.UIDValidity != st.UIDValidity ||
 		mb.HighestModSeq != st.HighestModSeq || mb.UIDNext != st.UIDNext || mb.Messages != st.Messages {
 		return false
 	}
-	stamp, _, err := r.deps.Folder(b.rel).Stamp()
-	if err != nil || stamp != mb.LocalStamp {
+	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
 		return false
 	}
-	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
+	stamp, _, err := r.deps.Folder(b.rel).Stamp()
+	if err != nil {
+		return false
+	}
+	if mb.LocalStamp == "" {
+		// Not known to agree (a delta sync changed the folder, or it
+		// changed too recently to trust): compared now, locally; the
+		// server has nothing new for it.
+		if mb.LocalPath != b.rel {
+			return false
+		}
+		if stamp = r.agreedStamp(ctx, &box{mailboxEntry: b.mailboxEntry, mb: mb, folder: r.deps.Folder(b.rel)}); stamp == "" {
+			return false
+		}
+		mb.LocalStamp = stamp
+	}
+	if stamp != mb.LocalStamp {
 		return false
 	}
 	b.res.Mode = mb.Mode
@@ -292,6 +307,17 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 	mb.Mode = b.mode
 	mb.LastSync = r.opts.Now()
 	mb.LocalStamp = ""
+	if b.delta {
+		// The folder agreed with the index when it was learned. If
+		// nothing touched it since, it still does; else the next run
+		// checks the agreement (unchanged), here not worth a listing
+		// of the whole folder and every row: this sync's cost follows
+		// its changes.
+		if now, _, err := b.folder.Stamp(); err == nil && now == b.stamp {
+			mb.LocalStamp = now
+		}
+		return r.deps.Index.SaveMailbox(ctx, mb)
+	}
 	if b.plan.Empty() && len(b.plan.Rows)+len(b.plan.Forget) == 0 && b.stamp != "" {
 		if now, _, err := b.folder.Stamp(); err == nil && now == b.stamp {
 			mb.LocalStamp = now

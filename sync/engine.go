@@ -40,8 +40,10 @@ type Remote interface {
 	// SelectChanges selects with QRESYNC (RFC 7162 §3.2.5), only in
 	// ModeQResync: the server reports the messages changed since the
 	// given MODSEQ (new ones included) and which of the known UIDs
-	// vanished. A UIDVALIDITY other than the one given makes it a plain
-	// SELECT: compare before trusting an empty answer.
+	// vanished; with known nil, every UID below UIDNEXT it reports
+	// expunged since that MODSEQ, known or not. A UIDVALIDITY other
+	// than the one given makes it a plain SELECT: compare before
+	// trusting an empty answer.
 	SelectChanges(ctx context.Context, name string, uidValidity mail.UIDValidity, since mail.ModSeq, known []mail.UID) (mail.MailboxStatus, []mail.RemoteMessage, []mail.UID, error)
 	// Changes: UID, FLAGS and MODSEQ of messages changed after since,
 	// new ones included. Only in ModeCondStore or ModeQResync.
@@ -126,6 +128,13 @@ type Index interface {
 	// by ascending UID, without holding them all; an error from fn stops
 	// it and is returned. fn must not use the index.
 	EachMessage(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, fn func(mail.Message) error) error
+	// MessagesOf calls fn with the rows of the given UIDs recorded under
+	// uidvalidity, by ascending UID, reading no other row; UIDs without
+	// a row are skipped. fn must not use the index.
+	MessagesOf(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID, fn func(mail.Message) error) error
+	// CountOnServer counts the rows under uidvalidity of messages on the
+	// server (mail.State.OnServer).
+	CountOnServer(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error)
 	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
 	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
 

@@ -75,6 +75,8 @@ type env struct {
 	ix     *store.Index
 	trace  lockedBuffer
 	wrap   func(satsync.Remote) satsync.Remote
+	// index, when set, stands between the engine and e.ix.
+	index func(satsync.Index) satsync.Index
 	folder func(rel string) satsync.Folder
 	opts   satsync.Options
 	// layout places the folders; nil is maildir.Verbatim.
@@ -124,6 +126,13 @@ func (e *env) sync() satsync.Result {
 	return satsync.Account(context.Background(), e.opts, e.deps())
 }
 
+func (e *env) engineIndex() satsync.Index {
+	if e.index != nil {
+		return e.index(e.ix)
+	}
+	return e.ix
+}
+
 // deps wires the env's server (through e.wrap), Maildir and index as
 // cmd/satchel does, tracing the protocol into e.trace.
 func (e *env) deps() satsync.Deps {
@@ -149,7 +158,7 @@ func (e *env) deps() satsync.Deps {
 			}
 			return c, nil
 		},
-		Index:        e.ix,
+		Index:        e.engineIndex(),
 		Folder:       folder,
 		LocalPath:    root.Path,
 		MkdirAll:     root.MkdirAll,

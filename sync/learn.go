@@ -43,6 +43,8 @@ type box struct {
 	added map[mail.UID]bool
 	// stamp is the folder's stamp before it was listed, "" if untrusted.
 	stamp string
+	// delta: learned from the changed messages' rows alone (delta.go).
+	delta bool
 	plan  *Plan
 	res   *MailboxResult
 }
@@ -85,7 +87,8 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			ErrFolderMoved, b.Name, mb.LocalPath, b.rel)
 	}
 	first := mb.UIDValidity == 0
-	if !first {
+	delta := !first && r.deltaReady(ctx, remote, b, mb)
+	if !first && !delta {
 		if b.known, err = loadRows(ctx, ix, mb.ID, mb.UIDValidity); err != nil {
 			return err
 		}
@@ -95,13 +98,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	var qgone []mail.UID
 	qresync := remote.Mode() == mail.ModeQResync && !first && mb.HighestModSeq != 0
 	if qresync {
-		var onServerUIDs []mail.UID
-		for m := range b.known.all() {
-			if m.State.OnServer() {
-				onServerUIDs = append(onServerUIDs, m.UID)
-			}
-		}
-		st, qchanged, qgone, err = remote.SelectChanges(ctx, b.Name, mb.UIDValidity, mb.HighestModSeq, onServerUIDs)
+		st, qchanged, qgone, err = remote.SelectChanges(ctx, b.Name, mb.UIDValidity, mb.HighestModSeq, onServerUIDs(b.known))
 	} else {
 		st, err = remote.Select(ctx, b.Name)
 	}
@@ -119,6 +116,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	// Compared before anything else: a server given a stale UIDVALIDITY
 	// with QRESYNC answers as to a plain SELECT, with no changes.
 	renumbered := !first && st.UIDValidity != mb.UIDValidity
+	delta = delta && !renumbered
 	// The rows read above are those of the server's numbering unless the
 	// mailbox is new or renumbered; rebase and adoptExisting change them.
 	reload := first || renumbered
@@ -178,6 +176,18 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	if b.limbo, err = loadRows(ctx, ix, mb.ID, limbo); err != nil {
 		return err
+	}
+	if delta {
+		ok, err := r.learnDelta(ctx, remote, b, qresync, qchanged, qgone)
+		if err != nil || ok {
+			b.delta = ok
+			return err
+		}
+		// The answer needs every row after all.
+		b.stamp = ""
+		if b.known, err = loadRows(ctx, ix, mb.ID, st.UIDValidity); err != nil {
+			return err
+		}
 	}
 	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
 		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)

@@ -38,24 +38,6 @@ func (e *env) clientCommands() []string {
 	return out
 }
 
-// seedSpelled is seed with the mailboxes spelled the server's way
-// (srv.Name), for servers with a namespace prefix or another delimiter.
-func seedSpelled(t *testing.T, srv *imaptest.Server, n int) {
-	t.Helper()
-	msgs := imaptest.Corpus(imaptest.CorpusOptions{Seed: 7, Messages: n})
-	byBox := map[string][]imaptest.Message{}
-	for i, m := range msgs {
-		box := imaptest.NestedMailboxes[i%len(imaptest.NestedMailboxes)]
-		byBox[box] = append(byBox[box], m)
-	}
-	for _, box := range imaptest.NestedMailboxes {
-		if box != "INBOX" {
-			srv.CreateMailbox(srv.Name(box))
-		}
-		srv.AppendMany(srv.Name(box), byBox[box])
-	}
-}
-
 // noOpModes are the servers with CONDSTORE: Dovecot with and without
 // QRESYNC, and Cyrus with both of its namespaces.
 func noOpModes() []serverMode {
@@ -69,7 +51,7 @@ func TestNoOpSelectsNothing(t *testing.T) {
 	for _, mode := range noOpModes() {
 		t.Run(mode.name, func(t *testing.T) {
 			srv := mode.start(t)
-			seedSpelled(t, srv, 60)
+			seed(t, srv, 60, 0)
 			e := newEnv(t, srv)
 			e.opts.Connections = 4
 			e.mustSync()
@@ -173,7 +155,7 @@ func TestSecondSyncSelectsNothing(t *testing.T) {
 	for _, mode := range noOpModes() {
 		t.Run(mode.name, func(t *testing.T) {
 			srv := mode.start(t)
-			seedSpelled(t, srv, 60)
+			seed(t, srv, 60, 0)
 			e := newEnv(t, srv)
 			e.opts.Connections = 4
 			e.mustSync()

@@ -48,20 +48,20 @@ func (r *runner) advanceOwnWrites(ctx context.Context, remote Remote, b *box, re
 		return nil
 	}
 	a := afterWrites{before: b.st, after: st, changed: changed, added: b.added, removed: removed, rows: map[mail.UID]mail.Message{}}
-	want := make(map[mail.UID]bool, len(changed))
-	for _, m := range changed {
-		want[m.UID] = true
+	// The rows of the changed messages and a count: what the check
+	// reads follows the changes, not the mailbox.
+	uids := make([]mail.UID, len(changed))
+	for i, m := range changed {
+		uids[i] = m.UID
 	}
-	err = r.deps.Index.EachMessage(ctx, b.mb.ID, b.mb.UIDValidity, func(m mail.Message) error {
-		if m.State.OnServer() {
-			a.onServer++
-		}
-		if want[m.UID] {
-			a.rows[m.UID] = m
-		}
+	err = r.deps.Index.MessagesOf(ctx, b.mb.ID, b.mb.UIDValidity, uids, func(m mail.Message) error {
+		a.rows[m.UID] = m
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if a.onServer, err = r.deps.Index.CountOnServer(ctx, b.mb.ID, b.mb.UIDValidity); err != nil {
 		return err
 	}
 	fixed, why := a.decide()

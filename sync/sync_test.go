@@ -28,9 +28,9 @@ func seed(t *testing.T, srv *imaptest.Server, n, big int) {
 	}
 	for _, box := range imaptest.NestedMailboxes {
 		if box != "INBOX" {
-			srv.CreateMailbox(box)
+			srv.CreateMailbox(srv.Name(box))
 		}
-		srv.AppendMany(box, byBox[box])
+		srv.AppendMany(srv.Name(box), byBox[box])
 	}
 }
 

@@ -3,6 +3,7 @@ package imapremote
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,21 @@ func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mai
 	}
 	ranges, _ := c.q.Vanished()
 	var gone []mail.UID
+	if known == nil {
+		// Without known UIDs the server reports every UID expunged since
+		// the MODSEQ (RFC 7162 §3.2.5.2), some perhaps never known here:
+		// the caller looks them up. Only UIDs below UIDNEXT can have been
+		// known.
+		for _, r := range ranges {
+			for u := r.First; u <= min(r.Last, uint32(st.UIDNext)-1) && u != 0; u++ {
+				gone = append(gone, mail.UID(u))
+				if u == math.MaxUint32 {
+					break
+				}
+			}
+		}
+		return st, changed, gone, nil
+	}
 	for _, u := range known {
 		if inRanges(ranges, uint32(u)) {
 			gone = append(gone, u)

@@ -1,0 +1,147 @@
+package sync
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// A delta sync reads only what changed. The sync people run every few
+// minutes finds a mailbox of 100,000 messages with a handful changed on the
+// server and its folder as the last sync left it: its cost should follow
+// the changes, not the mailbox. When
+//
+//   - the folder's stamp is the one recorded when both sides last agreed,
+//     and old enough to trust (stampSettle): no file was added, removed or
+//     renamed since, so the folder is what the index records;
+//   - the server tells what changed since the recorded HIGHESTMODSEQ
+//     (QRESYNC, RFC 7162 §3.2.5; or CONDSTORE, §3.1.4.1, with the message
+//     count showing that nothing was expunged);
+//   - no step is pending and no partial-sync limit needs every row,
+//
+// learn reads the index rows of the changed and expunged messages only,
+// and takes their files from those rows instead of listing the folder.
+// QRESYNC is then asked without known UIDs (RFC 7162 §3.2.5.2 lets the
+// client leave them out): the server reports every UID expunged since the
+// MODSEQ, and those without a row are nothing to this sync.
+//
+// Everything else (a first sync, a renumbering, a folder that changed, a
+// CONDSTORE server that expunged) reads every row, as before.
+
+// deltaReady reports whether a known mailbox can be learned as a delta:
+// its folder is as the index records it and nothing needs every row. It
+// takes the folder's stamp (b.stamp) when it says yes.
+func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.Mailbox) bool {
+	o := r.opts
+	if remote.Mode() == mail.ModeFull || mb.HighestModSeq == 0 || mb.LocalStamp == "" ||
+		o.Reindex || o.FetchSkipped || o.limited() || b.vanished || b.folderGone {
+		return false
+	}
+	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
+		return false
+	}
+	stamp, latest, err := r.deps.Folder(b.rel).Stamp()
+	if err != nil || stamp != mb.LocalStamp || time.Since(latest) < stampSettle(latest) {
+		return false
+	}
+	b.stamp = stamp
+	return true
+}
+
+// learnDelta learns a mailbox deltaReady accepted, once it is selected
+// (see the comment at the top of this file). It reports false, having
+// learned nothing, when the server's answer needs every row after all: a
+// HIGHESTMODSEQ that went backwards or NOMODSEQ, or, with CONDSTORE
+// alone, a message count that shows expunges.
+func (r *runner) learnDelta(ctx context.Context, remote Remote, b *box, qresync bool, qchanged []mail.RemoteMessage, qgone []mail.UID) (bool, error) {
+	mb, st := b.mb, b.st
+	if st.HighestModSeq == 0 || st.HighestModSeq < mb.HighestModSeq {
+		return false, nil
+	}
+	var changed []mail.RemoteMessage
+	if qresync {
+		changed = qchanged
+		if st.UIDNext > mb.UIDNext {
+			// QRESYNC reports changes to known messages; new ones are
+			// above the last UIDNEXT.
+			news, err := remote.Since(ctx, mb.UIDNext)
+			if err != nil {
+				return false, err
+			}
+			changed = append(changed, news...)
+		}
+	} else if st.HighestModSeq != mb.HighestModSeq || st.Messages != mb.Messages {
+		var err error
+		if changed, err = remote.Changes(ctx, mb.HighestModSeq); err != nil {
+			return false, err
+		}
+	}
+	uids := make([]mail.UID, 0, len(changed)+len(qgone))
+	for _, m := range changed {
+		uids = append(uids, m.UID)
+	}
+	uids = append(uids, qgone...)
+	known := newRows(mb.UIDValidity)
+	if err := r.deps.Index.MessagesOf(ctx, mb.ID, mb.UIDValidity, uids, func(m mail.Message) error {
+		known.add(m)
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	known.done()
+	if !qresync {
+		// With CONDSTORE alone an expunge need not raise HIGHESTMODSEQ
+		// (RFC 7162 §3.1): the count tells whether there was one, and
+		// finding which needs every UID.
+		present, err := r.deps.Index.CountOnServer(ctx, mb.ID, mb.UIDValidity)
+		if err != nil {
+			return false, err
+		}
+		news := 0
+		for _, m := range changed {
+			if k, ok := known.get(m.UID); !ok || !k.State.OnServer() {
+				news++
+			}
+		}
+		if int(st.Messages) != present+news {
+			return false, nil
+		}
+	}
+	b.mode = remote.Mode()
+	b.known = known
+	b.gone = map[mail.UID]bool{}
+	for _, u := range qgone {
+		if known.has(u) {
+			b.gone[u] = true
+		}
+	}
+	if err := r.completeNew(ctx, remote, b, changed); err != nil {
+		return false, err
+	}
+	// The folder is as the index records it (deltaReady): each row's file
+	// carries its flags, as agreedStamp checked when the stamp was kept.
+	b.files = make(map[string]mail.Flags, known.len())
+	for m := range known.all() {
+		if m.State.OnLocal() {
+			b.files[known.sameKey(m.Key)] = m.Flags.Union(m.LocalOnlyFlags).System()
+		}
+	}
+	return true, nil
+}
+
+// onServerUIDs lists the UIDs of the known messages on the server, for
+// QRESYNC's known-uids; nil for a delta learn, which leaves them out.
+func onServerUIDs(known *rows) []mail.UID {
+	if known == nil {
+		return nil
+	}
+	uids := []mail.UID{}
+	for m := range known.all() {
+		if m.State.OnServer() {
+			uids = append(uids, m.UID)
+		}
+	}
+	return slices.Clip(uids)
+}

@@ -1,0 +1,174 @@
+package sync_test
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// countingIndex counts the message rows the engine reads.
+type countingIndex struct {
+	satsync.Index
+	mu   gosync.Mutex
+	rows int
+}
+
+func (c *countingIndex) add(n int) {
+	c.mu.Lock()
+	c.rows += n
+	c.mu.Unlock()
+}
+
+func (c *countingIndex) read() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.rows
+	c.rows = 0
+	return n
+}
+
+func (c *countingIndex) EachMessage(ctx context.Context, id int64, uidv mail.UIDValidity, fn func(mail.Message) error) error {
+	return c.Index.EachMessage(ctx, id, uidv, func(m mail.Message) error { c.add(1); return fn(m) })
+}
+
+func (c *countingIndex) MessagesOf(ctx context.Context, id int64, uidv mail.UIDValidity, uids []mail.UID, fn func(mail.Message) error) error {
+	return c.Index.MessagesOf(ctx, id, uidv, uids, func(m mail.Message) error { c.add(1); return fn(m) })
+}
+
+func (c *countingIndex) Messages(ctx context.Context, id int64, uidv mail.UIDValidity) (map[mail.UID]mail.Message, error) {
+	ms, err := c.Index.Messages(ctx, id, uidv)
+	c.add(len(ms))
+	return ms, err
+}
+
+// TestDeltaReadsOnlyChanges: with the folder as the last sync left it, a
+// sync after a few changes on the server reads the rows of the changed
+// and expunged messages only, not the mailbox's (QRESYNC is asked without
+// known UIDs), and mirrors the server exactly; the sync after it checks
+// the folder locally and selects nothing. A folder changed locally is
+// read whole again.
+func TestDeltaReadsOnlyChanges(t *testing.T) {
+	for _, mode := range withOthers(serverModes[:2]) {
+		if mode.name == "courier" || mode.name == "memory-renumbering" {
+			continue // no CONDSTORE: no delta to learn
+		}
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			inbox := srv.Name("INBOX")
+			seed(t, srv, 450, 0)
+			counter := &countingIndex{}
+			e := newEnv(t, srv)
+			e.index = func(ix satsync.Index) satsync.Index { counter.Index = ix; return counter }
+			e.mustSync()
+			e.backdate()
+			e.mustSync() // the folders' stamps are kept
+			msgs := srv.Messages(inbox)
+			if len(msgs) < 45 {
+				t.Fatalf("INBOX has %d messages", len(msgs))
+			}
+			flagged := 0
+			for i := 0; flagged < 6; i += 3 {
+				if !slices.Contains(msgs[i].Flags, `\Flagged`) {
+					srv.AddFlags(inbox, msgs[i].UID, `\Flagged`)
+					flagged++
+				}
+			}
+			srv.Append(inbox, msg("new one"), nil, day)
+			counter.read()
+			res := e.mustSync()
+			if got := counter.read(); got > 20 {
+				t.Errorf("the sync after 7 changes read %d index rows", got)
+			}
+			down, flags, removed := totals(res)
+			if down != 1 || flags != 6 || removed != 0 {
+				t.Errorf("downloaded %d, flags %d, removed %d; want 1, 6, 0", down, flags, removed)
+			}
+			e.assertMirror(false)
+
+			// Expunges: QRESYNC names them; with CONDSTORE alone only a
+			// list of every UID on the server tells which (RFC 7162
+			// §3.1), and the mailbox's rows are read whole.
+			settle()
+			e.mustSync()
+			srv.Expunge(inbox, msgs[4].UID, msgs[len(msgs)/2].UID)
+			srv.AddFlags(inbox, msgs[len(msgs)-3].UID, `\Answered`)
+			counter.read()
+			res = e.mustSync()
+			limit := 20
+			if !strings.Contains(e.trace.String(), "QRESYNC") {
+				limit = 2*len(msgs) + 20 // learned, and checked afterwards
+			}
+			if got := counter.read(); got > limit {
+				t.Errorf("the sync after 3 changes read %d index rows, want at most %d", got, limit)
+			}
+			if _, _, removed := totals(res); removed != 2 {
+				t.Errorf("removed %d, want 2", removed)
+			}
+			if strings.Contains(e.trace.String(), "QRESYNC") {
+				if m := regexp.MustCompile(`SELECT \S+ \(QRESYNC \(\d+ \d+\)\)`).FindString(e.trace.String()); m == "" {
+					t.Errorf("QRESYNC SELECT carried known UIDs:\n%s", selectLines(e.trace.String()))
+				}
+			}
+			e.assertMirror(false)
+
+			// The next run checks the changed folder locally: nothing is
+			// selected, and the one after trusts its stamp again. (A
+			// folder changed within the clock tick of its last check is
+			// never trusted: the runs here are milliseconds apart.)
+			settle()
+			e.mustSync()
+			for _, c := range e.clientCommands() {
+				if strings.Contains(c, "SELECT") || strings.Contains(c, "FETCH") {
+					t.Fatalf("the sync after the delta sent %q", c)
+				}
+			}
+			counter.read()
+			e.mustSync()
+			if got := counter.read(); got != 0 {
+				t.Errorf("a no-op read %d index rows", got)
+			}
+
+			// A folder changed locally is listed and read whole.
+			f := e.dir("INBOX")
+			files, err := f.Scan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range files {
+				if err := f.Remove(k); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			settle()
+			srv.AddFlags(inbox, msgs[len(msgs)-4].UID, `\Answered`)
+			counter.read()
+			res = e.mustSync()
+			if got := counter.read(); got < len(msgs)-10 {
+				t.Errorf("a sync after a local change read %d index rows, want every row of INBOX", got)
+			}
+			e.assertMirror(false)
+		})
+	}
+}
+
+func selectLines(trace string) string {
+	var out []string
+	for _, l := range strings.Split(trace, "\n") {
+		if strings.Contains(l, "SELECT") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// settle waits past the clock tick of the folders' last change, as the
+// minutes between two real runs do.
+func settle() { time.Sleep(100 * time.Millisecond) }
