@@ -35,6 +35,9 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	defer func() { res.Duration = opts.Now().Sub(start) }()
 
 	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account), slots: make(chan struct{}, opts.Connections)}
+	// With notmuch (Options.Tags): the rows this run writes are noted
+	// for the tag sync that ends it (tags.go).
+	tags := r.startTags()
 	first := &session{r: r}
 	defer first.close()
 	remote, err := first.remote(ctx)
@@ -84,6 +87,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	res.Tags = tags.finish(ctx, first, results)
 	for _, mr := range results {
 		res.Mailboxes = append(res.Mailboxes, *mr)
 	}

@@ -295,6 +295,10 @@ type Options struct {
 	MaxSize      int64
 	MaxMessages  int
 	FetchSkipped bool
+	// Tags, when set, syncs notmuch tags with IMAP keywords
+	// (notmuch.enabled), through Deps.TagDB and Deps.TagIndex; see
+	// tags.go.
+	Tags *TagOptions
 	// Progress, if set, is told what is downloaded and uploaded.
 	Progress Progress
 	Logger   *slog.Logger
@@ -325,6 +329,11 @@ type Deps struct {
 	// a folder the server and the index do not know is created on the
 	// server.
 	LocalFolders func() ([]LocalFolder, error)
+	// TagDB and TagIndex serve Options.Tags: the tag database (package
+	// sync/notmuch) and the index's tag records (the same store.Index as
+	// Index).
+	TagDB    TagDB
+	TagIndex TagIndex
 }
 
 // MailboxResult is what happened to one mailbox.
@@ -375,6 +384,8 @@ type Result struct {
 	// connection, no listing).
 	Err      error
 	Duration time.Duration
+	// Tags is what the tag sync did (Options.Tags); nil when off.
+	Tags *TagResult
 }
 
 // Failed reports how many mailboxes failed.
