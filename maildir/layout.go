@@ -125,20 +125,32 @@ type LocalFolder struct {
 	Levels []string
 }
 
-// Folders lists the folders below the root (directories holding cur/ and
-// new/) whose names the root's layout can decode, sorted by path. Hidden
-// directories are skipped in the verbatim layout (no folder of it starts
-// with "."); in Maildir++ the root itself is INBOX and every folder is a
-// "." directory directly below it. A missing root has no folders.
+// Folders lists the folders below the root (see AllFolders) whose names
+// the root's layout can decode, sorted by path.
 func (r Root) Folders() ([]LocalFolder, error) {
-	fsys := r.disk()
+	rels, err := r.AllFolders()
+	if err != nil {
+		return nil, err
+	}
 	var out []LocalFolder
-	add := func(rel string) {
-		levels, err := r.layout().Decode(rel)
-		if err == nil {
+	for _, rel := range rels {
+		if levels, err := r.layout().Decode(rel); err == nil {
 			out = append(out, LocalFolder{Rel: rel, Levels: levels})
 		}
 	}
+	return out, nil
+}
+
+// AllFolders lists the folders below the root (directories holding cur/
+// and new/) where its layout puts them, relative to the root and
+// "/"-separated, sorted, whether the layout can decode their names or not
+// (a restore reports those it cannot). Hidden directories are skipped in
+// the verbatim layout (no folder of it starts with "."); in Maildir++ the
+// root itself is INBOX and every folder is a "." directory directly below
+// it. A missing root has no folders.
+func (r Root) AllFolders() ([]string, error) {
+	fsys := r.disk()
+	var out []string
 	var walk func(dir, rel string) error
 	walk = func(dir, rel string) error {
 		ents, err := readDir(fsys, dir)
@@ -150,7 +162,7 @@ func (r Root) Folders() ([]LocalFolder, error) {
 		}
 		if isFolderDir(fsys, dir) {
 			if rel != "" || !r.layout().Nested() {
-				add(rel)
+				out = append(out, rel)
 			}
 		}
 		for _, e := range ents {
@@ -165,7 +177,7 @@ func (r Root) Folders() ([]LocalFolder, error) {
 			}
 			if !r.layout().Nested() {
 				if rel == "" && strings.HasPrefix(name, ".") && isFolderDir(fsys, child) {
-					add(name)
+					out = append(out, name)
 				}
 				continue
 			}
@@ -181,7 +193,7 @@ func (r Root) Folders() ([]LocalFolder, error) {
 	if err := walk(r.Dir, ""); err != nil {
 		return nil, fmt.Errorf("list the folders of %s: %w", r.Dir, err)
 	}
-	slices.SortFunc(out, func(a, b LocalFolder) int { return strings.Compare(a.Rel, b.Rel) })
+	slices.Sort(out)
 	return out, nil
 }
 

@@ -5,20 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
-	"github.com/satchel-mail/satchel/sync/mail"
+	"github.com/satchel-mail/satchel/sync/restore"
 )
 
 type restoreOptions struct {
@@ -93,36 +92,6 @@ Examples:
 	}
 }
 
-// restoreFolder is one local folder of a restore and what became of it.
-type restoreFolder struct {
-	from string // the folder in the source Maildir
-	name string // the mailbox on the target server
-	to   string // the folder in the target Maildir
-	// fallback: the source's mailboxes.map names the folder by this
-	// special-use attribute, which no mailbox on the server has; the
-	// folder is restored under its local name.
-	fallback string
-	// created: the mailbox was created on the server by this run;
-	// linked: files placed in the target Maildir by this run.
-	created bool
-	linked  int
-	err     error
-}
-
-// restoreRemote is what restore asks of the target server before the
-// engine uploads: the mailboxes there, their UIDVALIDITY, and the
-// creation of missing ones.
-type restoreRemote interface {
-	List(ctx context.Context) ([]mail.RemoteMailbox, error)
-	Namespaces(ctx context.Context) (mail.Namespaces, error)
-	Examine(ctx context.Context, name string) (mail.MailboxStatus, error)
-	Create(ctx context.Context, name string) error
-	Close() error
-}
-
-// errNothingToRestore: the source Maildir holds no folder to restore.
-var errNothingToRestore = errors.New("nothing to restore")
-
 // runRestore restores one account's Maildir and returns the exit code, as
 // for sync.
 func runRestore(ctx context.Context, g *globals, opts restoreOptions) int {
@@ -158,27 +127,37 @@ func runRestore(ctx context.Context, g *globals, opts restoreOptions) int {
 	defer closeTrace()
 
 	start := time.Now()
-	folders, res, err := restoreAccount(ctx, g, src, dst, opts, trace)
+	res := restore.Restore(ctx, restore.Options{
+		Source: restoreAccount(src),
+		Target: restoreAccount(dst),
+		Only:   opts.mailboxes,
+		Logger: g.log,
+	}, restoreDeps(g, src, dst, opts, trace))
+	if errors.Is(res.Err, restore.ErrUnknownMailbox) {
+		res.Err = usageError{fmt.Errorf("--mailbox %w", res.Err)}
+	}
 	var out outcome
-	if err != nil {
-		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(err))
-		out.account(err, nil)
+	if res.Err != nil {
+		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(res.Err))
+		out.account(res.Err, nil)
 		if g.json {
-			printRestoreResults(g, src, dst, folders, satsync.Result{Account: dst.Name, Err: err}, 0, time.Since(start))
+			res.Pushed = satsync.Result{Account: dst.Name, Err: res.Err}
+			printRestoreResults(g, src, dst, res, time.Since(start))
 		}
 		return out.code()
 	}
-	for _, f := range folders {
-		if f.err != nil {
-			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", dst.Name, folderLabel(f.from), withHint(f.err))
+	for _, f := range res.Folders {
+		if f.Err != nil {
+			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", dst.Name, restore.FolderLabel(f.From), withHint(f.Err))
 			out.failures++
 		}
 	}
-	if res.Err != nil {
-		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(res.Err))
+	pushed := res.Pushed
+	if pushed.Err != nil {
+		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(pushed.Err))
 	}
-	for _, m := range res.Mailboxes {
-		if m.Err != nil && !(errors.Is(res.Err, context.Canceled) && errors.Is(m.Err, context.Canceled)) {
+	for _, m := range pushed.Mailboxes {
+		if m.Err != nil && !(errors.Is(pushed.Err, context.Canceled) && errors.Is(m.Err, context.Canceled)) {
 			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", dst.Name, m.Name, withHint(m.Err))
 		}
 		if m.Safety != nil {
@@ -189,15 +168,12 @@ func runRestore(ctx context.Context, g *globals, opts restoreOptions) int {
 			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s%s\n", dst.Name, m.Name, m.Safety, hint)
 		}
 	}
-	out.account(nil, &res)
-	keywords := 0
-	if dst.Name != src.Name && res.Err == nil {
-		if keywords, err = restoreKeywords(ctx, g, src, dst, folders, opts, trace); err != nil {
-			fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(err))
-			out.account(err, nil)
-		}
+	out.account(nil, &pushed)
+	if res.KeywordsErr != nil {
+		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", dst.Name, withHint(res.KeywordsErr))
+		out.account(res.KeywordsErr, nil)
 	}
-	printRestoreResults(g, src, dst, folders, res, keywords, time.Since(start))
+	printRestoreResults(g, src, dst, res, time.Since(start))
 	return out.code()
 }
 
@@ -220,162 +196,83 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// restoreAccount restores src's Maildir to dst's server in four steps,
-// each of which a later run repeats harmlessly:
-//
-//  1. map each folder of src's Maildir to a mailbox name (the inverse of
-//     src's layout, with the server's hierarchy delimiter), select them by
-//     dst's include and exclude rules and --mailbox, and place each in the
-//     folder dst's layout gives it;
-//  2. refuse mailboxes whose index rows belong to another UIDVALIDITY
-//     than the server's (the index describes another server: a sync
-//     would keep those files local, never upload them);
-//  3. create the missing mailboxes on the server; with --to, place the
-//     files in dst's Maildir (hard links, or durable copies);
-//  4. sync dst one way, push, without deleting anything: the engine
-//     uploads every file its index does not know, recording each upload
-//     as an intent first, so that after a crash the next run finds what
-//     was uploaded instead of uploading it again.
-//
-// An error means nothing was uploaded.
-func restoreAccount(ctx context.Context, g *globals, src, dst config.Account, opts restoreOptions, trace io.Writer) ([]*restoreFolder, satsync.Result, error) {
-	inPlace := src.Name == dst.Name
-	// The two accounts may have different layouts: a folder is read where
-	// src's layout puts it and placed where dst's does.
+// restoreAccount is an account's configuration as a restore reads it.
+func restoreAccount(acc config.Account) restore.Account {
+	return restore.Account{
+		Name:    acc.Name,
+		Include: acc.Mailboxes.Include,
+		Exclude: acc.Mailboxes.Exclude,
+		Map:     acc.Mailboxes.Map,
+		Prefix:  acc.IMAP.Prefix,
+		Layout:  accountRoot(acc).Layout,
+		Maildir: acc.Maildir,
+	}
+}
+
+// restoreDeps wires a restore of src's Maildir to dst's server: dst's
+// server and index, both accounts' locks and Maildirs, and the push, a
+// sync of dst one way that deletes nothing.
+func restoreDeps(g *globals, src, dst config.Account, opts restoreOptions, trace io.Writer) restore.Deps {
 	srcRoot, local := accountRoot(src), accountRoot(dst)
-	froms, err := layoutFolders(srcRoot)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	if len(froms) == 0 {
-		return nil, satsync.Result{}, fmt.Errorf("%w: %s holds no Maildir folder (a directory with cur/ and new/)", errNothingToRestore, src.Maildir)
-	}
-	c, err := imapremote.Dial(ctx, remoteOptions(dst, trace, g))
-	if err != nil {
-		return nil, satsync.Result{}, loginError(dst, err)
-	}
-	var remote restoreRemote = c
-	defer func() {
-		if remote != nil {
-			remote.Close()
-		}
-	}()
-	// The target's lock keeps its syncs away while its Maildir and index
-	// are prepared; the source's keeps its Maildir still while it is
-	// read.
-	unlock, err := lockForRestore(ctx, src, dst, inPlace, opts.wait)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	defer func() { unlock() }()
-
-	list, err := remote.List(ctx)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	naming, err := restoreNames(ctx, remote, dst)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	folders, err := restorePlan(froms, src, dst, list, opts.mailboxes, naming)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	for _, f := range folders {
-		if f.err == nil && f.fallback != "" {
-			g.log.Warn("no mailbox on the server has the special-use attribute mailboxes.map names the folder by: restored under its local name",
-				"account", dst.Name, "folder", folderLabel(f.from), "attribute", f.fallback, "mailbox", f.name)
-		}
-	}
-	ix, err := store.Open(ctx, dst.Index)
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-	err = checkRestoreIndex(ctx, ix, remote, list, folders)
-	if err == nil {
-		// Creates the target's Maildir root and its identity file on a
-		// first run; refuses a Maildir that is not the index's.
-		err = (maildir.Root{Dir: dst.Maildir}).CheckIdentity(ctx, ix, dst.Name, true)
-	}
-	if cerr := ix.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, satsync.Result{}, err
-	}
-
-	selectable := func(list []mail.RemoteMailbox, name string) bool {
-		return slices.ContainsFunc(list, func(m mail.RemoteMailbox) bool { return satsync.SameMailbox(m.Name, name) && !m.NoSelect })
-	}
-	created := false
-	for _, f := range folders {
-		if err := ctx.Err(); err != nil {
-			return folders, satsync.Result{}, err
-		}
-		if f.err != nil || selectable(list, f.name) {
-			continue
-		}
-		if f.err = remote.Create(ctx, f.name); f.err == nil {
-			f.created, created = true, true
-			g.log.Info("created mailbox", "account", dst.Name, "mailbox", f.name)
-		}
-	}
-	if created {
-		// A server may take a CREATE without making the name a mailbox
-		// that holds messages (it stays a \Noselect level).
-		if list, err = remote.List(ctx); err != nil {
-			return folders, satsync.Result{}, err
-		}
-	}
-	levels, err := replaceFolders(folders, list, dst, opts.mailboxes, inPlace, naming)
-	if err != nil {
-		return folders, satsync.Result{}, err
-	}
-	var names []string
-	for _, f := range folders {
-		if err := ctx.Err(); err != nil {
-			return folders, satsync.Result{}, err
-		}
-		if f.err != nil {
-			continue
-		}
-		if !selectable(list, f.name) {
-			f.err = fmt.Errorf("the server did not create mailbox %q as one that can hold messages", f.name)
-			continue
-		}
-		if !inPlace {
-			// Durable before the push records any upload of them.
-			if f.linked, f.err = local.Folder(f.to).Dir.PlaceAll(ctx, srcRoot.Folder(f.from).Dir); f.err != nil {
-				continue
+	ropts := remoteOptions(dst, trace, g)
+	return restore.Deps{
+		Folders: srcRoot.AllFolders,
+		Connect: func(ctx context.Context) (restore.Remote, error) {
+			c, err := imapremote.Dial(ctx, ropts)
+			if err != nil {
+				return nil, loginError(dst, err)
 			}
-		}
-		names = append(names, f.name)
+			return c, nil
+		},
+		Lock: func(ctx context.Context) (func(), error) {
+			return lockForRestore(ctx, g, src, dst, opts.wait)
+		},
+		ReadIndex: func(ctx context.Context, side restore.Side) (restore.ReadIndex, bool, error) {
+			acc := dst
+			if side == restore.Source {
+				acc = src
+			}
+			if _, err := os.Stat(acc.Index); errors.Is(err, fs.ErrNotExist) {
+				return nil, false, nil
+			}
+			ix, err := store.OpenReadOnly(ctx, acc.Index)
+			if err != nil {
+				return nil, false, err
+			}
+			return ix, true, nil
+		},
+		OpenIndex: func(ctx context.Context) (restore.Index, error) {
+			ix, err := store.Open(ctx, dst.Index)
+			if err != nil {
+				return nil, err
+			}
+			return ix, nil
+		},
+		CheckIdentity: func(ctx context.Context, ix restore.Index) error {
+			return local.CheckIdentity(ctx, ix, dst.Name, true)
+		},
+		Place: func(ctx context.Context, from, to string) (int, error) {
+			return local.Folder(to).Dir.PlaceAll(ctx, srcRoot.Folder(from).Dir)
+		},
+		MkdirAll: local.MkdirAll,
+		SameFolder: func(a, b string) bool {
+			return samePath(local.Folder(a).Dir.Path, local.Folder(b).Dir.Path)
+		},
+		Push: func(ctx context.Context, mailboxes []string) (satsync.Result, error) {
+			// A push never changes the Maildir; with expunge "none"
+			// nothing is deleted on the server either, whatever happens
+			// to the files meanwhile.
+			acc := dst
+			acc.Sync.Direction, acc.Sync.Expunge, acc.Sync.Trash = "push", "none", ""
+			return syncAccount(ctx, g, acc, syncOptions{mailboxes: mailboxes, force: opts.force, wait: opts.wait}, trace)
+		},
 	}
-	for _, rel := range levels {
-		if err := local.MkdirAll(rel); err != nil {
-			return folders, satsync.Result{}, err
-		}
-	}
-	unlock()
-	remote.Close()
-	remote = nil
-	if len(names) == 0 {
-		return folders, satsync.Result{Account: dst.Name}, nil
-	}
-
-	// A push never changes the Maildir; with expunge "none" nothing is
-	// deleted on the server either, whatever happens to the files
-	// meanwhile.
-	acc := dst
-	acc.Sync.Direction, acc.Sync.Expunge, acc.Sync.Trash = "push", "none", ""
-	res, err := syncAccount(ctx, g, acc, syncOptions{mailboxes: names, force: opts.force, wait: opts.wait}, trace)
-	return folders, res, err
 }
 
 // lockForRestore takes the target account's lock and, with --to, the
 // source's when it has an index directory; the returned function releases
 // them and may be called more than once.
-func lockForRestore(ctx context.Context, src, dst config.Account, inPlace, wait bool) (func(), error) {
+func lockForRestore(ctx context.Context, g *globals, src, dst config.Account, wait bool) (func(), error) {
 	var locks []*store.FileLock
 	release := func() {
 		for _, l := range locks {
@@ -384,13 +281,9 @@ func lockForRestore(ctx context.Context, src, dst config.Account, inPlace, wait 
 		locks = nil
 	}
 	take := func(acc config.Account) error {
-		path := acc.Index + ".lock"
-		l, err := store.Lock(ctx, path, wait)
-		if errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
-			return fmt.Errorf("account %s: %w (%s); try again when it has finished, or use restore --wait", acc.Name, store.ErrLocked, path)
-		}
+		l, err := lockAccount(ctx, g, acc, wait, "restore")
 		if err != nil {
-			return err
+			return fmt.Errorf("account %s: %w", acc.Name, err)
 		}
 		locks = append(locks, l)
 		return nil
@@ -398,7 +291,7 @@ func lockForRestore(ctx context.Context, src, dst config.Account, inPlace, wait 
 	if err := take(dst); err != nil {
 		return release, err
 	}
-	if !inPlace {
+	if src.Name != dst.Name {
 		if _, err := os.Stat(filepath.Dir(src.Index)); err == nil {
 			if err := take(src); err != nil {
 				release()
@@ -407,45 +300,6 @@ func lockForRestore(ctx context.Context, src, dst config.Account, inPlace, wait 
 		}
 	}
 	return release, nil
-}
-
-// checkRestoreIndex refuses a target index that describes another server:
-// rows of a restored mailbox under a UIDVALIDITY the server's mailbox does
-// not have. A sync would take such a mailbox for renumbered and keep its
-// files local, never uploading them.
-func checkRestoreIndex(ctx context.Context, ix *store.Index, remote restoreRemote, list []mail.RemoteMailbox, folders []*restoreFolder) error {
-	for _, f := range folders {
-		if f.err != nil {
-			continue
-		}
-		mb, ok, err := ix.Mailbox(ctx, f.name)
-		if err != nil {
-			return err
-		}
-		if !ok || mb.UIDValidity == 0 {
-			continue
-		}
-		rows, err := ix.Messages(ctx, mb.ID, mb.UIDValidity)
-		if err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		var now mail.UIDValidity
-		if slices.ContainsFunc(list, func(m mail.RemoteMailbox) bool { return satsync.SameMailbox(m.Name, f.name) && !m.NoSelect }) {
-			st, err := remote.Examine(ctx, f.name)
-			if err != nil {
-				return err
-			}
-			now = st.UIDValidity
-		}
-		if now != mb.UIDValidity {
-			return fmt.Errorf("%w: the index %s has %d messages of %q under UIDVALIDITY %d, which the server's mailbox does not have: it describes another server, and a restore would keep those files local. Move the index away and restore again (the files are then paired with the server's messages by Message-ID and size, and the rest uploaded); nothing was changed",
-				satsync.ErrUIDValidityChanged, ix.Path(), len(rows), f.name, mb.UIDValidity)
-		}
-	}
-	return nil
 }
 
 // samePath reports whether two paths name the same file or directory,
@@ -483,17 +337,18 @@ type jsonRestore struct {
 }
 
 // printRestoreResults prints one summary line, or the JSON document.
-func printRestoreResults(g *globals, src, dst config.Account, folders []*restoreFolder, res satsync.Result, keywords int, took time.Duration) {
-	doc := jsonRestore{Source: src.Name, Target: dst.Name, Seconds: took.Seconds(), Keywords: keywords, Mailboxes: []jsonRestoreMailbox{}}
+func printRestoreResults(g *globals, src, dst config.Account, r restore.Result, took time.Duration) {
+	res := r.Pushed
+	doc := jsonRestore{Source: src.Name, Target: dst.Name, Seconds: took.Seconds(), Keywords: r.Keywords, Mailboxes: []jsonRestoreMailbox{}}
 	if res.Err != nil {
 		doc.Error = withHint(res.Err)
 	}
 	var created, linked, uploaded, held, failed int
-	for _, f := range folders {
-		jm := jsonRestoreMailbox{Name: f.name, From: f.from, Local: f.to, Created: f.created, Linked: f.linked}
-		err := f.err
+	for _, f := range r.Folders {
+		jm := jsonRestoreMailbox{Name: f.Mailbox, From: f.From, Local: f.To, Created: f.Created, Linked: f.Placed}
+		err := f.Err
 		for _, m := range res.Mailboxes {
-			if f.name != "" && satsync.SameMailbox(m.Name, f.name) {
+			if f.Mailbox != "" && satsync.SameMailbox(m.Name, f.Mailbox) {
 				jm.Uploaded, jm.Held = m.Uploaded, m.Held
 				if err == nil {
 					err = m.Err
@@ -507,10 +362,10 @@ func printRestoreResults(g *globals, src, dst config.Account, folders []*restore
 			jm.Error = withHint(err)
 			failed++
 		}
-		if f.created {
+		if f.Created {
 			created++
 		}
-		linked += f.linked
+		linked += f.Placed
 		uploaded += jm.Uploaded
 		held += jm.Held
 		doc.Mailboxes = append(doc.Mailboxes, jm)
@@ -528,13 +383,13 @@ func printRestoreResults(g *globals, src, dst config.Account, folders []*restore
 	if src.Name != dst.Name {
 		from = src.Name + " (" + src.Maildir + ")"
 	}
-	line := fmt.Sprintf("%s: restored from %s: %d mailboxes (%d created)", dst.Name, from, len(folders), created)
+	line := fmt.Sprintf("%s: restored from %s: %d mailboxes (%d created)", dst.Name, from, len(r.Folders), created)
 	if src.Name != dst.Name {
 		line += fmt.Sprintf(", %d files placed in %s", linked, dst.Maildir)
 	}
 	line += fmt.Sprintf(", %d uploaded", uploaded)
-	if keywords > 0 {
-		line += fmt.Sprintf(", keywords restored on %d", keywords)
+	if r.Keywords > 0 {
+		line += fmt.Sprintf(", keywords restored on %d", r.Keywords)
 	}
 	if failed > 0 {
 		line += fmt.Sprintf(", %d failed", failed)
@@ -543,26 +398,4 @@ func printRestoreResults(g *globals, src, dst config.Account, folders []*restore
 		line += fmt.Sprintf(", %d held back by the first-sync guard (use --force)", held)
 	}
 	fmt.Fprintf(g.stdout, "%s in %s\n", line, took.Round(time.Millisecond))
-}
-
-// restoreNames says how a sync of dst names folders (see sync's
-// namespace.go): the server's namespaces, imap.prefix, and whether dst's
-// index keeps whole server names. A restore places each folder where that
-// sync would, and gives it the mailbox that sync would make of it.
-func restoreNames(ctx context.Context, remote restoreRemote, dst config.Account) (satsync.Options, error) {
-	ns, err := remote.Namespaces(ctx)
-	if err != nil {
-		return satsync.Options{}, err
-	}
-	names := satsync.Options{Namespaces: &ns, Prefix: dst.IMAP.Prefix}
-	if _, err := os.Stat(dst.Index); errors.Is(err, os.ErrNotExist) {
-		return names, nil // a new index names folders the new way
-	}
-	ix, err := store.OpenReadOnly(ctx, dst.Index)
-	if err != nil {
-		return satsync.Options{}, err
-	}
-	defer ix.Close()
-	names.FullNames, err = satsync.FullFolderNames(ctx, ix)
-	return names, err
 }

@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/maildir"
-	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
-	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // layoutMailboxes are the mailboxes of the layout restore tests with
@@ -120,63 +116,6 @@ func TestRestoreLayouts(t *testing.T) {
 			}
 			if got := srv.Mailboxes(); !slices.Equal(got, names) {
 				t.Errorf("after the sync the server's mailboxes are %q, want %q", got, names)
-			}
-		})
-	}
-}
-
-// TestRestorePlanMaildirPlusPlus: the folders of a Maildir++ Maildir are
-// read as that layout names them (the root is INBOX; a folder that is
-// not canonical Maildir++ fails alone; other directories are no folders)
-// and placed where the target's layout puts their mailboxes.
-func TestRestorePlanMaildirPlusPlus(t *testing.T) {
-	root := t.TempDir()
-	for _, rel := range []string{"", ".A.B", ".v1%2E2", ".Друзья", ".A..B", "Archive"} {
-		for _, sub := range []string{"cur", "new", "tmp"} {
-			if err := os.MkdirAll(filepath.Join(root, rel, sub), 0o700); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := os.Mkdir(filepath.Join(root, ".cache"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	src := maildir.Root{Dir: root, Layout: maildir.MaildirPlusPlus}
-	froms, err := layoutFolders(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"", ".A..B", ".A.B", ".v1%2E2", ".Друзья"}; !slices.Equal(froms, want) {
-		t.Fatalf("folders %q, want %q", froms, want)
-	}
-	list := []mail.RemoteMailbox{{Name: "INBOX", Delim: '/'}}
-	for _, tc := range []struct {
-		layout maildir.Layout
-		want   []string // "folder -> mailbox -> target folder", by mailbox
-	}{
-		{maildir.Verbatim, []string{".A.B -> A/B -> A/B", ". -> INBOX -> INBOX", ".v1%2E2 -> v1.2 -> v1.2", ".Друзья -> Друзья -> Друзья"}},
-		{maildir.MaildirPlusPlus, []string{".A.B -> A/B -> .A.B", ". -> INBOX -> .", ".v1%2E2 -> v1.2 -> .v1%2E2", ".Друзья -> Друзья -> .Друзья"}},
-	} {
-		t.Run(tc.layout.Name(), func(t *testing.T) {
-			srcAcc := config.Account{Name: "old", Maildir: root, Layout: src.Layout.Name()}
-			dst := config.Account{Name: "new", Maildir: t.TempDir(), Layout: tc.layout.Name(), Mailboxes: config.Mailboxes{Include: []string{"*"}}}
-			folders, err := restorePlan(froms, srcAcc, dst, list, nil, satsync.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got, failed []string
-			for _, f := range folders {
-				if f.err != nil {
-					failed = append(failed, f.from)
-					continue
-				}
-				got = append(got, folderLabel(f.from)+" -> "+f.name+" -> "+folderLabel(f.to))
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
-			if !slices.Equal(failed, []string{".A..B"}) {
-				t.Errorf("failed folders %q, want the non-canonical .A..B alone", failed)
 			}
 		})
 	}

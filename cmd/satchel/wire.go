@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	gosync "sync"
 	"time"
@@ -164,4 +165,20 @@ func syncDeps(a *openedAccount, dryRun bool) satsync.Deps {
 			return out, err
 		},
 	}
+}
+
+// readFolder is a Maildir folder that can also be read as stored, for
+// satchel verify.
+type readFolder struct{ maildir.Folder }
+
+// Open opens key's file as stored (LF line endings).
+func (f readFolder) Open(key string) (io.ReadCloser, error) {
+	e, ok, err := f.Dir.Find(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("open %q in %s: %w", key, f.Dir.Path, fs.ErrNotExist)
+	}
+	return os.Open(e.Path(f.Dir))
 }

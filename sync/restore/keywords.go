@@ -1,50 +1,34 @@
-package main
+package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 
-	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/store"
-	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
-// keywordRemote is what restoreKeywords asks of the target server.
-type keywordRemote interface {
-	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
-	Store(ctx context.Context, changes []mail.FlagChange) (map[mail.UID]mail.RemoteMessage, error)
-	Close() error
-}
-
-// restoreKeywords gives the messages a restore uploaded the keywords
-// ($Junk, $label1, ...) that the source's index records for their files:
-// a Maildir name cannot carry them, so the upload could not. A message is
+// keywords gives the messages a restore uploaded the keywords ($Junk,
+// $label1, ...) that the source's index records for their files: a
+// Maildir name cannot carry them, so the upload could not. A message is
 // matched by its file, which has the same name in both Maildirs. Each
 // mailbox's keywords are stored on the server, then recorded in the
 // target's index as the new base, so that the next sync sees nothing to
-// do; a crash between the two only makes the next restore (or sync) store
-// them again. Keywords the server cannot store (not in PERMANENTFLAGS)
-// are left out. It returns how many messages got keywords.
-func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, folders []*restoreFolder, opts restoreOptions, trace io.Writer) (int, error) {
-	if _, err := os.Stat(src.Index); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil // a Maildir without an index: no keywords known
-	}
-	unlock, err := lockForRestore(ctx, src, dst, false, opts.wait)
+// do; a crash between the two only makes the next restore (or sync)
+// store them again. Keywords the server cannot store (not in
+// PERMANENTFLAGS) are left out. It returns how many messages got
+// keywords.
+func (r *restorer) keywords(ctx context.Context, folders []*Folder) (int, error) {
+	unlock, err := r.deps.Lock(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	srcIx, err := store.OpenReadOnly(ctx, src.Index)
-	if err != nil {
-		return 0, err
+	srcIx, ok, err := r.deps.ReadIndex(ctx, Source)
+	if err != nil || !ok {
+		return 0, err // a Maildir without an index: no keywords known
 	}
 	defer srcIx.Close()
-	dstIx, err := store.Open(ctx, dst.Index)
+	dstIx, err := r.deps.OpenIndex(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -54,7 +38,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 		return 0, err
 	}
 
-	var remote keywordRemote
+	var remote Remote
 	defer func() {
 		if remote != nil {
 			remote.Close()
@@ -62,7 +46,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 	}()
 	total := 0
 	for _, f := range folders {
-		if f.err != nil || f.name == "" {
+		if f.Err != nil || f.Mailbox == "" {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -71,7 +55,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 		// The source's rows of this folder, by file.
 		want := map[string]mail.Flags{}
 		for _, mb := range srcBoxes {
-			if mb.LocalPath != f.from || mb.UIDValidity == 0 {
+			if mb.LocalPath != f.From || mb.UIDValidity == 0 {
 				continue
 			}
 			rows, err := srcIx.Messages(ctx, mb.ID, mb.UIDValidity)
@@ -87,7 +71,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 		if len(want) == 0 {
 			continue
 		}
-		mb, ok, err := dstIx.Mailbox(ctx, f.name)
+		mb, ok, err := dstIx.Mailbox(ctx, f.Mailbox)
 		if err != nil {
 			return total, err
 		}
@@ -110,18 +94,16 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 			continue
 		}
 		if remote == nil {
-			c, err := imapremote.Dial(ctx, remoteOptions(dst, trace, g))
-			if err != nil {
-				return total, loginError(dst, err)
+			if remote, err = r.deps.Connect(ctx); err != nil {
+				return total, err
 			}
-			remote = c
 		}
-		st, err := remote.Select(ctx, f.name)
+		st, err := remote.Select(ctx, f.Mailbox)
 		if err != nil {
 			return total, err
 		}
 		if st.UIDValidity != mb.UIDValidity {
-			return total, fmt.Errorf("restore the keywords of %q: the mailbox was renumbered meanwhile; sync, then restore again", f.name)
+			return total, fmt.Errorf("restore the keywords of %q: the mailbox was renumbered meanwhile; sync, then restore again", f.Mailbox)
 		}
 		changes = storableChanges(st, changes)
 		if len(changes) == 0 {
@@ -129,7 +111,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 		}
 		done, err := remote.Store(ctx, changes)
 		if err != nil {
-			return total, fmt.Errorf("restore the keywords of %q: %w", f.name, err)
+			return total, fmt.Errorf("restore the keywords of %q: %w", f.Mailbox, err)
 		}
 		var put []mail.Message
 		for _, r := range rows {
@@ -143,7 +125,7 @@ func restoreKeywords(ctx context.Context, g *globals, src, dst config.Account, f
 			return total, err
 		}
 		total += len(put)
-		g.log.Info("restored keywords", "account", dst.Name, "mailbox", f.name, "messages", len(put))
+		r.log.Info("restored keywords", "mailbox", f.Mailbox, "messages", len(put))
 	}
 	return total, nil
 }

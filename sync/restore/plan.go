@@ -1,4 +1,4 @@
-package main
+package restore
 
 // The restore plan: which mailbox each backup folder goes back to, and
 // where its files land in the target account.
@@ -10,25 +10,36 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/satchel-mail/satchel/cmd/satchel/config"
-	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
-// restorePlan maps the source's folders to mailboxes as a sync of the
-// source names them, and keeps those the target's configuration and
-// --mailbox select, each with the folder a sync of the target gives its
-// mailbox (see placeFolders). A folder is the mailbox its path decodes to
+// planner decides where a restore puts each folder: which mailbox of the
+// target server, and which folder of the target Maildir.
+type planner struct {
+	src, dst Account
+	// only names the mailboxes to restore (--mailbox); none: all.
+	only []string
+	// names is how a sync of the target names folders (see Deps.FullNames).
+	names   satsync.Options
+	inPlace bool
+	// sameFolder reports whether two folders of the target Maildir are
+	// one directory; nil compares their paths.
+	sameFolder func(a, b string) bool
+}
+
+// plan maps the source's folders to mailboxes as a sync of the source
+// names them, and keeps those the target's configuration and p.only
+// select, each with the folder a sync of the target gives its mailbox
+// (see place). A folder is the mailbox its path decodes to
 // in the source's layout, unless the source's mailboxes.map names it:
 // then it is the mailbox of the map entry's key (see mappedMailbox), and
 // another folder that decodes to that mailbox is skipped. A folder that
 // cannot be named, or that is the same mailbox as another, is kept with
 // its error: it fails, alone.
-func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMailbox, only []string, names satsync.Options) ([]*restoreFolder, error) {
+func (p planner) plan(froms []string, list []mail.RemoteMailbox) ([]*Folder, error) {
 	delim := listDelim(list)
-	layout := accountRoot(src).Layout
-	keys := mapFolders(src)
+	keys := mapFolders(p.src)
 	// The folders the map names first: each is its mailbox's folder, the
 	// one that stays when two folders are the same mailbox.
 	order := slices.Clone(froms)
@@ -43,52 +54,52 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 		}
 		return 0
 	})
-	byName := map[string]*restoreFolder{}
-	var named, bad []*restoreFolder
+	byName := map[string]*Folder{}
+	var named, bad []*Folder
 	for _, rel := range order {
-		f := &restoreFolder{from: rel}
+		f := &Folder{From: rel}
 		var err error
 		if key, ok := keys[rel]; ok {
-			f.name, f.fallback, err = mappedMailbox(src, list, key, rel, delim, names)
+			f.Mailbox, f.Fallback, err = mappedMailbox(p.src, list, key, rel, delim, p.names)
 		} else {
-			f.name, err = decodedMailbox(layout, rel, delim, names)
+			f.Mailbox, err = decodedMailbox(p.src.Layout, rel, delim, p.names)
 		}
 		if err != nil {
-			f.err = fmt.Errorf("folder %s cannot be named on the server: %w; skipped", folderLabel(rel), err)
+			f.Err = fmt.Errorf("folder %s cannot be named on the server: %w; skipped", FolderLabel(rel), err)
 			bad = append(bad, f)
 			continue
 		}
-		if other, ok := byName[satsync.CanonMailbox(f.name)]; ok {
-			f.err = fmt.Errorf("folder %s is the same mailbox as folder %s; skipped", folderLabel(rel), folderLabel(other.from))
-			if other.fallback == "" && keys[other.from] != "" {
-				f.err = fmt.Errorf("folder %s is mailbox %q, which the account's mailboxes.map gives folder %s; skipped", folderLabel(rel), f.name, folderLabel(other.from))
+		if other, ok := byName[satsync.CanonMailbox(f.Mailbox)]; ok {
+			f.Err = fmt.Errorf("folder %s is the same mailbox as folder %s; skipped", FolderLabel(rel), FolderLabel(other.From))
+			if other.Fallback == "" && keys[other.From] != "" {
+				f.Err = fmt.Errorf("folder %s is mailbox %q, which the account's mailboxes.map gives folder %s; skipped", FolderLabel(rel), f.Mailbox, FolderLabel(other.From))
 			}
 			bad = append(bad, f)
 			continue
 		}
-		byName[satsync.CanonMailbox(f.name)] = f
+		byName[satsync.CanonMailbox(f.Mailbox)] = f
 		named = append(named, f)
 	}
-	for _, n := range only {
+	for _, n := range p.only {
 		if _, ok := byName[satsync.CanonMailbox(n)]; !ok {
-			return nil, usageError{fmt.Errorf("--mailbox %q: no folder of the Maildir is that mailbox", n)}
+			return nil, fmt.Errorf("%q: %w", n, ErrUnknownMailbox)
 		}
 	}
-	out, _, err := placeFolders(named, list, dst, only, src.Name == dst.Name, names)
+	out, _, err := p.place(named, list, p.only)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(bad, func(a, b *restoreFolder) int { return strings.Compare(a.from, b.from) })
-	if len(only) == 0 {
+	slices.SortStableFunc(bad, func(a, b *Folder) int { return strings.Compare(a.From, b.From) })
+	if len(p.only) == 0 {
 		out = append(out, bad...)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: the account's mailboxes.include and exclude select none of the Maildir's folders", errNothingToRestore)
+		return nil, fmt.Errorf("%w: the account's mailboxes.include and exclude select none of the Maildir's folders", ErrNothing)
 	}
 	return out, nil
 }
 
-// placeFolders keeps the folders whose mailboxes the target's include,
+// place keeps the folders whose mailboxes the target's include,
 // exclude and only rules select, and gives each the folder a sync of the
 // target gives its mailbox: where the target's mailboxes.map (by name, or
 // by a special-use attribute the listing shows the mailbox with) and
@@ -99,24 +110,23 @@ func restorePlan(froms []string, src, dst config.Account, list []mail.RemoteMail
 // upload its files. The result is sorted by mailbox name; levels are the
 // folders of the listed \Noselect levels above the folders' mailboxes,
 // which a sync of the target makes as plain directories.
-func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool, names satsync.Options) (out []*restoreFolder, levels []string, err error) {
+func (p planner) place(folders []*Folder, list []mail.RemoteMailbox, only []string) (out []*Folder, levels []string, err error) {
 	delim := listDelim(list)
 	input := slices.Clone(list)
-	byName := map[string]*restoreFolder{}
+	byName := map[string]*Folder{}
 	for _, f := range folders {
-		byName[satsync.CanonMailbox(f.name)] = f
-		i := slices.IndexFunc(input, func(m mail.RemoteMailbox) bool { return satsync.SameMailbox(m.Name, f.name) })
+		byName[satsync.CanonMailbox(f.Mailbox)] = f
+		i := slices.IndexFunc(input, func(m mail.RemoteMailbox) bool { return satsync.SameMailbox(m.Name, f.Mailbox) })
 		if i < 0 {
-			input = append(input, mail.RemoteMailbox{Name: f.name, Delim: delim})
+			input = append(input, mail.RemoteMailbox{Name: f.Mailbox, Delim: delim})
 			continue
 		}
 		// A \Noselect level is created as a mailbox.
 		input[i].NoSelect = false
 	}
-	root := accountRoot(dst)
-	o := names
-	o.Include, o.Exclude, o.Only, o.Map = dst.Mailboxes.Include, dst.Mailboxes.Exclude, only, dst.Mailboxes.Map
-	sel, err := satsync.SelectMailboxes(input, o, root.Path)
+	o := p.names
+	o.Include, o.Exclude, o.Only, o.Map = p.dst.Include, p.dst.Exclude, only, p.dst.Map
+	sel, err := satsync.SelectMailboxes(input, o, p.dst.Layout.Encode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,35 +136,43 @@ func placeFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst confi
 			// A mailbox of the server that the backup has no folder of.
 			// A sync makes the folder of a level above a restored one
 			// (where mailboxes.map moves the restored one out of it).
-			if s.NoSelect && s.Err == nil && s.Delim != 0 && slices.ContainsFunc(folders, func(f *restoreFolder) bool {
-				return strings.HasPrefix(f.name, s.Name+string(s.Delim))
+			if s.NoSelect && s.Err == nil && s.Delim != 0 && slices.ContainsFunc(folders, func(f *Folder) bool {
+				return strings.HasPrefix(f.Mailbox, s.Name+string(s.Delim))
 			}) {
 				levels = append(levels, s.Local)
 			}
 			continue
 		}
-		f.to, f.err = s.Local, s.Err
+		f.To, f.Err = s.Local, s.Err
 		// Compared as directories: on a case-insensitive file system,
 		// inbox is the folder INBOX.
-		if f.err == nil && inPlace && f.to != f.from && !samePath(root.Folder(f.from).Dir.Path, root.Folder(f.to).Dir.Path) {
-			f.err = fmt.Errorf("folder %s is mailbox %q, which this account syncs with folder %s (mailboxes.map, layout); move its files there, or restore it with --to to another account; skipped",
-				folderLabel(f.from), f.name, folderLabel(f.to))
+		if f.Err == nil && p.inPlace && f.To != f.From && !p.same(f.From, f.To) {
+			f.Err = fmt.Errorf("folder %s is mailbox %q, which this account syncs with folder %s (mailboxes.map, layout); move its files there, or restore it with --to to another account; skipped",
+				FolderLabel(f.From), f.Mailbox, FolderLabel(f.To))
 		}
 		out = append(out, f)
 	}
 	return out, levels, nil
 }
 
-// replaceFolders places the folders again by the server's listing once
+// same reports whether two folders of the target Maildir are one.
+func (p planner) same(a, b string) bool {
+	if p.sameFolder == nil {
+		return a == b
+	}
+	return p.sameFolder(a, b)
+}
+
+// replace places the folders again by the server's listing once
 // the restore has created their mailboxes: a server may give a mailbox it
 // creates a special-use attribute (Dovecot's special_use for a name),
 // which the target's mailboxes.map and exclude rules act on. A folder the
 // listing no longer selects fails. It returns the folders of the \Noselect
-// levels above the folders' mailboxes (see placeFolders).
-func replaceFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst config.Account, only []string, inPlace bool, names satsync.Options) ([]string, error) {
-	var ok []*restoreFolder
+// levels above the folders' mailboxes (see place).
+func (p planner) replace(folders []*Folder, list []mail.RemoteMailbox) ([]string, error) {
+	var ok []*Folder
 	for _, f := range folders {
-		if f.err == nil {
+		if f.Err == nil {
 			ok = append(ok, f)
 		}
 	}
@@ -164,18 +182,18 @@ func replaceFolders(folders []*restoreFolder, list []mail.RemoteMailbox, dst con
 	// The --mailbox names whose folders failed are left out: they need
 	// not be on the server.
 	var keep []string
-	for _, n := range only {
-		if slices.ContainsFunc(ok, func(f *restoreFolder) bool { return satsync.SameMailbox(f.name, n) }) {
+	for _, n := range p.only {
+		if slices.ContainsFunc(ok, func(f *Folder) bool { return satsync.SameMailbox(f.Mailbox, n) }) {
 			keep = append(keep, n)
 		}
 	}
-	sel, levels, err := placeFolders(ok, list, dst, keep, inPlace, names)
+	sel, levels, err := p.place(ok, list, keep)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range ok {
 		if !slices.Contains(sel, f) {
-			f.err = fmt.Errorf("once created, mailbox %q is one the account's mailboxes.include and exclude leave out (the server gave it a special-use attribute?); skipped", f.name)
+			f.Err = fmt.Errorf("once created, mailbox %q is one the account's mailboxes.include and exclude leave out (the server gave it a special-use attribute?); skipped", f.Mailbox)
 		}
 	}
 	return levels, nil
@@ -194,7 +212,7 @@ func listDelim(list []mail.RemoteMailbox) rune {
 
 // decodedMailbox is the mailbox a folder's path decodes to in layout: its
 // levels joined with the server's delimiter, which none of them may hold.
-func decodedMailbox(layout maildir.Layout, rel string, delim rune, names satsync.Options) (string, error) {
+func decodedMailbox(layout Layout, rel string, delim rune, names satsync.Options) (string, error) {
 	levels, err := layout.Decode(rel)
 	if err != nil {
 		return "", err
@@ -207,9 +225,8 @@ func decodedMailbox(layout maildir.Layout, rel string, delim rune, names satsync
 // remote name or a special-use attribute). Where two entries give one
 // folder (a sync refuses them both), a remote name wins over an
 // attribute, as it does in a sync, then the first key in byte order.
-func mapFolders(acc config.Account) map[string]string {
-	root := accountRoot(acc)
-	keys := slices.Sorted(maps.Keys(acc.Mailboxes.Map))
+func mapFolders(acc Account) map[string]string {
+	keys := slices.Sorted(maps.Keys(acc.Map))
 	slices.SortStableFunc(keys, func(a, b string) int {
 		switch sa, sb := isSpecialUseKey(a), isSpecialUseKey(b); {
 		case !sa && sb:
@@ -221,7 +238,7 @@ func mapFolders(acc config.Account) map[string]string {
 	})
 	out := map[string]string{}
 	for _, key := range keys {
-		rel, err := root.Path(strings.Split(acc.Mailboxes.Map[key], "/"))
+		rel, err := acc.Layout.Encode(strings.Split(acc.Map[key], "/"))
 		if err != nil {
 			continue // a sync fails that mailbox: it has no folder
 		}
@@ -245,7 +262,7 @@ func isSpecialUseKey(key string) bool { return strings.HasPrefix(key, `\`) }
 // attribute). When the server lists no such mailbox, the folder is
 // restored under its local name, the mailbox its path decodes to, and
 // fallback is the attribute; when it lists several, the folder fails.
-func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel string, delim rune, names satsync.Options) (name, fallback string, err error) {
+func mappedMailbox(src Account, list []mail.RemoteMailbox, key, rel string, delim rune, names satsync.Options) (name, fallback string, err error) {
 	if !isSpecialUseKey(key) {
 		return key, "", nil
 	}
@@ -260,7 +277,7 @@ func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel strin
 	}
 	switch len(hits) {
 	case 0:
-		name, err := decodedMailbox(accountRoot(src).Layout, rel, delim, names)
+		name, err := decodedMailbox(src.Layout, rel, delim, names)
 		return name, key, err
 	case 1:
 		return hits[0], "", nil
@@ -271,10 +288,10 @@ func mappedMailbox(src config.Account, list []mail.RemoteMailbox, key, rel strin
 // syncFolder is the folder a sync of acc gives the listed mailbox m: the
 // one its mailboxes.map (by name or by m's attributes) and layout put it
 // in, as the engine decides it.
-func syncFolder(acc config.Account, m mail.RemoteMailbox, names satsync.Options) (string, bool) {
+func syncFolder(acc Account, m mail.RemoteMailbox, names satsync.Options) (string, bool) {
 	o := names
-	o.Include, o.Map = []string{"*"}, acc.Mailboxes.Map
-	sel, err := satsync.SelectMailboxes([]mail.RemoteMailbox{m}, o, accountRoot(acc).Path)
+	o.Include, o.Map = []string{"*"}, acc.Map
+	sel, err := satsync.SelectMailboxes([]mail.RemoteMailbox{m}, o, acc.Layout.Encode)
 	if err != nil || len(sel) != 1 || sel[0].Err != nil {
 		return "", false
 	}
