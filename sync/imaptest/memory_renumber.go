@@ -43,6 +43,12 @@ type MemoryOptions struct {
 	// asking for UIDVALIDITY anyway is refused rather than answered
 	// with the server's internal value.
 	SharedUIDValidity bool
+	// MaxKeywords, if not 0, keeps at most this many keywords per
+	// mailbox, as Cyrus does (128 user flags) and Dovecot's Maildir in
+	// its file names (26): a STORE or APPEND of a keyword beyond them
+	// succeeds without it, and the flags that answer it do not show it.
+	// See keywordlimit.go.
+	MaxKeywords int
 }
 
 // StartMemoryWith starts the in-memory server of StartMemory, shaped by
@@ -108,6 +114,9 @@ type renumberer struct {
 	// through a connection's ListWriter; every change goes through
 	// renumberSession, which keeps this set.
 	names map[string]struct{}
+	// keywords holds each mailbox's keywords, lower case, for
+	// MaxKeywords.
+	keywords map[string]map[string]bool
 }
 
 func (r *renumberer) clockLocked() uint32 {
@@ -154,6 +163,8 @@ func (r *renumberer) removedLocked(name string) {
 type renumberSession struct {
 	imapserver.SessionIMAP4rev2
 	r *renumberer
+	// selected is the mailbox selected, for MaxKeywords.
+	selected string
 }
 
 // imapmemserver keeps names with the delimiter trimmed off their end.
@@ -284,6 +295,7 @@ func (s *renumberSession) Select(name string, options *imap.SelectOptions) (*ima
 	data, err := s.SessionIMAP4rev2.Select(name, options)
 	if err == nil {
 		data.UIDValidity = s.r.report(data.UIDValidity)
+		s.selected = name
 	}
 	return data, err
 }
@@ -306,6 +318,7 @@ func (s *renumberSession) List(w *imapserver.ListWriter, ref string, patterns []
 }
 
 func (s *renumberSession) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	options = s.r.appendOptions(name, options)
 	data, err := s.SessionIMAP4rev2.Append(name, r, options)
 	if err == nil {
 		data.UIDValidity = s.r.report(data.UIDValidity)
