@@ -179,8 +179,19 @@ func wantTags(t *testing.T, n *nmDB, subject string, want ...string) {
 
 func wantKeywords(t *testing.T, srv *imaptest.Server, mailbox, subject string, want ...string) {
 	t.Helper()
+	// Keywords are case-insensitive; go-imap's server keeps them in lower
+	// case.
+	want = slices.Clone(want)
+	for i := range want {
+		want[i] = strings.ToLower(want[i])
+	}
 	slices.Sort(want)
-	if got := keywords(t, srv, mailbox, subject); !slices.Equal(got, want) {
+	got := keywords(t, srv, mailbox, subject)
+	for i := range got {
+		got[i] = strings.ToLower(got[i])
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
 		t.Fatalf("keywords of %q in %s: %q, want %q", subject, mailbox, got, want)
 	}
 }

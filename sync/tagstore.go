@@ -58,12 +58,32 @@ func (t *tagRun) store(ctx context.Context, s *session, mb mail.Mailbox, changes
 			return err
 		}
 	}
+	// Store leaves out a message whose flags do not show the whole
+	// change: read those again, to tell a refused keyword from a message
+	// that is gone.
+	var missing []mail.UID
+	for _, fc := range fcs {
+		if _, ok := done[fc.UID]; !ok {
+			missing = append(missing, fc.UID)
+		}
+	}
+	if len(missing) > 0 {
+		now, err := remote.Meta(ctx, missing)
+		if err != nil {
+			s.close()
+			return err
+		}
+		for _, m := range now {
+			done[m.UID] = m
+		}
+	}
 	var rows []mail.Message
 	var bases []mail.TagBase
+	var unconfirmed []mail.UID
 	for _, fc := range fcs {
 		got, ok := done[fc.UID]
 		if !ok {
-			continue // gone, or refused as a whole: the next sync looks again
+			continue // gone: its row goes with the next sync
 		}
 		have := map[string]bool{}
 		for _, kw := range got.Flags.Keywords().List() {
@@ -72,8 +92,14 @@ func (t *tagRun) store(ctx context.Context, s *session, mb mail.Mailbox, changes
 		c := byUID[fc.UID]
 		row := c.c.row
 		flags := row.Flags
+		stuck := false
 		for _, kw := range fc.Remove.List() {
 			flags = flags.With(kw, false)
+			stuck = stuck || have[tagmap.Label(kw)]
+		}
+		if stuck {
+			unconfirmed = append(unconfirmed, fc.UID)
+			continue
 		}
 		for _, kw := range fc.Add.List() {
 			if have[tagmap.Label(kw)] {
@@ -116,6 +142,10 @@ func (t *tagRun) store(ctx context.Context, s *session, mb mail.Mailbox, changes
 	}
 	if err := t.ix.SaveTagBases(ctx, bases); err != nil {
 		return err
+	}
+	if len(unconfirmed) > 0 {
+		// The recorded revision stays, so the next sync tries again.
+		return fmt.Errorf("the server kept keywords it was asked to remove from UIDs %v", unconfirmed)
 	}
 	return t.advance(ctx, remote, mb)
 }
