@@ -78,81 +78,124 @@ func (d Dir) SyncDirs() error {
 }
 
 func (d Dir) deliver(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time, syncDirNow bool) (Delivered, error) {
+	st, err := d.Stage(ctx, key, r, flags, date)
+	if err != nil {
+		return Delivered{}, err
+	}
+	return st.commit(syncDirNow)
+}
+
+// Staged is a message written to tmp/, neither durable nor in new/ or cur/
+// yet: Commit finishes its delivery, Abort removes it. Staging lets a
+// caller read the next message from the network while this one's fsync
+// runs, so that the file system commits many together.
+type Staged struct {
+	d     Dir
+	fsys  FS
+	f     File
+	tmp   string
+	key   string
+	flags mail.Flags
+	size  int64
+	id    string
+	ended bool
+}
+
+// Stage writes a message (CRLF read as LF) under key into tmp/, with
+// mtime date, as Deliver does, without its fsync and its rename. On error
+// nothing is left behind.
+func (d Dir) Stage(ctx context.Context, key string, r io.Reader, flags mail.Flags, date time.Time) (*Staged, error) {
 	if err := ctx.Err(); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+		return nil, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
 	if !validKey(key) {
-		return Delivered{}, fmt.Errorf("deliver to %s: invalid key %q: %w", d.Path, key, fs.ErrInvalid)
+		return nil, fmt.Errorf("deliver to %s: invalid key %q: %w", d.Path, key, fs.ErrInvalid)
 	}
 	fsys := d.disk()
 	tmp := filepath.Join(d.Path, subTmp, key)
 	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+		return nil, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
-	closed, renamed := false, false
-	defer func() {
-		if !closed {
-			_ = f.Close()
-		}
-		if !renamed {
-			_ = fsys.Remove(tmp)
-		}
-	}()
+	st := &Staged{d: d, fsys: fsys, f: f, tmp: tmp, key: key, flags: flags}
 	// The umask may have removed bits from the mode given to OpenFile.
 	if err := f.Chmod(0o600); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+		st.Abort()
+		return nil, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
-
 	sniff := &headerSniffer{}
-	size, err := copyLF(ctx, io.MultiWriter(f, sniff), r)
-	if err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	if st.size, err = copyLF(ctx, io.MultiWriter(f, sniff), r); err != nil {
+		st.Abort()
+		return nil, fmt.Errorf("deliver to %s: %w", d.Path, err)
 	}
+	st.id = sniff.messageID()
 	if !date.IsZero() {
 		// Before the fsync, so the date is durable too. Mail readers
 		// show and sort by mtime; it carries the IMAP INTERNALDATE.
 		if err := fsys.Chtimes(tmp, date, date); err != nil {
-			return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+			st.Abort()
+			return nil, fmt.Errorf("deliver to %s: %w", d.Path, err)
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: fsync: %w", d.Path, err)
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
-	}
+	return st, nil
+}
 
+// MessageID is the staged message's Message-ID header, "" if none.
+func (st *Staged) MessageID() string { return st.id }
+
+// Commit fsyncs the staged file and moves it into new/ or cur/ by \Seen,
+// named "<key>:2,<letters>", without the directory fsync: its name is
+// durable only after SyncDirs, and nothing may record it before. On
+// error the file is removed. It may run on another goroutine than Stage.
+func (st *Staged) Commit() (Delivered, error) { return st.commit(false) }
+
+func (st *Staged) commit(syncDirNow bool) (Delivered, error) {
+	if st.ended {
+		return Delivered{}, fmt.Errorf("deliver to %s: %s already ended", st.d.Path, st.key)
+	}
+	st.ended = true
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = st.fsys.Remove(st.tmp)
+		}
+	}()
+	if err := st.f.Sync(); err != nil {
+		_ = st.f.Close()
+		return Delivered{}, fmt.Errorf("deliver to %s: fsync: %w", st.d.Path, err)
+	}
+	if err := st.f.Close(); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", st.d.Path, err)
+	}
 	sub := subNew
-	if flags.Has(mail.FlagSeen) {
+	if st.flags.Has(mail.FlagSeen) {
 		sub = subCur
 	}
-	name := key + infoSep + InfoFromFlags(flags)
-	dst := filepath.Join(d.Path, sub, name)
-	if err := fsys.Rename(tmp, dst); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	name := st.key + infoSep + InfoFromFlags(st.flags)
+	dst := filepath.Join(st.d.Path, sub, name)
+	if err := st.fsys.Rename(st.tmp, dst); err != nil {
+		return Delivered{}, fmt.Errorf("deliver to %s: %w", st.d.Path, err)
 	}
 	renamed = true
-	if !syncDirNow {
-		return Delivered{Key: key, Name: name, Subdir: sub, Size: size, MessageID: sniff.messageID()}, nil
+	if syncDirNow {
+		if err := syncDir(st.fsys, filepath.Join(st.d.Path, sub)); err != nil {
+			// Not known to be durable: take it back, so the caller's
+			// retry cannot leave two copies.
+			_ = st.fsys.Remove(dst)
+			return Delivered{}, fmt.Errorf("deliver to %s: %w", st.d.Path, err)
+		}
 	}
-	if err := syncDir(fsys, filepath.Join(d.Path, sub)); err != nil {
-		// Not known to be durable: take it back, so the caller's retry
-		// cannot leave two copies.
-		_ = fsys.Remove(dst)
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", d.Path, err)
+	return Delivered{Key: st.key, Name: name, Subdir: sub, Size: st.size, MessageID: st.id}, nil
+}
+
+// Abort removes a staged message that is not to be delivered.
+func (st *Staged) Abort() {
+	if st.ended {
+		return
 	}
-	return Delivered{
-		Key:       key,
-		Name:      name,
-		Subdir:    sub,
-		Size:      size,
-		MessageID: sniff.messageID(),
-	}, nil
+	st.ended = true
+	_ = st.f.Close()
+	_ = st.fsys.Remove(st.tmp)
 }
 
 // chunks holds copyLF's buffers for reuse: the first sync of a mailbox

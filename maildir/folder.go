@@ -73,14 +73,25 @@ func (f Folder) Deliver(ctx context.Context, key string, body io.Reader, flags m
 	return d.MessageID, nil
 }
 
-// DeliverLazy writes a message under key without the directory fsync;
-// see Dir.DeliverKeyLazy and SyncDirs.
-func (f Folder) DeliverLazy(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error) {
-	d, err := f.Dir.DeliverKeyLazy(ctx, key, body, flags, date)
+// Stage writes a message under key into tmp/ (see Dir.Stage) and returns
+// what finishes its delivery, with its Message-ID.
+func (f Folder) Stage(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (interface {
+	Commit() error
+	Abort()
+}, string, error) {
+	st, err := f.Dir.Stage(ctx, key, body, flags, date)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return d.MessageID, nil
+	return stagedCommit{st}, st.MessageID(), nil
+}
+
+// stagedCommit is a Staged whose Commit reports only its error.
+type stagedCommit struct{ *Staged }
+
+func (s stagedCommit) Commit() error {
+	_, err := s.Staged.Commit()
+	return err
 }
 
 // SyncDirs makes the folder's new/ and cur/ entries durable.

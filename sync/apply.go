@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -123,6 +124,9 @@ func (r *runner) applyLocal(ctx context.Context, b *box) error {
 	return ix.Apply(ctx, changes)
 }
 
+// commitParallel is how many downloaded files are fsynced at once.
+const commitParallel = 8
+
 // download fetches messages in batches, each streamed from the socket
 // into its file. Each batch's intents (UID and chosen key) are recorded
 // first, so that a file a crash left without its index row is recognised
@@ -159,35 +163,66 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		for i, m := range batch {
 			pending[m.UID] = i
 		}
-		// Group commit: files are written and fsynced one by one, their
-		// directories fsynced once for the batch, and then the batch's
-		// rows committed in one transaction. A crash before the commit
-		// leaves intents that the next run completes or forgets.
-		var doneIDs []int64
-		var doneRows []mail.RowChange
+		// Group commit: each file is written to tmp/ as it streams in and
+		// fsynced and moved in place by one of up to commitParallel
+		// goroutines while the next one streams (the file system commits
+		// concurrent fsyncs together); the directories are fsynced once
+		// for the batch, and then the batch's rows committed in one
+		// transaction. A crash before the commit leaves intents that the
+		// next run completes or forgets.
+		var (
+			mu       gosync.Mutex // guards pending, doneIDs, doneRows, failed
+			doneIDs  []int64
+			doneRows []mail.RowChange
+			commits  gosync.WaitGroup
+			slots    = make(chan struct{}, commitParallel)
+			failed   error
+		)
 		err = remote.FetchBodies(ctx, batch, func(uid mail.UID, size int64, body io.Reader) error {
+			mu.Lock()
 			i, ok := pending[uid]
+			failure := failed
+			mu.Unlock()
+			if failure != nil {
+				return failure
+			}
 			if !ok {
 				_, err := io.Copy(io.Discard, body)
 				return err
 			}
 			row := ins[i].Row
-			msgID, err := b.folder.DeliverLazy(ctx, row.Key, body, row.Flags.System(), row.InternalDate)
+			staged, msgID, err := b.folder.Stage(ctx, row.Key, body, row.Flags.System(), row.InternalDate)
 			if err != nil {
 				return fmt.Errorf("download UID %d: %w", uid, err)
 			}
 			if msgID != "" {
 				row.MessageID = msgID
 			}
-			delete(pending, uid)
-			doneIDs = append(doneIDs, ids[i])
-			doneRows = append(doneRows, mail.RowChange{MailboxID: b.mb.ID, Row: row})
-			b.mu.Lock()
-			r.opts.advanceProgress(b.Name, row.Size)
-			b.mu.Unlock()
-			log.Debug("downloaded", "uid", uid, "size", row.Size)
+			slots <- struct{}{}
+			commits.Add(1)
+			go func() {
+				defer commits.Done()
+				defer func() { <-slots }()
+				if err := staged.Commit(); err != nil {
+					mu.Lock()
+					failed = cmp.Or(failed, fmt.Errorf("download UID %d: %w", uid, err))
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				delete(pending, uid)
+				doneIDs = append(doneIDs, ids[i])
+				doneRows = append(doneRows, mail.RowChange{MailboxID: b.mb.ID, Row: row})
+				mu.Unlock()
+				b.mu.Lock()
+				r.opts.advanceProgress(b.Name, row.Size)
+				b.mu.Unlock()
+				log.Debug("downloaded", "uid", uid, "size", row.Size)
+			}()
 			return nil
 		})
+		commits.Wait()
+		err = cmp.Or(err, failed)
 		if len(doneRows) > 0 {
 			cerr := b.folder.SyncDirs()
 			if cerr == nil {

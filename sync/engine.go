@@ -175,10 +175,16 @@ type Folder interface {
 	// Deliver writes a message (CRLF read as LF) under key, into new/ or
 	// cur/ by \Seen, mtime date. On error nothing is left behind.
 	Deliver(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error)
-	// DeliverLazy is Deliver without the directory fsync: the file's
-	// name is durable only after SyncDirs, and nothing may record it
-	// before.
-	DeliverLazy(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (messageID string, err error)
+	// Stage is Deliver in two steps, without the directory fsync: it
+	// writes the message under key into tmp/ and returns its Message-ID;
+	// Commit (which may run on another goroutine) fsyncs it and moves it
+	// into new/ or cur/, where its name is durable only after SyncDirs,
+	// and nothing may record it before; Abort removes it. A download
+	// reads the next message while the last one's fsync runs.
+	Stage(ctx context.Context, key string, body io.Reader, flags mail.Flags, date time.Time) (staged interface {
+		Commit() error
+		Abort()
+	}, messageID string, err error)
 	// SyncDirs makes the entries of new/ and cur/ durable.
 	SyncDirs() error
 	// Find returns the flags of key's file, looking in both cur/ and new/.

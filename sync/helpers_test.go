@@ -69,14 +69,14 @@ var otherServers = []struct {
 
 // env is one account under test: a server, a Maildir, an index.
 type env struct {
-	t      *testing.T
-	srv    *imaptest.Server
-	root   string
-	ix     *store.Index
-	trace  lockedBuffer
-	wrap   func(satsync.Remote) satsync.Remote
+	t     *testing.T
+	srv   *imaptest.Server
+	root  string
+	ix    *store.Index
+	trace lockedBuffer
+	wrap  func(satsync.Remote) satsync.Remote
 	// index, when set, stands between the engine and e.ix.
-	index func(satsync.Index) satsync.Index
+	index  func(satsync.Index) satsync.Index
 	folder func(rel string) satsync.Folder
 	opts   satsync.Options
 	// layout places the folders; nil is maildir.Verbatim.
