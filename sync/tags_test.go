@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,7 +82,10 @@ func (n *nmDB) run(args ...string) string {
 // tags returns the sorted tags of the message with this Message-ID.
 func (n *nmDB) tags(id string) []string {
 	n.t.Helper()
-	out := strings.Fields(n.run("search", "--output=tags", "--exclude=false", "id:"+id))
+	var out []string
+	if err := json.Unmarshal([]byte(n.run("search", "--output=tags", "--format=json", "--exclude=false", "id:"+id)), &out); err != nil {
+		n.t.Fatal(err)
+	}
 	slices.Sort(out)
 	return out
 }

@@ -23,10 +23,11 @@
 //     the tag "=" followed by the keyword as it is: a=b is the tag =a=b,
 //     and that tag is the keyword a=b again.
 //
-// A tag that is not valid UTF-8, holds a control character, or whose
-// keyword would be longer than MaxKeyword bytes never leaves the machine;
-// a keyword longer than MaxKeyword bytes or not an atom never becomes a
-// tag.
+// A tag that is not valid UTF-8, holds a control character, is longer
+// than MaxTag bytes or whose keyword would be longer than MaxKeyword
+// bytes never leaves the machine; a keyword that is not an atom, or
+// longer than MaxKeyword bytes, or whose tag would be longer than MaxTag,
+// never becomes a tag.
 package tagmap
 
 import (
@@ -42,6 +43,10 @@ import (
 // limit keywords too (Dovecot's Maildir keeps them in one line each of
 // its dovecot-keywords file). Longer names are not synced, either way.
 const MaxKeyword = 200
+
+// MaxTag is the longest tag notmuch stores, in bytes (NOTMUCH_TAG_MAX):
+// a longer one fails the whole notmuch tag --batch.
+const MaxTag = 200
 
 // DefaultKeywords pairs keywords with tags where other tools use another
 // word for the same label: Thunderbird and Apple Mail set $Junk (RFC 5788
@@ -185,7 +190,7 @@ func plain(c byte) bool { return atomChar(c) && c != '=' }
 // usableTag reports whether a tag can be synced: non-empty UTF-8 without
 // control characters.
 func usableTag(t string) bool {
-	if t == "" || !utf8.ValidString(t) {
+	if t == "" || len(t) > MaxTag || !utf8.ValidString(t) {
 		return false
 	}
 	for _, r := range t {
@@ -289,7 +294,8 @@ func DecodeKeyword(kw string) (string, bool) {
 		return "", false
 	}
 	if raw(kw) {
-		return "=" + kw, true
+		t := "=" + kw
+		return t, len(t) <= MaxTag
 	}
 	t, _ := unescape(kw)
 	return t, true

@@ -31,12 +31,12 @@ func TestEncodeDecode(t *testing.T) {
 			t.Errorf("DecodeKeyword(%q) = %q, %v; want %q", c.kw, tag, ok, c.tag)
 		}
 	}
-	for _, bad := range []string{"", "a\x01b", "\xff", strings.Repeat("é", 40)} {
+	for _, bad := range []string{"", "a\x01b", "\xff", strings.Repeat("é", 40), strings.Repeat("t", MaxTag+1)} {
 		if kw, ok := EncodeTag(bad); ok {
 			t.Errorf("EncodeTag(%q) = %q: a tag that cannot be synced was encoded", bad, kw)
 		}
 	}
-	for _, bad := range []string{"", "a b", "x(", `\Seen`, "é", strings.Repeat("k", MaxKeyword+1), "a\x01"} {
+	for _, bad := range []string{"", "a b", "x(", `\Seen`, "é", strings.Repeat("k", MaxKeyword+1), "a\x01", "a=" + strings.Repeat("k", MaxTag-2)} {
 		if tag, ok := DecodeKeyword(bad); ok {
 			t.Errorf("DecodeKeyword(%q) = %q: not a keyword, decoded", bad, tag)
 		}
