@@ -15,7 +15,6 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,32 +22,14 @@ import (
 	"github.com/satchel-mail/satchel/store"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/synctest"
 )
-
-// lockedBuffer is a bytes.Buffer that the progress display, the logger and
-// the command can write to at once.
-type lockedBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runTerminalCLI runs the command line as runCLI does, with stderr taken
 // for a terminal.
 func runTerminalCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb synctest.Buffer
 	g := &globals{stdout: &out, stderr: &errb, terminal: true}
 	code := runWith(context.Background(), append([]string{"satchel"}, args...), g)
 	return code, out.String(), errb.String()
@@ -178,7 +159,7 @@ func TestTerminalProgressAndSummary(t *testing.T) {
 // TestProgressBars drives the display as the engine does, for two
 // mailboxes at once, and checks what it draws.
 func TestProgressBars(t *testing.T) {
-	var out lockedBuffer
+	var out synctest.Buffer
 	logs := &switchWriter{w: &out}
 	logTarget := func() any {
 		logs.mu.Lock()
@@ -214,7 +195,7 @@ func TestProgressBars(t *testing.T) {
 		}
 	}
 	// Without a single bar, nothing is drawn.
-	var quiet lockedBuffer
+	var quiet synctest.Buffer
 	newProgressBars("personal", &quiet, &switchWriter{w: &quiet}).finish()
 	if quiet.String() != "" {
 		t.Errorf("a run without transfers drew %q", quiet.String())

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
+	"github.com/satchel-mail/satchel/sync/synctest"
 )
 
 var testDate = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -438,32 +438,6 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a stderr that tells when a line with a given text was
-// written.
-type syncBuffer struct {
-	mu   gosync.Mutex
-	b    bytes.Buffer
-	want string
-	seen chan struct{}
-	once gosync.Once
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.b.Write(p)
-	if strings.Contains(s.b.String(), s.want) {
-		s.once.Do(func() { close(s.seen) })
-	}
-	return n, err
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSyncWait: with --wait a run waits for the lock another run holds,
 // and syncs once it is released.
 func TestSyncWait(t *testing.T) {
@@ -477,14 +451,15 @@ func TestSyncWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{want: "waiting for another satchel run", seen: make(chan struct{})}
+	stderr := &synctest.Buffer{}
+	waiting := stderr.Seen("waiting for another satchel run")
 	var stdout bytes.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(context.Background(), []string{"satchel", "--config", a.config, "-v", "sync", "--wait"}, &stdout, stderr)
 	}()
 	select {
-	case <-stderr.seen:
+	case <-waiting:
 	case code := <-done:
 		l.Unlock()
 		t.Fatalf("sync --wait returned %d while the lock was held (stderr %q)", code, stderr.String())

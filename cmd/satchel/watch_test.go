@@ -14,6 +14,7 @@ import (
 
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/synctest"
 	"github.com/satchel-mail/satchel/sync/watch"
 )
 
@@ -32,24 +33,6 @@ var fastWatch = watchTuning{
 	interval: time.Hour,
 }
 
-// watchBuffer is an output the watch writes from several goroutines.
-type watchBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *watchBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *watchBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 type cycleResult struct {
 	only []string
 	res  satsync.Result
@@ -59,7 +42,7 @@ type cycleResult struct {
 
 // watchRun is a watch running in-process.
 type watchRun struct {
-	stdout, stderr *watchBuffer
+	stdout, stderr *synctest.Buffer
 	resume         *watch.Broadcast
 	cancel         context.CancelFunc
 	done           chan int
@@ -73,7 +56,7 @@ type watchRun struct {
 // goroutine; the test's end stops it.
 func startWatch(t *testing.T, a account, tune watchTuning, setup func(g *globals)) *watchRun {
 	t.Helper()
-	r := &watchRun{stdout: &watchBuffer{}, stderr: &watchBuffer{}, resume: watch.NewBroadcast(), done: make(chan int, 1)}
+	r := &watchRun{stdout: &synctest.Buffer{}, stderr: &synctest.Buffer{}, resume: watch.NewBroadcast(), done: make(chan int, 1)}
 	g := &globals{config: a.config, stdout: r.stdout, stderr: r.stderr}
 	if setup != nil {
 		setup(g)

@@ -1,7 +1,6 @@
 package verify_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
+	"github.com/satchel-mail/satchel/sync/synctest"
 	"github.com/satchel-mail/satchel/sync/verify"
 )
 
@@ -32,30 +31,7 @@ type mirror struct {
 	srv   *imaptest.Server
 	root  maildir.Root
 	ix    *store.Index
-	trace lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
+	trace synctest.Buffer
 }
 
 // mailboxes of every mirror, and how many corpus messages each gets.
@@ -103,11 +79,7 @@ func newMirrorOn(t *testing.T, srv *imaptest.Server) *mirror {
 }
 
 func (m *mirror) remoteOptions() imapremote.Options {
-	return imapremote.Options{
-		Host: m.srv.Host, Port: m.srv.Port, TLS: imapremote.TLSNone, User: m.srv.User, Auth: imapremote.AuthPlain,
-		Password: func(context.Context) (string, error) { return m.srv.Password, nil },
-		Trace:    &m.trace,
-	}
+	return synctest.RemoteOptions(m.srv, &m.trace)
 }
 
 // folder is a Maildir folder as verify reads it.
