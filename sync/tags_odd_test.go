@@ -8,6 +8,7 @@ import (
 
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/mail"
 	"github.com/satchel-mail/satchel/sync/tagmap"
 )
 
@@ -94,5 +95,45 @@ func TestTagsDryRunAndRenames(t *testing.T) {
 			wantTags(t, n, "m", "inbox", "work", "$label3")
 			e.assertMirror(false)
 		})
+	}
+}
+
+// TestVerifyTags: verify reports a tag the server lacks and a keyword
+// notmuch lacks, and nothing once a sync has run.
+func TestVerifyTags(t *testing.T) {
+	srv := imaptest.StartMemory(t)
+	uid := srv.Append("INBOX", msg("v"), nil, day)
+	e := newEnv(t, srv)
+	n := newNotmuchDB(t, e.root)
+	e.mustTagSync(n)
+	verify := func() []satsync.TagDifference {
+		t.Helper()
+		mbs, err := e.ix.Mailboxes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := func(mailbox string, u uint32) (mail.Flags, bool) {
+			m, ok := serverMsg(srv, "INBOX", "v")
+			return mail.NewFlags(m.Flags...), ok && m.UID == u
+		}
+		d, err := satsync.VerifyTags(context.Background(), satsync.TagOptions{Maildir: e.root}, n.db, e.ix, mbs,
+			func(mailbox string, u mail.UID) (mail.Flags, bool) { return server(mailbox, uint32(u)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := verify(); len(d) != 0 {
+		t.Fatalf("differences after a sync: %v", d)
+	}
+	n.run("tag", "+local", "--", "id:"+idOf("v"))
+	srv.AddFlags("INBOX", uid, "remote")
+	d := verify()
+	if len(d) != 1 || fmt.Sprint(d[0].OnlyTags) != "[local]" || fmt.Sprint(d[0].OnlyKeywords) != "[remote]" {
+		t.Fatalf("differences: %v", d)
+	}
+	e.mustTagSync(n)
+	if d := verify(); len(d) != 0 {
+		t.Fatalf("differences after the sync: %v", d)
 	}
 }
