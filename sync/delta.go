@@ -64,8 +64,10 @@ func (r *runner) learnDelta(ctx context.Context, remote Remote, b *box, qresync 
 	if qresync {
 		changed = qchanged
 		if st.UIDNext > mb.UIDNext {
-			// QRESYNC reports changes to known messages; new ones are
-			// above the last UIDNEXT.
+			// New messages are above the last UIDNEXT. Asked without
+			// known UIDs, QRESYNC reported them too, with flags but no
+			// size or date: one FETCH gets all of that.
+			changed = slices.DeleteFunc(changed, func(m mail.RemoteMessage) bool { return m.UID >= mb.UIDNext })
 			news, err := remote.Since(ctx, mb.UIDNext)
 			if err != nil {
 				return false, err
