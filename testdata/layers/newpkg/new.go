@@ -1,0 +1,2 @@
+// A package in no layer.
+package newpkg

@@ -1,0 +1,4 @@
+// An adapter importing the engine.
+package store
+
+import _ "example.com/m/sync"
