@@ -5,7 +5,8 @@
 // (notmuch-tag(1), notmuch-show(1) --format-version).
 //
 // It satisfies the engine's TagDB interface and must not import the
-// engine; it knows nothing of IMAP. Writers are not serialised here: the
+// engine (only package mail, for the values they share); it knows
+// nothing of IMAP. Writers are not serialised here: the
 // engine holds one lock per database, and notmuch takes its own.
 package notmuch
 
@@ -23,7 +24,7 @@ import (
 	"strings"
 	gosync "sync"
 
-	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // Options say which notmuch to run and on which database.
@@ -129,21 +130,21 @@ func since(q string, rev uint64) string {
 
 // State counts the messages under dir changed after since and reads the
 // database's UUID and revision (notmuch-count(1) --lastmod).
-func (d *DB) State(ctx context.Context, dir string, after uint64) (satsync.TagState, error) {
+func (d *DB) State(ctx context.Context, dir string, after uint64) (mail.TagState, error) {
 	out, err := d.run(ctx, nil, "count", "--lastmod", "--", since(scope(dir), after))
 	if err != nil {
-		return satsync.TagState{}, err
+		return mail.TagState{}, err
 	}
 	f := strings.Split(strings.TrimSpace(string(out)), "\t")
 	if len(f) != 3 {
-		return satsync.TagState{}, fmt.Errorf("notmuch count --lastmod: unexpected answer %q", tail(string(out), 100))
+		return mail.TagState{}, fmt.Errorf("notmuch count --lastmod: unexpected answer %q", tail(string(out), 100))
 	}
 	n, err1 := strconv.Atoi(f[0])
 	rev, err2 := strconv.ParseUint(f[2], 10, 64)
 	if err1 != nil || err2 != nil || f[1] == "" {
-		return satsync.TagState{}, fmt.Errorf("notmuch count --lastmod: unexpected answer %q", tail(string(out), 100))
+		return mail.TagState{}, fmt.Errorf("notmuch count --lastmod: unexpected answer %q", tail(string(out), 100))
 	}
-	return satsync.TagState{UUID: f[1], Revision: rev, Changed: n}, nil
+	return mail.TagState{UUID: f[1], Revision: rev, Changed: n}, nil
 }
 
 // Index indexes new, renamed and removed files without running notmuch's
@@ -156,7 +157,7 @@ func (d *DB) Index(ctx context.Context) error {
 
 // Changed lists the messages under dir changed after revision since (0:
 // every one), with their files and tags.
-func (d *DB) Changed(ctx context.Context, dir string, after uint64) ([]satsync.TaggedMessage, error) {
+func (d *DB) Changed(ctx context.Context, dir string, after uint64) ([]mail.TaggedMessage, error) {
 	return d.show(ctx, since(scope(dir), after))
 }
 
@@ -166,8 +167,8 @@ const idChunk = 200
 
 // Messages lists the messages with these ids, with their files and tags;
 // an id notmuch does not know is left out.
-func (d *DB) Messages(ctx context.Context, ids []string) ([]satsync.TaggedMessage, error) {
-	var out []satsync.TaggedMessage
+func (d *DB) Messages(ctx context.Context, ids []string) ([]mail.TaggedMessage, error) {
+	var out []mail.TaggedMessage
 	for len(ids) > 0 {
 		n := min(len(ids), idChunk)
 		terms := make([]string, 0, n)
@@ -191,7 +192,7 @@ func (d *DB) Messages(ctx context.Context, ids []string) ([]satsync.TaggedMessag
 
 // show reads id, files and tags of the messages q matches, excluded ones
 // included (notmuch-show(1), JSON format version 5), one thread at a time.
-func (d *DB) show(ctx context.Context, q string) ([]satsync.TaggedMessage, error) {
+func (d *DB) show(ctx context.Context, q string) ([]mail.TaggedMessage, error) {
 	out, err := d.run(ctx, nil, "show", "--format=json", "--format-version=5", "--body=false",
 		"--entire-thread=false", "--exclude=false", "--", q)
 	if err != nil {
@@ -201,7 +202,7 @@ func (d *DB) show(ctx context.Context, q string) ([]satsync.TaggedMessage, error
 	if _, err := dec.Token(); err != nil { // [
 		return nil, fmt.Errorf("notmuch show: %w", err)
 	}
-	var msgs []satsync.TaggedMessage
+	var msgs []mail.TaggedMessage
 	for dec.More() {
 		var thread any
 		if err := dec.Decode(&thread); err != nil {
@@ -214,7 +215,7 @@ func (d *DB) show(ctx context.Context, q string) ([]satsync.TaggedMessage, error
 
 // collect finds the messages in a thread of notmuch show's JSON: objects
 // with an id, among nested lists of [message, replies].
-func collect(v any, msgs []satsync.TaggedMessage) []satsync.TaggedMessage {
+func collect(v any, msgs []mail.TaggedMessage) []mail.TaggedMessage {
 	switch v := v.(type) {
 	case []any:
 		for _, x := range v {
@@ -225,7 +226,7 @@ func collect(v any, msgs []satsync.TaggedMessage) []satsync.TaggedMessage {
 		if !ok {
 			return msgs
 		}
-		m := satsync.TaggedMessage{ID: id}
+		m := mail.TaggedMessage{ID: id}
 		m.Files = strings1(v["filename"])
 		m.Tags = strings1(v["tags"])
 		if m.Files == nil {
@@ -255,7 +256,7 @@ func strings1(v any) []string {
 // Tag applies tag changes, one line per message (notmuch-tag(1) --batch;
 // tags hex-encoded as notmuch-dump(1) writes them, the id quoted as a
 // Xapian boolean term).
-func (d *DB) Tag(ctx context.Context, changes []satsync.TagChange) error {
+func (d *DB) Tag(ctx context.Context, changes []mail.TagChange) error {
 	var b bytes.Buffer
 	for _, c := range changes {
 		q, ok := idTerm(c.ID)
