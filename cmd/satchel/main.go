@@ -1,9 +1,12 @@
 // Command satchel keeps IMAP accounts and local Maildirs in sync.
 //
-// This package wires the parts together: it reads the configuration,
-// builds the IMAP adapter, the index and the Maildir for each account,
-// runs the engine, prints results and maps errors to exit codes. It is the
-// only package that knows about exit codes and the command line.
+// This package wires the parts together: it reads the flags and the
+// configuration, opens each account in one place (open.go: lock, login,
+// index, identity check, run marker), hands the adapters to one engine
+// entry point per command (sync, sync/verify, sync/restore, sync/watch),
+// prints the result and maps errors to exit codes. It is the only package
+// that knows about exit codes and the command line, and it holds no sync,
+// restore or watch logic of its own.
 package main
 
 import (
