@@ -276,3 +276,48 @@ func TestFullFolderNamesKept(t *testing.T) {
 		t.Errorf("INBOX.Notes holds %q", got)
 	}
 }
+
+// TestOtherNamespacesNamedOnly: on Cyrus with the personal namespace
+// "INBOX." beside a shared namespace "", a shared mailbox is synced only
+// when an include pattern names it ("*" does not); once an earlier sync
+// had it and the configuration leaves it out, it is neither taken for
+// deleted nor its folder for a new mailbox.
+func TestOtherNamespacesNamedOnly(t *testing.T) {
+	srv := otherServer("cyrus-inbox").start(t)
+	srv.Append("INBOX", msg("hello"), nil, day)
+	srv.CyrusShared("Public.Lists", imaptest.Message{Body: msg("to the list"), Date: day})
+	if !slices.Contains(srv.Mailboxes(), "Public.Lists") {
+		t.Fatalf("the shared mailbox is not listed: %q", srv.Mailboxes())
+	}
+	e := newEnv(t, srv)
+	res := e.mustSync()
+	for _, m := range res.Mailboxes {
+		if m.Name == "Public.Lists" {
+			t.Fatalf(`"*" synced the shared mailbox: %+v`, m)
+		}
+	}
+	e.opts.Include = []string{"*", "Public.*"}
+	e.mustSync()
+	if got := localSubjects(t, e.dir("Public/Lists")); !slices.Equal(got, []string{"to the list"}) {
+		t.Fatalf("folder Public/Lists holds %q", got)
+	}
+	// Left out again: nothing deleted on either side, nothing created.
+	e.opts.Include = []string{"*"}
+	e.opts.RemoveFolders = true
+	before := srv.Mailboxes()
+	res = e.mustSync()
+	for _, m := range res.Mailboxes {
+		if m.Name == "Public.Lists" || m.Folder != nil || m.Created {
+			t.Errorf("the shared mailbox left out changed something: %+v", m)
+		}
+	}
+	if got := localSubjects(t, e.dir("Public/Lists")); !slices.Equal(got, []string{"to the list"}) {
+		t.Errorf("folder Public/Lists holds %q after it was left out", got)
+	}
+	if after := srv.Mailboxes(); !slices.Equal(after, before) {
+		t.Errorf("server mailboxes %q, were %q", after, before)
+	}
+	if got := len(srv.Messages("Public.Lists")); got != 1 {
+		t.Errorf("Public.Lists holds %d messages", got)
+	}
+}
