@@ -52,11 +52,13 @@ crash: dovecot
 	SATCHEL_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -count=1 -timeout 8h -v -run '^TestCrash$$' ./sync/crashtest/
 
 # The "faster than mbsync" benchmark: bin/satchel (a normal build, without
-# -race) against mbsync on a real Dovecot, printed as a table. About 15 to
-# 30 minutes at full size; BENCHFLAGS=-quick is a one-minute smoke run,
-# -install lets it apt-get isync when mbsync is missing (as root),
-# -readme=README.md writes the table into README's Performance section,
-# -json prints JSON. See README.md, "Performance", and go run ./sync/bench -h.
+# -race) against mbsync on a real Dovecot, printed as a table. About 5 to
+# 10 minutes at full size on two cores; BENCHFLAGS=-quick is a one-minute
+# smoke run, -million measures a mailbox of a million messages instead
+# (satchel alone, about 15 minutes), -install lets it apt-get isync when
+# mbsync is missing (as root), -readme=README.md writes the table into
+# README's Performance section, -json prints JSON. See README.md,
+# "Performance", and go run ./sync/bench -h.
 BENCHFLAGS ?=
 bench: build dovecot
 	$(GO) run ./sync/bench -satchel bin/satchel $(BENCHFLAGS)
