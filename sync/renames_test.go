@@ -528,3 +528,62 @@ func TestRenamedByMailboxID(t *testing.T) {
 		})
 	}
 }
+
+// refusingRename is a server that refuses every RENAME, as one does a
+// name it cannot take.
+type refusingRename struct{ satsync.Remote }
+
+func (refusingRename) Rename(ctx context.Context, from, to string) error {
+	return fmt.Errorf("rename %q to %q: imap: NO [CANNOT] Mailbox name not allowed", from, to)
+}
+
+// TestRefusedRenameChangesNothing: a folder renamed locally whose RENAME
+// the server refuses fails that mailbox alone, with the server's words:
+// the mailbox is neither deleted on the server nor its mail downloaded
+// again into a re-created folder, and nothing is created for the new
+// name; once the server takes the RENAME, it follows.
+func TestRefusedRenameChangesNothing(t *testing.T) {
+	e := newEnv(t, serverModes[0].start(t))
+	work := subjectsOf("work", 6)
+	fill(e, "Work", work)
+	fill(e, "INBOX", subjectsOf("hello", 1))
+	e.mustSync()
+	if err := os.Rename(e.dir("Work").Path, e.dir("Projects").Path); err != nil {
+		t.Fatal(err)
+	}
+	e.wrap = func(r satsync.Remote) satsync.Remote { return refusingRename{r} }
+	for run := 1; run <= 2; run++ {
+		res := e.sync()
+		if res.Err != nil {
+			t.Fatalf("run %d: the account failed: %v", run, res.Err)
+		}
+		var failed []satsync.MailboxResult
+		for _, m := range res.Mailboxes {
+			if m.Err != nil {
+				failed = append(failed, m)
+			}
+			if m.Downloaded+m.Uploaded+m.Removed+m.Deleted != 0 || m.Created {
+				t.Errorf("run %d: %s changed something: %+v", run, m.Name, m)
+			}
+		}
+		if len(failed) != 1 || failed[0].Name != "Work" || !strings.Contains(failed[0].Err.Error(), "Mailbox name not allowed") {
+			t.Fatalf("run %d: failed %+v, want Work alone with the server's words", run, failed)
+		}
+		if got := e.srv.Mailboxes(); !slices.Equal(got, []string{"INBOX", "Work"}) {
+			t.Fatalf("run %d: server mailboxes %q", run, got)
+		}
+		if got := localSubjects(t, e.dir("Projects")); len(got) != len(work) {
+			t.Fatalf("run %d: folder Projects holds %d messages, want %d", run, len(got), len(work))
+		}
+		if _, err := os.Stat(e.dir("Work").Path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("run %d: folder Work was re-created (%v)", run, err)
+		}
+	}
+	e.wrap = nil
+	res := e.mustSync()
+	if ev := folderEvent(t, res, "Projects"); ev.Change != satsync.RenamedLocally || ev.Action != satsync.FolderRenamed {
+		t.Fatalf("event %+v", ev)
+	}
+	assertNoTransfer(t, e, res, "rename once taken")
+	assertAt(t, e, "Projects", work)
+}
