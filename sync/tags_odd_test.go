@@ -137,3 +137,31 @@ func TestVerifyTags(t *testing.T) {
 		t.Fatalf("differences after the sync: %v", d)
 	}
 }
+
+// TestTagsOneWay: sync.direction pull never changes the server, push
+// never the Maildir's side: a tag added in notmuch waits through a pull
+// and reaches the server with the next two-way sync; a keyword added on
+// the server waits through a push.
+func TestTagsOneWay(t *testing.T) {
+	srv := imaptest.StartMemory(t)
+	uid := srv.Append("INBOX", msg("w"), nil, day)
+	e := newEnv(t, srv)
+	n := newNotmuchDB(t, e.root)
+	e.mustTagSync(n)
+
+	n.run("tag", "+later", "--", "id:"+idOf("w"))
+	e.opts.Direction = "pull"
+	e.mustTagSync(n)
+	e.mustTagSync(n)
+	wantKeywords(t, srv, "INBOX", "w")
+
+	srv.AddFlags("INBOX", uid, "fromserver")
+	e.opts.Direction = "push"
+	e.mustTagSync(n)
+	wantTags(t, n, "w", "inbox", "unread", "later")
+
+	e.opts.Direction = ""
+	e.mustTagSync(n)
+	wantKeywords(t, srv, "INBOX", "w", "later", "fromserver")
+	wantTags(t, n, "w", "inbox", "unread", "later", "fromserver")
+}

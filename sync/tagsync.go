@@ -157,6 +157,7 @@ func (t *tagRun) run(ctx context.Context, s *session, results []*MailboxResult) 
 	if t.res.Full {
 		since = 0
 	}
+	recorded, held := since, false
 	for round := 0; ; round++ {
 		var msgs []TaggedMessage
 		if now.Changed > 0 || t.res.Full && round == 0 {
@@ -179,6 +180,7 @@ func (t *tagRun) run(ctx context.Context, s *session, results []*MailboxResult) 
 		if dry {
 			return nil
 		}
+		held = held || plan.held
 		if plan.empty() {
 			// Save bases of messages seen for the first time.
 			if err := t.ix.SaveTagBases(ctx, plan.bases); err != nil {
@@ -200,6 +202,9 @@ func (t *tagRun) run(ctx context.Context, s *session, results []*MailboxResult) 
 		}
 	}
 	st.UUID, st.Revision = now.UUID, now.Revision
+	if held {
+		st.Revision = recorded
+	}
 	v, _ := json.Marshal(st)
 	return ix.SetMeta(ctx, tagMeta, string(v))
 }
@@ -457,6 +462,9 @@ type tagPlan struct {
 	stores  map[int64][]copyChange // by mailbox ID
 	bases   []mail.TagBase
 	pending map[rowKey]mail.TagBase // bases recorded once the copy's STORE succeeds
+	// held: a one-way sync left a message's change pending; the
+	// revision recorded stays where it was, so that it is read again.
+	held bool
 }
 
 type copyChange struct {
@@ -554,14 +562,9 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 				ch.Remove = append(ch.Remove, tags[l]...)
 			}
 		}
-		if len(ch.Add)+len(ch.Remove) > 0 {
-			ch.ID = u.msg.ID
-			p.tags = append(p.tags, ch)
-			t.res.TagsAdded += len(ch.Add)
-			t.res.TagsRemoved += len(ch.Remove)
-			t.res.Changes = append(t.res.Changes, LabelChange{Side: "notmuch", ID: u.msg.ID, Add: ch.Add, Remove: ch.Remove})
-		}
 		labels := slices.Sorted(mapKeys(result))
+		var bases []mail.TagBase
+		var changes []copyChange
 		for i, c := range u.copies {
 			base := mail.TagBase{MailboxID: c.mb.ID, UIDValidity: c.row.UIDValidity, UID: c.row.UID, NotmuchID: u.msg.ID, Labels: labels}
 			cc := copyChange{c: c, labels: result}
@@ -577,12 +580,32 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 			}
 			if len(cc.add)+len(cc.remove) == 0 {
 				if c.base == nil || c.base.NotmuchID != u.msg.ID || !slices.Equal(c.base.Labels, labels) {
-					p.bases = append(p.bases, base)
+					bases = append(bases, base)
 				}
 				continue
 			}
+			changes = append(changes, cc)
+		}
+		// A one-way sync (sync.direction) leaves a message whose labels
+		// would change the side it must not touch as it is, bases
+		// included: the difference stays pending (as Options.baseAfter
+		// leaves flags).
+		if !t.r.opts.pulls() && len(ch.Add)+len(ch.Remove) > 0 || !t.r.opts.pushes() && len(changes) > 0 {
+			p.held = true
+			continue
+		}
+		p.bases = append(p.bases, bases...)
+		if len(ch.Add)+len(ch.Remove) > 0 {
+			ch.ID = u.msg.ID
+			p.tags = append(p.tags, ch)
+			t.res.TagsAdded += len(ch.Add)
+			t.res.TagsRemoved += len(ch.Remove)
+			t.res.Changes = append(t.res.Changes, LabelChange{Side: "notmuch", ID: u.msg.ID, Add: ch.Add, Remove: ch.Remove})
+		}
+		for _, cc := range changes {
+			c := cc.c
 			p.stores[c.mb.ID] = append(p.stores[c.mb.ID], cc)
-			p.pending[rowKey{c.mb.ID, c.row.UIDValidity, c.row.UID}] = base
+			p.pending[rowKey{c.mb.ID, c.row.UIDValidity, c.row.UID}] = mail.TagBase{MailboxID: c.mb.ID, UIDValidity: c.row.UIDValidity, UID: c.row.UID, NotmuchID: u.msg.ID, Labels: labels}
 			t.res.KeywordsAdded += len(cc.add)
 			t.res.KeywordsRemoved += len(cc.remove)
 			t.res.Changes = append(t.res.Changes, LabelChange{Side: "server", Mailbox: c.mb.Name, UID: c.row.UID, ID: u.msg.ID, Add: cc.add, Remove: cc.remove})
