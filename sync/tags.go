@@ -16,8 +16,9 @@ import (
 // new, a read of the tags changed since the revision recorded, a
 // three-way merge per label with the keywords the index holds, and the
 // writes, tags with notmuch tag --batch and keywords with STORE on the
-// engine's connections. See tagsync.go for the run, tagmerge.go for the
-// merge and package tagmap for the names.
+// engine's connections. See tagsync.go for the run, tagplan.go for the
+// plan, tagmerge.go for the merge rule, tagstore.go for the STOREs,
+// tagverify.go for verify, and package tagmap for the names.
 
 // TagDB is a tag database that indexes the Maildir: notmuch, through
 // package sync/notmuch. Its methods are called by one goroutine at a
