@@ -45,7 +45,6 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
-	res.Mode = remote.Mode()
 	// The listing carries each mailbox's status where the server can:
 	// a mailbox unchanged on both sides is then not selected at all.
 	list, err := remote.ListStatus(ctx)
@@ -53,6 +52,9 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	// Asked after the listing: the answer to an ENABLE sent with it
+	// decides (imapremote), at no round trip of its own.
+	res.Mode = remote.Mode()
 	if err := r.loadNaming(ctx, remote, listDelim(list)); err != nil {
 		res.Err = err
 		return res

@@ -31,6 +31,9 @@ type Client struct {
 	wd       *watchdog
 	large    int64 // Options.LargeMessage
 	ns       *mail.Namespaces
+	// enabling, until Mode is first called, waits for the reply to the
+	// ENABLE QRESYNC Dial sent without waiting.
+	enabling func(context.Context) error
 	// compressed: COMPRESS=DEFLATE (RFC 4978) is on.
 	compressed bool
 }
@@ -65,6 +68,18 @@ func (c *Client) Compressed() bool { return c.compressed }
 
 // Mode is how mailbox changes are learned from this server.
 func (c *Client) Mode() mail.SyncMode {
+	if wait := c.enabling; wait != nil {
+		c.enabling = nil
+		switch err := wait(context.Background()); {
+		case err == nil:
+		case errors.Is(err, qresync.ErrNotEnabled):
+			// RFC 5161 §3.1: the server may decline; CONDSTORE remains.
+			c.log.Debug("server declined QRESYNC")
+		default:
+			// The connection failed; the next command says so.
+			c.log.Debug("enable QRESYNC", "err", err)
+		}
+	}
 	switch {
 	case c.q.Enabled():
 		return mail.ModeQResync

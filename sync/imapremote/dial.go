@@ -202,16 +202,15 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		q.RequestMailboxIDs()
 	}
 	if c.caps.Has(imap.CapQResync) && !opts.NoQResync {
-		switch err := q.Enable(ctx); {
-		case err == nil:
-		case errors.Is(err, qresync.ErrNotEnabled):
-			// RFC 5161 §3.1: the server may decline; CONDSTORE remains.
-			c.log.Debug("server declined QRESYNC")
-		default:
+		// The reply is awaited when the mode is first asked for (Mode),
+		// after the listing, which travels with the ENABLE.
+		wait, err := q.StartEnable(ctx)
+		if err != nil {
 			err = c.ioErr(ctx, err)
 			ic.Close()
 			return nil, fmt.Errorf("%w to %s: enable QRESYNC: %w", ErrConnect, opts.Host, err)
 		}
+		c.enabling = wait
 	}
 	return c, nil
 }

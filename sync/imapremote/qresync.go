@@ -78,6 +78,7 @@ func (f *fetchCollector) wait(n int, timeout time.Duration) ([]mail.RemoteMessag
 // the server answers as to a plain SELECT: the caller must compare it
 // before trusting an empty delta. Only in ModeQResync.
 func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mail.UIDValidity, since mail.ModSeq, known []mail.UID) (mail.MailboxStatus, []mail.RemoteMessage, []mail.UID, error) {
+	c.Mode() // the reply to ENABLE QRESYNC, if not awaited yet
 	defer c.guard(ctx)()
 	if c.selected != "" {
 		// RFC 7162 §3.2.11: FETCHes for the old mailbox could otherwise

@@ -51,7 +51,7 @@ import (
 	"math"
 	"net"
 	"strconv"
-	"sync"
+	gosync "sync"
 )
 
 // Errors callers branch on.
@@ -76,13 +76,13 @@ type Conn struct {
 	net.Conn
 
 	// wmu serializes writes: go-imap's and Enable's. It is taken before mu.
-	wmu sync.Mutex
+	wmu gosync.Mutex
 	w   writer
 
 	// rd is used only by Read, which go-imap calls from one goroutine.
 	rd reader
 
-	mu        sync.Mutex
+	mu        gosync.Mutex
 	enabled   bool
 	enable    *pendingEnable // nil when no ENABLE of ours is outstanding
 	tags      uint64         // last tag number used by Enable
@@ -173,22 +173,36 @@ func (c *Conn) stopReading(err error) {
 // Like go-imap's calls, Enable cannot be interrupted by ctx without
 // closing the connection: if ctx ends first, the connection is closed.
 func (c *Conn) Enable(ctx context.Context) error {
+	wait, err := c.StartEnable(ctx)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// StartEnable writes the ENABLE of Enable and returns without waiting for
+// the reply; wait waits for it and says what Enable would. Commands
+// go-imap writes meanwhile travel with the ENABLE (a round trip saved):
+// the server answers in order, and the reply is taken out of what go-imap
+// reads before theirs. A command that needs QRESYNC enabled (ArmSelect)
+// must be written only once wait returned nil.
+func (c *Conn) StartEnable(ctx context.Context) (wait func(context.Context) error, err error) {
 	c.wmu.Lock()
 	c.mu.Lock()
 	switch {
 	case c.enabled:
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return nil
+		return func(context.Context) error { return nil }, nil
 	case c.readErr != nil:
 		err := c.readErr
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return fmt.Errorf("enable QRESYNC: %w", err)
+		return nil, fmt.Errorf("enable QRESYNC: %w", err)
 	case c.enable != nil || !c.w.atBoundary():
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return fmt.Errorf("enable QRESYNC: %w", ErrBusy)
+		return nil, fmt.Errorf("enable QRESYNC: %w", ErrBusy)
 	}
 	c.tags++
 	pe := &pendingEnable{tag: "Q" + strconv.FormatUint(c.tags, 10), done: make(chan error, 1)}
@@ -196,8 +210,8 @@ func (c *Conn) Enable(ctx context.Context) error {
 	c.mu.Unlock()
 
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	_, err := io.WriteString(c.Conn, pe.tag+" ENABLE QRESYNC\r\n")
+	_, err = io.WriteString(c.Conn, pe.tag+" ENABLE QRESYNC\r\n")
+	stop()
 	c.wmu.Unlock()
 	if err != nil {
 		c.mu.Lock()
@@ -205,18 +219,24 @@ func (c *Conn) Enable(ctx context.Context) error {
 			c.enable = nil
 		}
 		c.mu.Unlock()
-		return fmt.Errorf("enable QRESYNC: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("enable QRESYNC: %w", ctxErr(ctx, err))
 	}
-	select {
-	case err := <-pe.done:
-		return ctxErr(ctx, err)
-	case <-ctx.Done():
-		// ctx.Done can be seen before the AfterFunc has started, and stop
-		// would then prevent it: close here, so that a reply arriving
-		// later cannot be mistaken for anything else.
-		c.Close()
-		return ctx.Err()
-	}
+	var once gosync.Once
+	var result error
+	return func(ctx context.Context) error {
+		once.Do(func() {
+			select {
+			case result = <-pe.done:
+				result = ctxErr(ctx, result)
+			case <-ctx.Done():
+				// Closed, so that a reply arriving later cannot be
+				// mistaken for anything else.
+				c.Close()
+				result = ctx.Err()
+			}
+		})
+		return result
+	}, nil
 }
 
 // Enabled reports whether Enable succeeded.
