@@ -194,16 +194,21 @@ func (ix *Index) MessagesOf(ctx context.Context, mailboxID int64, uidvalidity ma
 	return nil
 }
 
-// CountOnServer counts the rows recorded under uidvalidity of messages
-// that exist on the server (mail.State.OnServer).
-func (ix *Index) CountOnServer(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error) {
-	var n int
-	err := ix.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND state NOT IN (?, ?)`,
-		mailboxID, int64(uidvalidity), string(mail.StateLocalOnly), string(mail.StateHeld)).Scan(&n)
+// CountRows counts the rows recorded under uidvalidity of messages that
+// exist on the server (mail.State.OnServer) and of those with a local
+// file (mail.State.OnLocal).
+func (ix *Index) CountRows(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (onServer, onLocal int, err error) {
+	err = ix.db.QueryRowContext(ctx, `SELECT
+			coalesce(sum(state NOT IN (?, ?)), 0),
+			coalesce(sum(state IN (?, ?, ?)), 0)
+		FROM messages WHERE mailbox_id = ? AND uidvalidity = ?`,
+		string(mail.StateLocalOnly), string(mail.StateHeld),
+		string(mail.StateSynced), string(mail.StateLocalOnly), string(mail.StateHeld),
+		mailboxID, int64(uidvalidity)).Scan(&onServer, &onLocal)
 	if err != nil {
-		return 0, fmt.Errorf("count messages of mailbox %d: %w", mailboxID, err)
+		return 0, 0, fmt.Errorf("count messages of mailbox %d: %w", mailboxID, err)
 	}
-	return n, nil
+	return onServer, onLocal, nil
 }
 
 // scanMessages reads message rows (the columns of statements.messages)

@@ -613,11 +613,11 @@ func TestUpdateContextEndsInsideFn(t *testing.T) {
 	}
 }
 
-// TestMessagesOfAndCountOnServer: MessagesOf reads exactly the rows of
+// TestMessagesOfAndCountRows: MessagesOf reads exactly the rows of
 // the UIDs named, in UID order, across batches, skipping UIDs without a
-// row and rows of another UIDVALIDITY; CountOnServer counts the rows of
-// messages on the server.
-func TestMessagesOfAndCountOnServer(t *testing.T) {
+// row and rows of another UIDVALIDITY; CountRows counts the rows of
+// messages on the server and of those with a file.
+func TestMessagesOfAndCountRows(t *testing.T) {
 	ix := openIndex(t, filepath.Join(t.TempDir(), "index.db"))
 	ctx := t.Context()
 	mb, err := ix.EnsureMailbox(ctx, "INBOX", "INBOX")
@@ -661,8 +661,8 @@ func TestMessagesOfAndCountOnServer(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("MessagesOf read %v, want %v", got, want)
 	}
-	n, err := ix.CountOnServer(ctx, mb.ID, 1)
-	if err != nil || n != 1198 {
-		t.Fatalf("CountOnServer: %d, %v; want 1198 (1200 rows, one local-only, one held)", n, err)
+	server, local, err := ix.CountRows(ctx, mb.ID, 1)
+	if err != nil || server != 1198 || local != 1198 {
+		t.Fatalf("CountRows: %d on the server, %d local, %v; want 1198 each (of 1200 rows, one local-only, one held, one remote-only, one skipped)", server, local, err)
 	}
 }

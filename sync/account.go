@@ -313,7 +313,11 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 	mb.Mode = b.mode
 	mb.LastSync = r.opts.Now()
 	mb.LocalStamp = ""
-	if b.delta {
+	// What a guard held back leaves the folder and the index apart on
+	// purpose: no stamp may say they agree, or a later run (a delta, or
+	// one that skips the mailbox) would not plan it again.
+	held := b.res.Safety != nil || b.res.Held > 0 || b.res.Deferred > 0
+	if b.delta && !held {
 		// The folder agreed with the index when it was learned. If
 		// nothing touched it since, it still does; else the next run
 		// checks the agreement (unchanged), here not worth a listing
@@ -324,12 +328,12 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 		}
 		return r.deps.Index.SaveMailbox(ctx, mb)
 	}
-	if b.plan.Empty() && len(b.plan.Rows)+len(b.plan.Forget) == 0 && b.stamp != "" {
+	if b.plan.Empty() && len(b.plan.Rows)+len(b.plan.Forget) == 0 && b.stamp != "" && !held {
 		if now, _, err := b.folder.Stamp(); err == nil && now == b.stamp {
 			mb.LocalStamp = now
 		}
 	}
-	if mb.LocalStamp == "" && b.res.Safety == nil && b.res.Held == 0 && b.res.Deferred == 0 && r.opts.pulls() {
+	if mb.LocalStamp == "" && !held && r.opts.pulls() {
 		// The folder changed (by this run, at least) or changed too
 		// recently to trust its stamp: the stamp is kept if the folder
 		// now is what the index says, so that the next run need not list

@@ -93,14 +93,14 @@ func (r *runner) learnDelta(ctx context.Context, remote Remote, b *box, qresync 
 		return false, err
 	}
 	known.done()
+	present, local, err := r.deps.Index.CountRows(ctx, mb.ID, mb.UIDValidity)
+	if err != nil {
+		return false, err
+	}
 	if !qresync {
 		// With CONDSTORE alone an expunge need not raise HIGHESTMODSEQ
 		// (RFC 7162 §3.1): the count tells whether there was one, and
 		// finding which needs every UID.
-		present, err := r.deps.Index.CountOnServer(ctx, mb.ID, mb.UIDValidity)
-		if err != nil {
-			return false, err
-		}
 		news := 0
 		for _, m := range changed {
 			if k, ok := known.get(m.UID); !ok || !k.State.OnServer() {
@@ -113,6 +113,7 @@ func (r *runner) learnDelta(ctx context.Context, remote Remote, b *box, qresync 
 	}
 	b.mode = remote.Mode()
 	b.known = known
+	b.localFiles = local
 	b.gone = map[mail.UID]bool{}
 	for _, u := range qgone {
 		if known.has(u) {

@@ -65,6 +65,7 @@ func TestDeltaReadsOnlyChanges(t *testing.T) {
 			seed(t, srv, 450, 0)
 			counter := &countingIndex{}
 			e := newEnv(t, srv)
+			e.opts.MaxDelete = &satsync.DeleteLimit{Percent: 25, Min: 10} // the default
 			e.index = func(ix satsync.Index) satsync.Index { counter.Index = ix; return counter }
 			e.mustSync()
 			e.backdate()
@@ -97,19 +98,30 @@ func TestDeltaReadsOnlyChanges(t *testing.T) {
 			// §3.1), and the mailbox's rows are read whole.
 			settle()
 			e.mustSync()
-			srv.Expunge(inbox, msgs[4].UID, msgs[len(msgs)/2].UID)
+			// Eleven: within sync.max_delete for the mailbox (25% of
+			// its 50), not for the dozen rows a delta reads.
+			var gone []uint32
+			for i := 0; i < 11; i++ {
+				gone = append(gone, msgs[4+i*3].UID)
+			}
+			srv.Expunge(inbox, gone...)
 			srv.AddFlags(inbox, msgs[len(msgs)-3].UID, `\Answered`)
 			counter.read()
 			res = e.mustSync()
-			limit := 20
+			limit := 30
 			if !strings.Contains(e.trace.String(), "QRESYNC") {
 				limit = 2*len(msgs) + 20 // learned, and checked afterwards
 			}
 			if got := counter.read(); got > limit {
-				t.Errorf("the sync after 3 changes read %d index rows, want at most %d", got, limit)
+				t.Errorf("the sync after 12 changes read %d index rows, want at most %d", got, limit)
 			}
-			if _, _, removed := totals(res); removed != 2 {
-				t.Errorf("removed %d, want 2", removed)
+			if _, _, removed := totals(res); removed != 11 {
+				t.Errorf("removed %d, want 11", removed)
+			}
+			for _, m := range res.Mailboxes {
+				if m.Safety != nil {
+					t.Errorf("%s: held back: %v", m.Name, m.Safety)
+				}
 			}
 			if strings.Contains(e.trace.String(), "QRESYNC") {
 				if m := regexp.MustCompile(`SELECT \S+ \(QRESYNC \(\d+ \d+\)\)`).FindString(e.trace.String()); m == "" {

@@ -132,9 +132,10 @@ type Index interface {
 	// uidvalidity, by ascending UID, reading no other row; UIDs without
 	// a row are skipped. fn must not use the index.
 	MessagesOf(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID, fn func(mail.Message) error) error
-	// CountOnServer counts the rows under uidvalidity of messages on the
-	// server (mail.State.OnServer).
-	CountOnServer(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error)
+	// CountRows counts the rows under uidvalidity of messages on the
+	// server (mail.State.OnServer) and of those with a local file
+	// (mail.State.OnLocal).
+	CountRows(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (onServer, onLocal int, err error)
 	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
 	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
 

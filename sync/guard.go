@@ -129,7 +129,11 @@ func unlinkStopped(p *Plan, stopped []*box) {
 func holdDeletions(b *box, limit DeleteLimit, log *slog.Logger) {
 	p := b.plan
 	var over []string
-	if n, size := len(p.RemoveLocal), len(b.files); n > limit.allows(size) {
+	size := len(b.files)
+	if b.delta {
+		size = b.localFiles
+	}
+	if n := len(p.RemoveLocal); n > limit.allows(size) {
 		over = append(over, fmt.Sprintf("%d of the %d local messages would be removed because they were expunged on the server (sync.max_delete allows %d)", n, size, limit.allows(size)))
 	}
 	if n, size := len(p.DeleteRemote), int(b.st.Messages); n > limit.allows(size) {

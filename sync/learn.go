@@ -43,8 +43,10 @@ type box struct {
 	added map[mail.UID]bool
 	// stamp is the folder's stamp before it was listed, "" if untrusted.
 	stamp string
-	// delta: learned from the changed messages' rows alone (delta.go).
-	delta bool
+	// delta: learned from the changed messages' rows alone (delta.go);
+	// files then holds theirs only, and localFiles counts the folder's.
+	delta      bool
+	localFiles int
 	plan  *Plan
 	res   *MailboxResult
 }

@@ -61,7 +61,7 @@ func (r *runner) advanceOwnWrites(ctx context.Context, remote Remote, b *box, re
 	if err != nil {
 		return err
 	}
-	if a.onServer, err = r.deps.Index.CountOnServer(ctx, b.mb.ID, b.mb.UIDValidity); err != nil {
+	if a.onServer, _, err = r.deps.Index.CountRows(ctx, b.mb.ID, b.mb.UIDValidity); err != nil {
 		return err
 	}
 	fixed, why := a.decide()
