@@ -47,8 +47,8 @@ type box struct {
 	// files then holds theirs only, and localFiles counts the folder's.
 	delta      bool
 	localFiles int
-	plan  *Plan
-	res   *MailboxResult
+	plan       *Plan
+	res        *MailboxResult
 }
 
 // learn selects a mailbox, asks the server what changed since the index's
