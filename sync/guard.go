@@ -92,8 +92,9 @@ func guardPlans(boxes []*box, opts Options, log *slog.Logger) []*box {
 // checkFirstSync refuses the mass upload of a first sync.
 func checkFirstSync(b *box) error {
 	// A mailbox re-created on the server after its deletion there gets
-	// back the files of the folder it was synced with.
-	if b.recreated || !b.mb.LastSync.IsZero() && b.known.len() > 0 {
+	// back the files of the folder it was synced with; a delta learned
+	// from a few rows is no first sync.
+	if b.recreated || b.delta || !b.mb.LastSync.IsZero() && b.known.len() > 0 {
 		return nil
 	}
 	n := len(b.plan.Upload)
