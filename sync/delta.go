@@ -108,6 +108,7 @@ func (r *runner) learnDelta(ctx context.Context, remote Remote, b *box, qresync 
 			}
 		}
 		if int(st.Messages) != present+news {
+			b.changes = changed // remoteDelta need not ask again
 			return false, nil
 		}
 	}

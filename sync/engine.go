@@ -45,8 +45,9 @@ type Remote interface {
 	// than the one given makes it a plain SELECT: compare before
 	// trusting an empty answer.
 	SelectChanges(ctx context.Context, name string, uidValidity mail.UIDValidity, since mail.ModSeq, known []mail.UID) (mail.MailboxStatus, []mail.RemoteMessage, []mail.UID, error)
-	// Changes: UID, FLAGS and MODSEQ of messages changed after since,
-	// new ones included. Only in ModeCondStore or ModeQResync.
+	// Changes: UID, FLAGS, MODSEQ, size and INTERNALDATE of messages
+	// changed after since, new ones included. Only in ModeCondStore or
+	// ModeQResync.
 	Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error)
 	// StatusChanges reports the status of name, which must be the
 	// selected mailbox, and UID, FLAGS and MODSEQ of its messages changed

@@ -47,8 +47,11 @@ type box struct {
 	// files then holds theirs only, and localFiles counts the folder's.
 	delta      bool
 	localFiles int
-	plan       *Plan
-	res        *MailboxResult
+	// changes: what a delta learn that gave up had already asked the
+	// server (CONDSTORE's CHANGEDSINCE), for remoteDelta.
+	changes []mail.RemoteMessage
+	plan    *Plan
+	res     *MailboxResult
 }
 
 // learn selects a mailbox, asks the server what changed since the index's
@@ -268,9 +271,12 @@ func (r *runner) remoteDelta(ctx context.Context, remote Remote, b *box) error {
 			// expunged: the count still matches.
 			return nil
 		}
-		var err error
-		if changed, err = remote.Changes(ctx, mb.HighestModSeq); err != nil {
-			return err
+		changed, b.changes = b.changes, nil
+		if changed == nil {
+			var err error
+			if changed, err = remote.Changes(ctx, mb.HighestModSeq); err != nil {
+				return err
+			}
 		}
 		news := 0
 		for _, m := range changed {

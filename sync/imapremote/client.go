@@ -240,7 +240,10 @@ func flagsFromIMAP(fl []imap.Flag) mail.Flags {
 // above since (RFC 7162 §3.1.4.1 CHANGEDSINCE): flag changes and new
 // messages alike.
 func (c *Client) Changes(ctx context.Context, since mail.ModSeq) ([]mail.RemoteMessage, error) {
-	return c.fetchMeta(ctx, allUIDs(), &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: uint64(since)})
+	// Size and INTERNALDATE too: new messages are among the changed
+	// (RFC 7162 §3.1.4.1), and need them; a FETCH of its own for them
+	// would cost a round trip.
+	return c.fetchMeta(ctx, allUIDs(), &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, RFC822Size: true, InternalDate: true, ChangedSince: uint64(since)})
 }
 
 // Scan returns UID and FLAGS (and MODSEQ with CONDSTORE) of every message.
