@@ -76,19 +76,19 @@ func TestStatusChanges(t *testing.T) {
 			}
 		}
 
-		// STATUS, then the FETCH, then the answers.
+		// STATUS, then the FETCH. (That the FETCH leaves before the
+		// STATUS is answered a real server cannot show reliably: it may
+		// answer between the two writes. The bench counts the round
+		// trips.)
 		var order []string
 		for line := range strings.Lines(trace) {
-			switch {
-			case strings.HasPrefix(line, "C: "):
+			if strings.HasPrefix(line, "C: ") {
 				f := strings.Fields(line)
 				order = append(order, "C "+strings.Join(f[2:min(4, len(f))], " "))
-			case strings.HasPrefix(line, "S: ") && !strings.HasPrefix(line, "S: *"):
-				order = append(order, "S tagged")
 			}
 		}
-		if len(order) < 4 || order[0] != "C STATUS INBOX" || order[1] != "C UID FETCH" {
-			t.Fatalf("sent %q, want STATUS then UID FETCH before any answer", order)
+		if len(order) != 2 || order[0] != "C STATUS INBOX" || order[1] != "C UID FETCH" {
+			t.Fatalf("sent %q, want STATUS then UID FETCH", order)
 		}
 	})
 }
