@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,18 +12,24 @@ import (
 // The schema: the keys each mapping may hold, in the order the example
 // file documents them.
 var (
-	topKeys     = []string{"accounts"}
-	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks"}
+	topKeys     = []string{"accounts", "parallel_accounts"}
+	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks", "notmuch"}
 	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections", "prefix", "compress"}
 	mailboxKeys = []string{"include", "exclude", "map"}
 	syncKeys    = []string{"direction", "expunge", "trash", "conflict", "max_delete", "remove_folders", "since", "max_size", "max_messages"}
 	hookKeys    = []string{"pre", "post"}
+	notmuchKeys = []string{"enabled", "config", "keywords", "local_tags"}
 )
 
 const (
 	defaultWatchInterval = 15 * time.Minute
 	defaultConnections   = 4
 	defaultWatch         = "INBOX"
+	// defaultParallelAccounts: a few accounts at once overlap their
+	// servers' round trips without opening more connections than a
+	// laptop on a slow link carries well (each account has up to
+	// imap.connections of its own).
+	defaultParallelAccounts = 4
 )
 
 // newAccount returns an account holding every default that does not depend
@@ -35,14 +42,22 @@ func newAccount() Account {
 		Sync:          Sync{Direction: "both", Expunge: "both", Conflict: "merge", MaxDelete: defaultMaxDelete},
 		Watch:         []string{defaultWatch},
 		WatchInterval: defaultWatchInterval,
+		Notmuch:       Notmuch{LocalTags: slices.Clone(DefaultLocalTags)},
 	}
 }
+
+// DefaultLocalTags are notmuch.local_tags' default: notmuch's own tags and
+// those maildir.synchronize_flags keeps in the file name. They are the
+// tag mapping's (sync/tagmap.DefaultLocal), which this package must not
+// import; a test in cmd/satchel keeps the two lists equal.
+var DefaultLocalTags = []string{"new", "inbox", "unread", "replied", "passed", "flagged", "draft", "attachment", "signed", "encrypted"}
 
 // accounts decodes the whole file. Every value is parsed and validated
 // before any key is refused as not implemented, so that a malformed value
 // is reported as such.
-func (d *decoder) accounts(root *yaml.Node) []Account {
+func (d *decoder) accounts(root *yaml.Node, parallel *int) []Account {
 	top := d.mapping(root, "", 1, topKeys)
+	top.integer("parallel_accounts", parallel, 1, 32)
 	list := top.get("accounts")
 	if d.err != nil {
 		return nil
@@ -136,10 +151,64 @@ func (d *decoder) account(item *yaml.Node, i int) Account {
 	h.str("pre", &a.Hooks.Pre)
 	h.str("post", &a.Hooks.Post)
 
+	n := m.sub("notmuch", notmuchKeys)
+	n.boolean("enabled", &a.Notmuch.Enabled)
+	parsed(n, "config", &a.Notmuch.Config, "a path", optionalPath)
+	a.Notmuch.Keywords = n.stringMap("keywords", `{"$Junk": spam}`)
+	n.list("local_tags", &a.Notmuch.LocalTags, "[new, inbox, unread]", nil)
+	if a.Notmuch.LocalTags == nil {
+		// [] keeps nothing local: the list replaces the default.
+		a.Notmuch.LocalTags = []string{}
+	}
+
 	if d.err == nil {
 		d.validate(&a, m, im)
 	}
 	return a
+}
+
+// optionalPath is expandPath, with "" for the default.
+func optionalPath(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	return expandPath(s)
+}
+
+// stringMap decodes key as a mapping of names to non-empty strings,
+// recording each entry's line under key["name"]; nil when the file sets
+// none. What the names must be is checked by the caller.
+func (m *mapping) stringMap(key, example string) map[string]string {
+	v := m.get(key)
+	if v == nil {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		m.fail(key, "must be a mapping, such as %s", example)
+		return nil
+	}
+	mm := m.d.mapping(v, m.child(key), m.vals[key].key.Line, nil)
+	out := make(map[string]string, len(mm.order))
+	for _, name := range mm.order {
+		e := mm.vals[name]
+		path := fmt.Sprintf(`%s["%s"]`, mm.path, name)
+		m.d.lines[path] = e.key.Line
+		val := resolve(e.val)
+		switch {
+		case name == "":
+			m.d.fail(e.key.Line, path, "the name must not be empty")
+		case val == nil || val.Kind != yaml.ScalarNode || isNull(val) || val.Value == "":
+			m.d.fail(e.key.Line, path, "must be a string, not %s", describe(val))
+		}
+		if m.d.err != nil {
+			return nil
+		}
+		out[name] = val.Value
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // mailboxMap decodes mailboxes.map: remote names or special-use attributes

@@ -26,9 +26,16 @@ type Config struct {
 	Path string
 	// Accounts holds at least one account, in file order, with unique names.
 	Accounts []Account
+	// ParallelAccounts is how many accounts satchel sync syncs at once,
+	// 1 to 32; 1 syncs them one after another.
+	ParallelAccounts int
 	// Warnings are problems that do not stop satchel, such as a password
 	// written into the file. Each reads like an Error: "file:line: key: ...".
 	Warnings []string
+
+	// lines maps the key path of every value read to its line, for
+	// KeyError.
+	lines map[string]int
 }
 
 // Account is one IMAP account and the Maildir it syncs with. Every field
@@ -52,6 +59,23 @@ type Account struct {
 	// WatchInterval is how often `satchel watch` syncs everything; positive.
 	WatchInterval time.Duration
 	Hooks         Hooks
+	Notmuch       Notmuch
+}
+
+// Notmuch turns on the tag sync with a notmuch database that indexes the
+// account's Maildir.
+type Notmuch struct {
+	Enabled bool
+	// Config is notmuch's configuration file, absolute with ~ and $VARS
+	// expanded; "" lets notmuch find it as it does.
+	Config string
+	// Keywords pairs keywords with tags (keyword: tag), over the pairs
+	// satchel has built in; nil when the file sets none. cmd/satchel
+	// checks them when it loads the file (see KeyError).
+	Keywords map[string]string
+	// LocalTags are the tags that never leave the machine: the file's
+	// list, which replaces DefaultLocalTags (empty for []).
+	LocalTags []string
 }
 
 // IMAP says how to reach and log in to the server.
@@ -230,8 +254,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, perr
 	}
 	d := &decoder{file: path, lines: map[string]int{}}
-	cfg := &Config{Path: path}
-	cfg.Accounts = d.accounts(root)
+	cfg := &Config{Path: path, ParallelAccounts: defaultParallelAccounts, lines: d.lines}
+	cfg.Accounts = d.accounts(root, &cfg.ParallelAccounts)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -244,6 +268,14 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// KeyError is a problem with the value of key (a path such as
+// accounts[0].notmuch.keywords) that only a caller can see, such as a
+// check that needs a package this one must not import: an *Error on the
+// line where the file sets key, or with no line when it sets none.
+func (c *Config) KeyError(key, format string, args ...any) *Error {
+	return &Error{File: c.Path, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // DefaultPath is where the configuration lives when no path is given:

@@ -29,9 +29,13 @@ func TestDefaults(t *testing.T) {
 		Sync:          Sync{Direction: "both", Expunge: "both", Conflict: "merge", MaxDelete: MaxDelete{Percent: 25, Count: 10}},
 		Watch:         []string{"INBOX"},
 		WatchInterval: 15 * time.Minute,
+		Notmuch:       Notmuch{LocalTags: DefaultLocalTags},
 	}
 	if len(cfg.Accounts) != 1 || !reflect.DeepEqual(cfg.Accounts[0], want) {
 		t.Errorf("got  %+v\nwant %+v", cfg.Accounts, want)
+	}
+	if cfg.ParallelAccounts != 4 {
+		t.Errorf("ParallelAccounts %d, want the default 4", cfg.ParallelAccounts)
 	}
 	if cfg.Path != "config.yaml" || len(cfg.Warnings) != 0 {
 		t.Errorf("Path %q, Warnings %q", cfg.Path, cfg.Warnings)
@@ -96,6 +100,16 @@ func TestAcceptedValues(t *testing.T) {
 		{"exclude set", base + "    mailboxes:\n      exclude: [Junk, 'Archive/\\*']\n",
 			func(a Account) bool { return reflect.DeepEqual(a.Mailboxes.Exclude, []string{"Junk", `Archive/\*`}) }},
 		{"explicit index", base + "    index: /var/lib/satchel/p.db\n", func(a Account) bool { return a.Index == "/var/lib/satchel/p.db" }},
+		{"notmuch", base + "    notmuch:\n      enabled: true\n      config: ~/nm/config\n      keywords: {$label1: important, \"$Junk\": junk}\n      local_tags: [new, inbox]\n",
+			func(a Account) bool {
+				return a.Notmuch.Enabled && a.Notmuch.Config == filepath.Join(os.Getenv("HOME"), "nm", "config") &&
+					reflect.DeepEqual(a.Notmuch.Keywords, map[string]string{"$label1": "important", "$Junk": "junk"}) &&
+					reflect.DeepEqual(a.Notmuch.LocalTags, []string{"new", "inbox"})
+			}},
+		{"notmuch local_tags empty keeps nothing local", base + "    notmuch:\n      local_tags: []\n      keywords: {}\n",
+			func(a Account) bool { return a.Notmuch.LocalTags != nil && len(a.Notmuch.LocalTags) == 0 && a.Notmuch.Keywords == nil }},
+		{"notmuch left empty", base + "    notmuch:\n      local_tags:\n",
+			func(a Account) bool { return !a.Notmuch.Enabled && reflect.DeepEqual(a.Notmuch.LocalTags, DefaultLocalTags) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -425,9 +439,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			docs[key] += comment + " "
 		}
 	}
-	for _, keys := range [][]string{accountKeys, imapKeys, mailboxKeys, syncKeys, hookKeys} {
+	for _, keys := range [][]string{topKeys, accountKeys, imapKeys, mailboxKeys, syncKeys, hookKeys, notmuchKeys} {
 		for _, k := range keys {
-			if strings.TrimSpace(docs[k]) == "" && !slices.Contains([]string{"imap", "mailboxes", "sync", "hooks"}, k) {
+			if strings.TrimSpace(docs[k]) == "" && !slices.Contains([]string{"accounts", "imap", "mailboxes", "sync", "hooks"}, k) {
 				t.Errorf("config.example.yaml does not document %s", k)
 			}
 		}

@@ -21,7 +21,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty accounts", "accounts: []\n", 1, "accounts", "no accounts configured"},
 		{"null accounts", "# x\naccounts:\n", 2, "accounts", "no accounts configured"},
 		{"accounts not a list", "accounts:\n  name: personal\n", 1, "accounts", "must be a list of accounts"},
-		{"not a mapping", "- personal\n", 1, "", "the file must be a mapping with the keys accounts, not a list"},
+		{"not a mapping", "- personal\n", 1, "", "the file must be a mapping with the keys accounts, parallel_accounts, not a list"},
 		{"yaml syntax", "accounts:\n  - name: a\n    imap: {host: x\n", 2, "", "invalid YAML: did not find expected ',' or '}'"},
 		{"yaml tab", "accounts:\n  - name: a\n\timap: x\n", 2, "", "invalid YAML: found a tab character"},
 		{"yaml tab indent", "accounts:\n\t- name: a\n", 2, "", "found character that cannot start any token (YAML does not allow tabs for indentation; use spaces)"},
@@ -29,7 +29,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown anchor", "accounts: [*x]\n", 0, "", "invalid YAML: unknown anchor 'x' referenced"},
 		{"second document", base + "---\naccounts: []\n", 8, "", "a second YAML document"},
 		{"unknown top key", "account:\n  - name: a\n", 1, "account",
-			`unknown key "account" at the top level (known keys: accounts); did you mean "accounts"?`},
+			`unknown key "account" at the top level (known keys: accounts, parallel_accounts); did you mean "accounts"?`},
 
 		// Unknown and duplicate keys.
 		{"unknown imap key", base + "      prot: 993\n", 8, "accounts[0].imap.prot",
@@ -148,6 +148,16 @@ func TestParseErrors(t *testing.T) {
 		{"empty maildir", strings.Replace(base, "/srv/mail/personal", `""`, 1), 3, "accounts[0].maildir", "must not be empty"},
 		{"tilde user", strings.Replace(base, "/srv/mail/personal", "~bob/mail", 1), 3, "accounts[0].maildir", "~user is not supported"},
 		{"index unset variable", base + "    index: ${SATCHEL_TEST_UNSET}/x.db\n", 8, "accounts[0].index", "$SATCHEL_TEST_UNSET is not set"},
+
+		// notmuch and the top level.
+		{"notmuch enabled yes", base + "    notmuch:\n      enabled: yes\n", 9, "accounts[0].notmuch.enabled", "must be true or false"},
+		{"notmuch unknown key", base + "    notmuch:\n      tags: {}\n", 9, "accounts[0].notmuch.tags", `unknown key "tags" in accounts[0].notmuch (known keys: enabled, config, keywords, local_tags)`},
+		{"notmuch keywords a list", base + "    notmuch:\n      keywords: [$Junk]\n", 9, "accounts[0].notmuch.keywords", `must be a mapping, such as {"$Junk": spam}`},
+		{"notmuch keyword without tag", base + "    notmuch:\n      keywords:\n        $label1:\n", 10, `accounts[0].notmuch.keywords["$label1"]`, "must be a string, not empty"},
+		{"notmuch local_tags a string", base + "    notmuch:\n      local_tags: inbox\n", 9, "accounts[0].notmuch.local_tags", "must be a list of strings"},
+		{"notmuch config unset variable", base + "    notmuch:\n      config: $SATCHEL_TEST_UNSET/nm\n", 9, "accounts[0].notmuch.config", "$SATCHEL_TEST_UNSET is not set"},
+		{"parallel_accounts zero", "parallel_accounts: 0\n" + base, 1, "parallel_accounts", "must be a whole number from 1 to 32"},
+		{"parallel_accounts word", base + "parallel_accounts: all\n", 8, "parallel_accounts", "must be a whole number from 1 to 32"},
 
 		// Merge keys.
 		{"merge a scalar", base + "      <<: 5\n", 8, "accounts[0].imap", "merge key (<<) must name a mapping"},
