@@ -232,7 +232,11 @@ accounts:
       max_delete: 25%%      # a sync that would delete more of a mailbox deletes nothing
                            # there and exits 4; satchel sync --force lets it through
 
+    # notmuch:
+    #   enabled: true      # keep notmuch tags and IMAP keywords in sync; each sync
+    #                      # runs notmuch new itself (no post hook needed)
     # hooks:
-    #   post: "notmuch new"  # run after each sync of this account
+    #   post: 'notify-send satchel "$SATCHEL_DOWNLOADED new messages"'
+    #                      # run after each sync of this account
 `, yamlString(o.name), yamlString(o.host), o.port, yamlString(o.tls), yamlString(o.user), yamlString(o.passwordCommand), yamlString(o.maildir))
 }
