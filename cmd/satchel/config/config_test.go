@@ -107,9 +107,13 @@ func TestAcceptedValues(t *testing.T) {
 					reflect.DeepEqual(a.Notmuch.LocalTags, []string{"new", "inbox"})
 			}},
 		{"notmuch local_tags empty keeps nothing local", base + "    notmuch:\n      local_tags: []\n      keywords: {}\n",
-			func(a Account) bool { return a.Notmuch.LocalTags != nil && len(a.Notmuch.LocalTags) == 0 && a.Notmuch.Keywords == nil }},
+			func(a Account) bool {
+				return a.Notmuch.LocalTags != nil && len(a.Notmuch.LocalTags) == 0 && a.Notmuch.Keywords == nil
+			}},
 		{"notmuch left empty", base + "    notmuch:\n      local_tags:\n",
-			func(a Account) bool { return !a.Notmuch.Enabled && reflect.DeepEqual(a.Notmuch.LocalTags, DefaultLocalTags) }},
+			func(a Account) bool {
+				return !a.Notmuch.Enabled && reflect.DeepEqual(a.Notmuch.LocalTags, DefaultLocalTags)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
