@@ -99,6 +99,7 @@ func runSync(ctx context.Context, g *globals, opts syncOptions) int {
 			out.account(err, nil)
 		} else {
 			reportAccountErrors(g, res)
+			reportTags(g, res, opts.dryRun)
 			out.account(nil, &res)
 		}
 		results = append(results, res)
@@ -143,7 +144,9 @@ func syncAccount(ctx context.Context, g *globals, acc config.Account, opts syncO
 	}
 	o := syncEngineOptions(acc, opts, time.Now())
 	o.Conflict, o.Progress, o.Logger = policy, progress, g.log
-	return satsync.Account(ctx, o, syncDeps(a, opts.dryRun)), nil
+	deps := syncDeps(a, opts.dryRun)
+	wireTags(acc, a.ix, trace, &o, &deps)
+	return satsync.Account(ctx, o, deps), nil
 }
 
 // syncEngineOptions turns an account's configuration and the command

@@ -14,6 +14,7 @@ import (
 	"github.com/satchel-mail/satchel/cmd/satchel/config"
 	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
+	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/verify"
 )
@@ -82,12 +83,12 @@ var errNeverSynced = errors.New("never synced: there is nothing to verify")
 // an account could not be verified; 2, 4, 130 and 75 as for sync; 3 when
 // some mailboxes could not be verified and the rest match.
 func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
-	var results []verify.Result
+	var results []verifiedAccount
 	var codes []int
 	err := eachAccount(g, opts.accounts, func(acc config.Account, trace io.Writer) {
 		res, err := verifyAccount(ctx, g, acc, opts, trace)
 		if err != nil {
-			res = verify.Result{Account: acc.Name, Err: err}
+			res = verifiedAccount{Result: verify.Result{Account: acc.Name, Err: err}}
 		}
 		if res.Err != nil {
 			if !errors.Is(res.Err, store.ErrLocked) || !g.quiet {
@@ -99,6 +100,9 @@ func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
 				fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", acc.Name, m.Name, withHint(m.Err))
 			}
 		}
+		if res.tagErr != nil {
+			fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(res.tagErr))
+		}
 		codes = append(codes, verifyCode(res))
 		results = append(results, res)
 	})
@@ -109,15 +113,36 @@ func runVerify(ctx context.Context, g *globals, opts verifyOptions) int {
 	return worstVerifyCode(codes)
 }
 
+// verifiedAccount is what verify found in an account: the server, the
+// Maildir and the index compared, and with notmuch enabled the tags
+// compared with the keywords.
+type verifiedAccount struct {
+	verify.Result
+	// tags lists the messages whose tags and keywords differ; tagErr
+	// says why they could not be compared.
+	tags   []satsync.TagDifference
+	tagErr error
+}
+
+// count is the number of differences, tags included.
+func (r verifiedAccount) count() int { return r.Count() + len(r.tags) }
+
+// complete reports whether everything was verified to the end.
+func (r verifiedAccount) complete() bool { return r.Complete() && r.tagErr == nil }
+
 // verifyCode is one account's exit code.
-func verifyCode(res verify.Result) int {
+func verifyCode(res verifiedAccount) int {
 	switch {
 	case res.Err != nil && !errors.Is(res.Err, context.Canceled):
 		return exitCodeOf(res.Err)
 	case res.Err != nil:
 		return exitInterrupted
-	case res.Count() > 0:
+	case res.count() > 0:
 		return exitFailure
+	case res.tagErr != nil && errors.Is(res.tagErr, context.Canceled):
+		return exitInterrupted
+	case res.tagErr != nil:
+		return exitPartial
 	}
 	for _, m := range res.Mailboxes {
 		if m.Err != nil {
@@ -144,14 +169,15 @@ func worstVerifyCode(codes []int) int {
 
 // verifyAccount opens the account under its lock (so that no sync
 // changes it meanwhile), reading a private copy of its index, with its
-// Maildir checked to be the index's, and verifies.
-func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts verifyOptions, trace io.Writer) (verify.Result, error) {
+// Maildir checked to be the index's, and verifies; with notmuch enabled
+// it then compares the tags with the keywords verify listed.
+func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts verifyOptions, trace io.Writer) (verifiedAccount, error) {
 	a, err := openAccount(ctx, g, acc, trace, openMode{command: "verify", lock: lockAlways, wait: opts.wait, indexed: true, readOnly: true, guard: true})
 	if errors.Is(err, errNotSynced) {
-		return verify.Result{}, fmt.Errorf("%w (no index at %s); run satchel sync %s", errNeverSynced, acc.Index, acc.Name)
+		return verifiedAccount{}, fmt.Errorf("%w (no index at %s); run satchel sync %s", errNeverSynced, acc.Index, acc.Name)
 	}
 	if err != nil {
-		return verify.Result{}, err
+		return verifiedAccount{}, err
 	}
 	defer a.close()
 	var progress *verify.ProgressFile
@@ -159,11 +185,11 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		path := acc.Index + ".verify-progress"
 		if opts.restart {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return verify.Result{}, fmt.Errorf("forget verify progress: %w", err)
+				return verifiedAccount{}, fmt.Errorf("forget verify progress: %w", err)
 			}
 		}
 		if progress, err = verify.OpenProgress(path); err != nil {
-			return verify.Result{}, err
+			return verifiedAccount{}, err
 		}
 		defer progress.Close()
 		if n := progress.Len(); n > 0 {
@@ -171,13 +197,14 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		}
 	}
 	local := a.root
+	keywords := &serverKeywords{}
 	deps := verify.Deps{
 		Connect: func(ctx context.Context) (verify.Remote, error) {
 			c, err := imapremote.Dial(ctx, a.remote)
 			if err != nil {
 				return nil, err
 			}
-			return c, nil
+			return keywords.wrap(c), nil
 		},
 		Index:     a.ix,
 		Folder:    func(rel string) verify.Folder { return readFolder{local.Folder(rel)} },
@@ -198,7 +225,21 @@ func verifyAccount(ctx context.Context, g *globals, acc config.Account, opts ver
 		Deep:    opts.deep,
 		Logger:  g.log,
 	}, deps)
-	return res, nil
+	out := verifiedAccount{Result: res}
+	if acc.Notmuch.Enabled && res.Err == nil {
+		out.tags, out.tagErr = verifyTags(ctx, acc, a.ix, trace, keywords)
+	}
+	return out, nil
+}
+
+// jsonTagDifference is a message whose notmuch tags and server keywords
+// differ, in verify --json.
+type jsonTagDifference struct {
+	Mailbox      string   `json:"mailbox"`
+	UID          uint32   `json:"uid"`
+	ID           string   `json:"message_id"`
+	OnlyTags     []string `json:"only_tags"`
+	OnlyKeywords []string `json:"only_keywords"`
 }
 
 type jsonDifference struct {
@@ -227,6 +268,9 @@ type jsonVerifyAccount struct {
 	Error       string              `json:"error,omitempty"`
 	Mailboxes   []jsonVerifyMailbox `json:"mailboxes"`
 	Differences []jsonDifference    `json:"differences"`
+	// Tags is there when notmuch is enabled.
+	Tags      []jsonTagDifference `json:"tags,omitempty"`
+	TagsError string              `json:"tags_error,omitempty"`
 }
 
 func jsonDifferences(ds []verify.Difference) []jsonDifference {
@@ -239,16 +283,23 @@ func jsonDifferences(ds []verify.Difference) []jsonDifference {
 
 // printVerifyResults prints, per account, one line per mailbox and one
 // per difference, or the JSON document.
-func printVerifyResults(g *globals, results []verify.Result, deep bool) {
+func printVerifyResults(g *globals, results []verifiedAccount, deep bool) {
 	if g.json {
 		doc := struct {
 			Accounts []jsonVerifyAccount `json:"accounts"`
 		}{Accounts: []jsonVerifyAccount{}}
 		for _, r := range results {
-			ja := jsonVerifyAccount{Account: r.Account, OK: r.Complete() && r.Count() == 0, Complete: r.Complete(),
+			ja := jsonVerifyAccount{Account: r.Account, OK: r.complete() && r.count() == 0, Complete: r.complete(),
 				Mailboxes: []jsonVerifyMailbox{}, Differences: jsonDifferences(r.Differences)}
 			if r.Err != nil {
 				ja.Error = withHint(r.Err)
+			}
+			for _, d := range r.tags {
+				ja.Tags = append(ja.Tags, jsonTagDifference{Mailbox: d.Mailbox, UID: uint32(d.UID), ID: d.ID,
+					OnlyTags: nonNil(d.OnlyTags), OnlyKeywords: nonNil(d.OnlyKeywords)})
+			}
+			if r.tagErr != nil {
+				ja.TagsError = withHint(r.tagErr)
 			}
 			for _, m := range r.Mailboxes {
 				jm := jsonVerifyMailbox{Name: m.Name, Local: m.Local, Remote: m.Remote, Files: m.Files, Compared: m.Compared,
@@ -267,7 +318,7 @@ func printVerifyResults(g *globals, results []verify.Result, deep bool) {
 		if r.Err != nil && len(r.Mailboxes) == 0 {
 			continue
 		}
-		n := r.Count()
+		n := r.count()
 		if g.quiet && n == 0 {
 			continue
 		}
@@ -285,7 +336,7 @@ func printVerifyResults(g *globals, results []verify.Result, deep bool) {
 			}
 		}
 		switch {
-		case n == 0 && r.Complete():
+		case n == 0 && r.complete():
 			summary += ": everything matches"
 		case n == 0:
 			summary += ": no difference in what could be verified"
@@ -312,7 +363,21 @@ func printVerifyResults(g *globals, results []verify.Result, deep bool) {
 		for _, d := range r.Differences {
 			fmt.Fprintf(g.stdout, "  %s\n", d.String())
 		}
+		if len(r.tags) > 0 {
+			fmt.Fprintf(g.stdout, "  notmuch tags: %s\n", plural(len(r.tags), "message"))
+			for _, d := range r.tags {
+				fmt.Fprintf(g.stdout, "    %s\n", d)
+			}
+		}
 	}
+}
+
+// nonNil is s, or an empty list for nil: a JSON list is never null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // plural counts things: "1 difference", "2 differences".

@@ -218,6 +218,8 @@ func watchProblem(account string, p watch.Problem) string {
 		return fmt.Sprintf("satchel: %s: watch %s: not among the synced mailboxes (left out by mailboxes.include or exclude?); remove it from watch", account, p.Mailbox)
 	case watch.ProblemAfter:
 		return fmt.Sprintf("satchel: %s: %v", account, p.Err)
+	case watch.ProblemTags:
+		return fmt.Sprintf("satchel: %s: notmuch tags: %s", account, withHint(p.Err))
 	}
 	return fmt.Sprintf("satchel: %s: %s", account, withHint(p.Err))
 }

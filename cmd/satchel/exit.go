@@ -105,6 +105,15 @@ func (o *outcome) account(err error, res *satsync.Result) {
 	if failed > 0 && failed == len(res.Mailboxes) {
 		o.failedAccounts++
 	}
+	// The mail was synced and the tags were not (or not all): partial,
+	// and tried again with the next sync.
+	if t := res.Tags; t != nil && t.Err != nil {
+		if exitCodeOf(t.Err) == exitInterrupted {
+			o.interrupted = true
+		} else {
+			o.failures++
+		}
+	}
 }
 
 // code applies the documented precedence: 2, 1, 4, 3, 75; an interrupted

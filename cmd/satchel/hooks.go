@@ -152,7 +152,7 @@ func hookStatus(res satsync.Result, err error) string {
 	switch {
 	case failed > 0 && failed == len(res.Mailboxes):
 		return "failed"
-	case failed > 0:
+	case failed > 0, res.Tags != nil && res.Tags.Err != nil:
 		return "partial"
 	case held > 0:
 		return "held"

@@ -16,9 +16,10 @@ import (
 // notmuchDB runs the real notmuch on a Maildir, configured as the README
 // suggests (maildir.synchronize_flags=true), isolated from the user's.
 type notmuchDB struct {
-	t   *testing.T
-	bin string
-	env []string
+	t      *testing.T
+	bin    string
+	env    []string
+	config string // the configuration file
 }
 
 func newNotmuch(t *testing.T, maildir string) *notmuchDB {
@@ -49,7 +50,7 @@ synchronize_flags=true
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &notmuchDB{t: t, bin: bin, env: append(os.Environ(), "HOME="+home, "NOTMUCH_CONFIG="+cfg, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home)}
+	return &notmuchDB{t: t, bin: bin, config: cfg, env: append(os.Environ(), "HOME="+home, "NOTMUCH_CONFIG="+cfg, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home)}
 }
 
 func (n *notmuchDB) run(args ...string) string {

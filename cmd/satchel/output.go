@@ -224,6 +224,7 @@ func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
 					fmt.Fprintf(g.stdout, "  held back (%d): %s\n", m.Held, m.Safety)
 				}
 			}
+			fmt.Fprint(g.stdout, r.Tags.String())
 		}
 	case g.showSummary():
 		for _, r := range results {

@@ -294,6 +294,27 @@ type (
 			} `json:"mailboxes"`
 		} `json:"accounts"`
 	}
+	// docVerify is verify's document as far as the JSON output section
+	// describes it: the tag differences; the rest is described under
+	// "Backups".
+	docVerify struct {
+		Accounts []struct {
+			Account     string            `json:"account"`
+			OK          bool              `json:"ok"`
+			Complete    bool              `json:"complete"`
+			Error       string            `json:"error"`
+			Mailboxes   []json.RawMessage `json:"mailboxes"`
+			Differences []json.RawMessage `json:"differences"`
+			Tags        []struct {
+				Mailbox      string   `json:"mailbox"`
+				UID          uint32   `json:"uid"`
+				ID           string   `json:"message_id"`
+				OnlyTags     []string `json:"only_tags"`
+				OnlyKeywords []string `json:"only_keywords"`
+			} `json:"tags"`
+			TagsError string `json:"tags_error"`
+		} `json:"accounts"`
+	}
 	docCheck struct {
 		Accounts []struct {
 			Account      string   `json:"account"`
@@ -471,7 +492,7 @@ func TestJSONFieldsDocumented(t *testing.T) {
 	for _, doc := range []struct {
 		command string
 		v       any
-	}{{"sync", &docSync{}}, {"status", &docStatus{}}, {"check", &docCheck{}}} {
+	}{{"sync", &docSync{}}, {"status", &docStatus{}}, {"check", &docCheck{}}, {"verify", &docVerify{}}} {
 		for _, name := range jsonFields(reflect.TypeOf(doc.v).Elem()) {
 			if !strings.Contains(section, "`"+name+"`") {
 				t.Errorf("%s: field %q is not described in README.md's JSON output section", doc.command, name)

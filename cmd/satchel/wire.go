@@ -29,6 +29,9 @@ func loadConfig(g *globals) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTagMaps(cfg); err != nil {
+		return nil, err
+	}
 	for _, w := range cfg.Warnings {
 		g.log.Warn(w)
 	}

@@ -154,6 +154,9 @@ const (
 	ProblemUnsynced
 	// ProblemAfter: Deps.After failed.
 	ProblemAfter
+	// ProblemTags: the notmuch tag sync failed (Err) in a sync whose
+	// mail was synced; the next sync tries it again.
+	ProblemTags
 )
 
 // Problem is something that went wrong, for the user to hear once.
@@ -461,6 +464,9 @@ func (w *watcher) report(res satsync.Result, err error) {
 	for _, m := range res.Mailboxes {
 		w.reportOnce(ProblemMailbox, m.Name, m.Err)
 		w.reportOnce(ProblemHeld, m.Name, m.Safety)
+	}
+	if res.Tags != nil {
+		w.reportOnce(ProblemTags, "", res.Tags.Err)
 	}
 }
 
