@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	gosync "sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -75,46 +76,88 @@ func newSyncCommand(g *globals, code *int) *cli.Command {
 	}
 }
 
-// runSync syncs the selected accounts one after another and returns the
-// exit code.
+// runSync syncs the selected accounts, parallel_accounts at a time, and
+// returns the exit code. Each account's output (its error lines, its
+// hooks', its summary or plan) is printed together, in the order of the
+// configuration (see inOrder); the exit code is the same whatever the
+// order the accounts finish in.
 func runSync(ctx context.Context, g *globals, opts syncOptions) int {
-	var out outcome
-	var results []satsync.Result
-	err := eachAccount(g, opts.accounts, func(acc config.Account, trace io.Writer) {
-		var res satsync.Result
-		pre := runPreHook(ctx, g, acc, opts.dryRun)
-		err := pre
-		if pre == nil {
-			res, err = syncAccount(ctx, g, acc, opts, trace)
-		}
-		if err != nil {
-			if errors.Is(err, store.ErrLocked) && !errors.Is(err, context.Canceled) {
-				if !g.quiet {
-					fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
-				}
-			} else {
-				fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
-			}
-			res = satsync.Result{Account: acc.Name, Err: err}
-			out.account(err, nil)
-		} else {
-			reportAccountErrors(g, res)
-			reportTags(g, res, opts.dryRun)
-			out.account(nil, &res)
-		}
-		results = append(results, res)
-		if pre == nil {
-			if err := runPostHook(ctx, g, acc, opts.dryRun, res, err); err != nil {
-				fmt.Fprintf(g.stderr, "satchel: %s: %v\n", acc.Name, err)
-				out.postHookFailed()
-			}
-		}
-	})
+	cfg, accounts, err := loadSelection(g, opts.accounts)
 	if err != nil {
 		return reportFatal(g, err)
 	}
-	printSyncResults(g, results, opts.dryRun)
+	trace, closeTrace, err := openTrace(g)
+	if err != nil {
+		return reportFatal(g, err)
+	}
+	defer closeTrace()
+	n := min(cfg.ParallelAccounts, len(accounts))
+	synced := make([]syncedAccount, len(accounts))
+	order := newInOrder(g, len(accounts))
+	turns := make(chan struct{}, max(n, 1))
+	var wg gosync.WaitGroup
+	for i, acc := range accounts {
+		turns <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-turns }()
+			synced[i] = syncOne(ctx, order.globals(g, i, n > 1), acc, opts, trace)
+			order.finish(i)
+		})
+	}
+	wg.Wait()
+	var out outcome
+	results := make([]satsync.Result, len(synced))
+	for i, s := range synced {
+		if s.err != nil {
+			out.account(s.err, nil)
+		} else {
+			out.account(nil, &s.res)
+		}
+		if s.postHookFailed {
+			out.postHookFailed()
+		}
+		results[i] = s.res
+	}
+	if g.json {
+		writeJSON(g, newJSONSync(results, opts.dryRun))
+	}
 	return out.code()
+}
+
+// syncedAccount is how one account's sync went.
+type syncedAccount struct {
+	res satsync.Result
+	// err: the account was not synced at all (res holds only it).
+	err            error
+	postHookFailed bool
+}
+
+// syncOne syncs one account between its hooks and prints what concerns
+// it (not the JSON document, which covers every account) to g.
+func syncOne(ctx context.Context, g *globals, acc config.Account, opts syncOptions, trace io.Writer) syncedAccount {
+	var s syncedAccount
+	pre := runPreHook(ctx, g, acc, opts.dryRun)
+	err := pre
+	if pre == nil {
+		s.res, err = syncAccount(ctx, g, acc, opts, trace)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrLocked) || errors.Is(err, context.Canceled) || !g.quiet {
+			fmt.Fprintf(g.stderr, "satchel: %s: %s\n", acc.Name, withHint(err))
+		}
+		s.res, s.err = satsync.Result{Account: acc.Name, Err: err}, err
+	} else {
+		reportAccountErrors(g, s.res)
+		reportTags(g, s.res, opts.dryRun)
+	}
+	if pre == nil {
+		if err := runPostHook(ctx, g, acc, opts.dryRun, s.res, err); err != nil {
+			fmt.Fprintf(g.stderr, "satchel: %s: %v\n", acc.Name, err)
+			s.postHookFailed = true
+		}
+	}
+	printSyncResult(g, s.res, opts.dryRun)
+	return s
 }
 
 // syncAccount opens the account (see openAccount: lock, login, index,

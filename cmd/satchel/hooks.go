@@ -74,6 +74,12 @@ func runHook(ctx context.Context, g *globals, acc config.Account, key, command s
 	// A hook that leaves a background process holding its output open
 	// must not keep satchel waiting once the hook itself has exited.
 	cmd.WaitDelay = 5 * time.Second
+	// Hooks run one at a time, whichever accounts sync at once.
+	done, err := takeTurn(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	g.log.Debug("running hook", "account", acc.Name, "hook", key)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {

@@ -78,6 +78,9 @@ type globals struct {
 	// bars while they show.
 	logOut *switchWriter
 	log    *slog.Logger
+	// parallel: other accounts sync at the same time as this one
+	// (parallel_accounts), so no progress bars.
+	parallel bool
 }
 
 // showSummary reports whether sync prints its summary line: on a
@@ -87,9 +90,10 @@ func (g *globals) showSummary() bool {
 }
 
 // showProgress reports whether sync shows progress bars: on a terminal,
-// unless -q, --json or --dry-run asks for other output.
+// unless -q, --json or --dry-run asks for other output, and while one
+// account syncs at a time.
 func (g *globals) showProgress(dryRun bool) bool {
-	return g.terminal && !g.quiet && !g.json && !dryRun
+	return g.terminal && !g.quiet && !g.json && !dryRun && !g.parallel
 }
 
 // run is main without the process: it returns the exit code.

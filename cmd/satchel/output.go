@@ -208,30 +208,34 @@ func newJSONSync(results []satsync.Result, dryRun bool) jsonSync {
 // asked for), otherwise one summary line per account when showSummary
 // says so (on a terminal or with -v; never with -q).
 func printSyncResults(g *globals, results []satsync.Result, dryRun bool) {
+	if g.json {
+		writeJSON(g, newJSONSync(results, dryRun))
+		return
+	}
+	for _, r := range results {
+		printSyncResult(g, r, dryRun)
+	}
+}
+
+// printSyncResult prints one account's part of printSyncResults' text.
+func printSyncResult(g *globals, r satsync.Result, dryRun bool) {
 	switch {
 	case g.json:
-		writeJSON(g, newJSONSync(results, dryRun))
 	case dryRun:
-		for _, r := range results {
-			for _, m := range r.Mailboxes {
-				if m.Folder != nil {
-					fmt.Fprintf(g.stdout, "%s: %s\n", m.Name, m.Folder)
-				}
-				if m.Plan != nil {
-					fmt.Fprint(g.stdout, m.Plan.String())
-				}
-				if m.Safety != nil {
-					fmt.Fprintf(g.stdout, "  held back (%d): %s\n", m.Held, m.Safety)
-				}
+		for _, m := range r.Mailboxes {
+			if m.Folder != nil {
+				fmt.Fprintf(g.stdout, "%s: %s\n", m.Name, m.Folder)
 			}
-			fmt.Fprint(g.stdout, r.Tags.String())
-		}
-	case g.showSummary():
-		for _, r := range results {
-			if r.Err == nil {
-				printSummary(g.stdout, r)
+			if m.Plan != nil {
+				fmt.Fprint(g.stdout, m.Plan.String())
+			}
+			if m.Safety != nil {
+				fmt.Fprintf(g.stdout, "  held back (%d): %s\n", m.Held, m.Safety)
 			}
 		}
+		fmt.Fprint(g.stdout, r.Tags.String())
+	case g.showSummary() && r.Err == nil:
+		printSummary(g.stdout, r)
 	}
 }
 

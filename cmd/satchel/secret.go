@@ -43,7 +43,15 @@ func secretCommand(ctx context.Context, account, key, command string) (string, e
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	// One at a time across accounts and connections: it may ask on the
+	// terminal.
+	done, err := takeTurn(ctx)
+	if err != nil {
+		return "", err
+	}
+	err = cmd.Run()
+	done()
+	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}

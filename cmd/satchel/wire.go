@@ -41,11 +41,21 @@ func loadConfig(g *globals) (*config.Config, error) {
 // loadAccounts loads the configuration and selects the named accounts
 // (all of them when none is named).
 func loadAccounts(g *globals, names []string) ([]config.Account, error) {
+	_, accounts, err := loadSelection(g, names)
+	return accounts, err
+}
+
+// loadSelection is loadAccounts with the configuration they came from.
+func loadSelection(g *globals, names []string) (*config.Config, []config.Account, error) {
 	cfg, err := loadConfig(g)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg.Select(names)
+	accounts, err := cfg.Select(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, accounts, nil
 }
 
 // openTrace opens the --trace file, shared by every connection of the run.
