@@ -22,6 +22,7 @@ type gmSession struct {
 	bw    *bufio.Writer
 
 	tag       string
+	throttled bool // the command being answered is past ThrottleAfter
 	authed    bool
 	condstore bool // RFC 7162 §3.1: enabled by ENABLE, SELECT (CONDSTORE), FETCH MODSEQ, ...
 	commands  int  // since authentication, for SessionExpiresAfter
@@ -70,10 +71,7 @@ func (s *gmSession) line(format string, args ...any) {
 }
 
 func (s *gmSession) ok(text string) {
-	s.store.mu.Lock()
-	throttled := s.store.opts.Limits.ThrottleAfter > 0 && s.store.commands >= s.store.opts.Limits.ThrottleAfter
-	s.store.mu.Unlock()
-	if throttled {
+	if s.throttled {
 		text += " [THROTTLED]"
 	}
 	s.line("%s OK %s", s.tag, text)
@@ -120,6 +118,7 @@ func (s *gmSession) limited(command string) bool {
 	st.commands++
 	lim := st.opts.Limits
 	expired := s.authed && s.expireGen != st.expireGen
+	s.throttled = lim.ThrottleAfter > 0 && st.commands >= lim.ThrottleAfter
 	over := (lim.OverQuotaAfterCommands > 0 && st.commands > lim.OverQuotaAfterCommands) ||
 		(lim.OverQuotaAfterBytes > 0 && st.fetched >= lim.OverQuotaAfterBytes)
 	st.mu.Unlock()

@@ -446,7 +446,6 @@ func (s *gmailStore) expungeLocked(b *gmBox, e *gmEntry) {
 	if b.entryOf(m) != e {
 		return // gone already
 	}
-	e.deleted = false
 	bump := s.labelsBump()
 	switch {
 	case b.label == gmTrash || b.label == gmSpam:
@@ -458,6 +457,7 @@ func (s *gmailStore) expungeLocked(b *gmBox, e *gmEntry) {
 		case GmailExpungeDeleteForever:
 			m.gone = true
 		default:
+			e.deleted = false
 			bump = true // only \Deleted changed
 		}
 	default:

@@ -259,3 +259,415 @@ func TestGmailOneMessageThreeLabels(t *testing.T) {
 		t.Errorf("X-GM-MSGID %d fits in 32 bits; Gmail's do not", id)
 	}
 }
+
+// TestGmailStoreLabels: STORE +X-GM-LABELS, -X-GM-LABELS and X-GM-LABELS
+// (and .SILENT) change the message's labels, and with them the mailboxes
+// it is in, as other sessions see them.
+func TestGmailStoreLabels(t *testing.T) {
+	t.Parallel()
+	s := StartGmail(t, GmailOptions{})
+	id := s.GmailAdd(GmailMessage{Body: gmailBody("m1", "labels"), Labels: []string{`\Inbox`}})
+	r := dialGmailRaw(t, s, true)
+	r.mustOK("SELECT INBOX")
+
+	u := r.mustOK(`UID STORE 1 +X-GM-LABELS (Later "Project X" \Important)`)
+	if len(u) != 1 || !slices.Equal(parseLabels(t, fetchAttr(t, u[0], "X-GM-LABELS")), sorted(`\Important`, "Later", "Project X")) {
+		t.Fatalf("STORE +X-GM-LABELS answered %q", u)
+	}
+	want := []string{"INBOX", "Later", "Project X", "[Gmail]/All Mail", "[Gmail]/Important"}
+	if got := s.GmailMailboxesOf(id); !slices.Equal(got, want) {
+		t.Fatalf("after +X-GM-LABELS the message is in %q, want %q", got, want)
+	}
+	// A label STORE makes the label's mailbox; go-imap's client sees it.
+	c := gmailClient(t, s, nil)
+	st, err := c.Status("Project X", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || *st.NumMessages != 1 {
+		t.Fatalf("STATUS \"Project X\": %v, %v", st, err)
+	}
+
+	// \Starred is the \Flagged flag.
+	r.mustOK(`UID STORE 1 +X-GM-LABELS.SILENT (\Starred)`)
+	msgs := s.Messages("[Gmail]/Starred")
+	if len(msgs) != 1 || !slices.Contains(msgs[0].Flags, `\Flagged`) {
+		t.Fatalf("after +X-GM-LABELS \\Starred, Starred holds %+v", msgs)
+	}
+
+	// Removing INBOX's own label from INBOX: the message leaves INBOX,
+	// and the client hears it (UID STORE may send EXPUNGE).
+	u = r.mustOK(`UID STORE 1 -X-GM-LABELS (\Inbox)`)
+	if !slices.Contains(u, "* 1 EXPUNGE") {
+		t.Errorf("-X-GM-LABELS \\Inbox in INBOX: no EXPUNGE in %q", u)
+	}
+	if uid := s.GmailUID("INBOX", id); uid != 0 {
+		t.Errorf("message still in INBOX (UID %d)", uid)
+	}
+
+	// X-GM-LABELS replaces; in "Later" the set is written without
+	// "Later" itself.
+	r.mustOK(`SELECT Later`)
+	u = r.mustOK(`UID STORE 1 X-GM-LABELS (Later Other)`)
+	if len(u) != 1 || !slices.Equal(parseLabels(t, fetchAttr(t, u[0], "X-GM-LABELS")), []string{"Other"}) {
+		t.Fatalf("STORE X-GM-LABELS in Later answered %q", u)
+	}
+	labels, _ := s.GmailLabels(id)
+	if !slices.Equal(labels, []string{"Later", "Other"}) {
+		t.Errorf("labels after replacing: %q (the star is a label too)", labels)
+	}
+	if got := s.GmailMailboxesOf(id); !slices.Equal(got, []string{"Later", "Other", "[Gmail]/All Mail"}) {
+		t.Errorf("after X-GM-LABELS the message is in %q", got)
+	}
+	// Project X still exists as an empty label.
+	st, err = c.Status("Project X", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || *st.NumMessages != 0 {
+		t.Fatalf("STATUS \"Project X\" after the label went: %v, %v", st, err)
+	}
+}
+
+// TestGmailLabelForms: X-GM-LABELS as Google documents it (system labels
+// as atoms) and as Gmail sends it now (quoted, backslash escaped) name the
+// same labels; a user label with spaces or specials is quoted, one in
+// non-ASCII is in modified UTF-7, and the selected mailbox's own label is
+// left out.
+func TestGmailLabelForms(t *testing.T) {
+	t.Parallel()
+	for _, quoted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("quoted=%v", quoted), func(t *testing.T) {
+			t.Parallel()
+			s := StartGmail(t, GmailOptions{QuotedSystemLabels: quoted})
+			s.GmailAdd(GmailMessage{
+				Body:   gmailBody("m1", "forms"),
+				Labels: []string{`\Inbox`, `\Important`, `\Sent`, "Muy Importante", "Café", "[x]", "fav"},
+				Flags:  []string{`\Flagged`},
+			})
+			r := dialGmailRaw(t, s, true)
+			r.mustOK("EXAMINE %s", Quote(gmailAllMail))
+			u := r.mustOK("FETCH 1 (X-GM-LABELS)")
+			raw := fetchAttr(t, u[0], "X-GM-LABELS")
+			// Sorted by name, as in the responses users report
+			// (ruby/net-imap#272).
+			wantRaw := `(Caf&AOk- "Muy Importante" "[x]" \Important \Inbox \Sent \Starred fav)`
+			if quoted {
+				wantRaw = `(Caf&AOk- "Muy Importante" "[x]" "\\Important" "\\Inbox" "\\Sent" "\\Starred" fav)`
+			}
+			if raw != wantRaw {
+				t.Errorf("X-GM-LABELS in All Mail:\n got %s\nwant %s", raw, wantRaw)
+			}
+			all := []string{`\Important`, `\Inbox`, `\Sent`, `\Starred`, "Café", "Muy Importante", "[x]", "fav"}
+			slices.Sort(all)
+			if got := parseLabels(t, raw); !slices.Equal(got, all) {
+				t.Errorf("parsed %q, want %q", got, all)
+			}
+			// In INBOX, and in a user label's mailbox, the own label
+			// is left out.
+			for mbox, own := range map[string]string{"INBOX": `\Inbox`, "Café": "Café", "[Gmail]/Starred": `\Starred`} {
+				r.mustOK("EXAMINE %s", mailboxArg(mbox))
+				u := r.mustOK("FETCH 1 (X-GM-LABELS)")
+				want := slices.DeleteFunc(slices.Clone(all), func(l string) bool { return l == own })
+				if got := parseLabels(t, fetchAttr(t, u[0], "X-GM-LABELS")); !slices.Equal(got, want) {
+					t.Errorf("in %q: %q, want %q", mbox, got, want)
+				}
+			}
+			// A STORE takes either form.
+			r.mustOK("SELECT INBOX")
+			r.mustOK(`STORE 1 -X-GM-LABELS ("\\Important" \Sent)`)
+			labels, _ := s.GmailLabels(s.GmailAdd(GmailMessage{Body: gmailBody("m2", "x")})) // an archived one: no labels
+			if len(labels) != 0 {
+				t.Fatalf("archived message has labels %q", labels)
+			}
+			u = r.mustOK("FETCH 1 (X-GM-LABELS)")
+			if got := parseLabels(t, fetchAttr(t, u[0], "X-GM-LABELS")); slices.Contains(got, `\Important`) || slices.Contains(got, `\Sent`) {
+				t.Errorf("after -X-GM-LABELS (\"\\\\Important\" \\Sent): %q", got)
+			}
+		})
+	}
+}
+
+// TestGmailChangedSince: a label change raises the message's MODSEQ in
+// every mailbox it is in, so FETCH CHANGEDSINCE finds it, unless the
+// server is one that leaves MODSEQ alone for labels; a flag change
+// raises it either way.
+func TestGmailChangedSince(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LabelsKeepModSeq=%v", keep), func(t *testing.T) {
+			t.Parallel()
+			s := StartGmail(t, GmailOptions{LabelsKeepModSeq: keep})
+			id := s.GmailAdd(GmailMessage{Body: gmailBody("m1", "modseq"), Labels: []string{`\Inbox`, "Work"}})
+			s.GmailAdd(GmailMessage{Body: gmailBody("m2", "other"), Labels: []string{`\Inbox`, "Work"}})
+
+			c := gmailClient(t, s, nil)
+			if !c.Caps().Has(imap.CapCondStore) || c.Caps().Has(imap.CapQResync) {
+				t.Fatalf("capabilities %v: want CONDSTORE, no QRESYNC", c.Caps())
+			}
+			sel, err := c.Select("Work", &imap.SelectOptions{CondStore: true}).Wait()
+			if err != nil {
+				t.Fatalf("select: %v", err)
+			}
+			allBefore, err := c.Status(gmailAllMail, &imap.StatusOptions{HighestModSeq: true}).Wait()
+			if err != nil {
+				t.Fatalf("status: %v", err)
+			}
+
+			r := dialGmailRaw(t, s, true)
+			r.mustOK("SELECT INBOX")
+			r.mustOK(`UID STORE %d +X-GM-LABELS.SILENT (Later)`, s.GmailUID("INBOX", id))
+
+			changed := func(mbox string, since uint64) []uint32 {
+				t.Helper()
+				if _, err := c.Select(mbox, &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
+					t.Fatalf("select %q: %v", mbox, err)
+				}
+				msgs, err := c.Fetch(imap.UIDSetNum(1, 2, 3), &imap.FetchOptions{UID: true, ModSeq: true, ChangedSince: since}).Collect()
+				if err != nil {
+					t.Fatalf("fetch changedsince in %q: %v", mbox, err)
+				}
+				var uids []uint32
+				for _, m := range msgs {
+					if m.ModSeq != s.GmailModSeq(id) && m.UID == imap.UID(s.GmailUID(mbox, id)) {
+						t.Errorf("%q: MODSEQ %d, store has %d", mbox, m.ModSeq, s.GmailModSeq(id))
+					}
+					uids = append(uids, uint32(m.UID))
+				}
+				return uids
+			}
+			got := changed("Work", sel.HighestModSeq)
+			gotAll := changed(gmailAllMail, allBefore.HighestModSeq)
+			if keep {
+				if len(got) != 0 || len(gotAll) != 0 {
+					t.Errorf("label change with LabelsKeepModSeq: CHANGEDSINCE found %v in Work, %v in All Mail", got, gotAll)
+				}
+			} else {
+				if !slices.Equal(got, []uint32{s.GmailUID("Work", id)}) || !slices.Equal(gotAll, []uint32{s.GmailUID(gmailAllMail, id)}) {
+					t.Errorf("label change: CHANGEDSINCE found %v in Work, %v in All Mail; want the message in both", got, gotAll)
+				}
+			}
+			// The new label's mailbox has a HIGHESTMODSEQ covering it.
+			later, err := c.Status("Later", &imap.StatusOptions{HighestModSeq: true, NumMessages: true}).Wait()
+			if err != nil || *later.NumMessages != 1 || later.HighestModSeq < s.GmailModSeq(id) {
+				t.Errorf("STATUS Later: %+v, %v", later, err)
+			}
+
+			// A flag change raises MODSEQ in every mailbox, either way.
+			work, err := c.Status("Work", &imap.StatusOptions{HighestModSeq: true}).Wait()
+			if err != nil {
+				t.Fatalf("status: %v", err)
+			}
+			before := work.HighestModSeq
+			r.mustOK(`UID STORE %d +FLAGS.SILENT (\Seen)`, s.GmailUID("INBOX", id))
+			if s.GmailModSeq(id) <= before {
+				t.Fatalf("flag change left MODSEQ at %d", before)
+			}
+			if got := changed("Work", before); !slices.Equal(got, []uint32{s.GmailUID("Work", id)}) {
+				t.Errorf("flag change: CHANGEDSINCE %d in Work found %v", before, got)
+			}
+		})
+	}
+}
+
+func sorted(s ...string) []string {
+	slices.Sort(s)
+	return s
+}
+
+// TestGmailDeletion: each of Gmail's deletion rules (Gmail Help answer
+// 77657 and the IMAP settings), through the harness's own expunge
+// (STORE \Deleted, UID EXPUNGE) and go-imap's MOVE and COPY.
+func TestGmailDeletion(t *testing.T) {
+	t.Parallel()
+	labels := []string{`\Inbox`, "Work", `\Important`}
+	type outcome struct {
+		mailboxes []string // where the message is afterwards; nil: gone for good
+		labels    []string
+	}
+	for _, tc := range []struct {
+		name string
+		opts GmailOptions
+		do   func(t *testing.T, s *Server, id uint64)
+		want outcome
+	}{
+		{
+			name: "expunge in INBOX removes \\Inbox",
+			do:   func(t *testing.T, s *Server, id uint64) { s.Expunge("INBOX", s.GmailUID("INBOX", id)) },
+			want: outcome{sorted("Work", gmailAllMail, "[Gmail]/Important"), sorted("Work", `\Important`)},
+		},
+		{
+			name: "expunge in a label's mailbox removes that label",
+			do:   func(t *testing.T, s *Server, id uint64) { s.Expunge("Work", s.GmailUID("Work", id)) },
+			want: outcome{sorted("INBOX", gmailAllMail, "[Gmail]/Important"), sorted(`\Inbox`, `\Important`)},
+		},
+		{
+			name: "expunge in All Mail archives by default: nothing changes",
+			do: func(t *testing.T, s *Server, id uint64) {
+				uid := s.GmailUID(gmailAllMail, id)
+				s.Expunge(gmailAllMail, uid)
+				if got := s.GmailUID(gmailAllMail, id); got != uid {
+					t.Errorf("UID in All Mail went from %d to %d", uid, got)
+				}
+				if msgs := s.Messages(gmailAllMail); len(msgs) != 1 || slices.Contains(msgs[0].Flags, `\Deleted`) {
+					t.Errorf("All Mail after the expunge: %+v", msgs)
+				}
+			},
+			want: outcome{sorted("INBOX", "Work", gmailAllMail, "[Gmail]/Important"), sorted(labels...)},
+		},
+		{
+			name: "expunge in All Mail trashes when set so",
+			opts: GmailOptions{Expunge: GmailExpungeTrash},
+			do:   func(t *testing.T, s *Server, id uint64) { s.Expunge(gmailAllMail, s.GmailUID(gmailAllMail, id)) },
+			want: outcome{[]string{"[Gmail]/Trash"}, sorted(append([]string{`\Trash`}, labels...)...)},
+		},
+		{
+			name: "expunge in All Mail deletes for good when set so",
+			opts: GmailOptions{Expunge: GmailExpungeDeleteForever},
+			do:   func(t *testing.T, s *Server, id uint64) { s.Expunge(gmailAllMail, s.GmailUID(gmailAllMail, id)) },
+		},
+		{
+			name: "MOVE to Trash leaves every other mailbox, labels kept",
+			do: func(t *testing.T, s *Server, id uint64) {
+				c := gmailClient(t, s, nil)
+				if _, err := c.Select("Work", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				data, err := c.Move(imap.UIDSetNum(imap.UID(s.GmailUID("Work", id))), "[Gmail]/Trash").Wait()
+				if err != nil {
+					t.Fatalf("move: %v", err)
+				}
+				if got := data.DestUIDs; !slices.Equal(uidList(got.(imap.UIDSet)), []uint32{s.GmailUID("[Gmail]/Trash", id)}) {
+					t.Errorf("COPYUID names %v", got)
+				}
+			},
+			want: outcome{[]string{"[Gmail]/Trash"}, sorted(append([]string{`\Trash`}, labels...)...)},
+		},
+		{
+			name: "out of Trash, the message comes back with its labels",
+			do: func(t *testing.T, s *Server, id uint64) {
+				c := gmailClient(t, s, nil)
+				if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Move(imap.UIDSetNum(imap.UID(s.GmailUID("INBOX", id))), "[Gmail]/Trash").Wait(); err != nil {
+					t.Fatalf("move to Trash: %v", err)
+				}
+				if _, err := c.Select("[Gmail]/Trash", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Move(imap.UIDSetNum(imap.UID(s.GmailUID("[Gmail]/Trash", id))), "INBOX").Wait(); err != nil {
+					t.Fatalf("move back: %v", err)
+				}
+			},
+			want: outcome{sorted("INBOX", "Work", gmailAllMail, "[Gmail]/Important"), sorted(labels...)},
+		},
+		{
+			name: "expunge in Trash deletes for good",
+			do: func(t *testing.T, s *Server, id uint64) {
+				c := gmailClient(t, s, nil)
+				if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Copy(imap.UIDSetNum(imap.UID(s.GmailUID("INBOX", id))), "[Gmail]/Trash").Wait(); err != nil {
+					t.Fatalf("copy to Trash: %v", err)
+				}
+				s.Expunge("[Gmail]/Trash", s.GmailUID("[Gmail]/Trash", id))
+			},
+		},
+		{
+			name: "expunge in Spam deletes for good",
+			do: func(t *testing.T, s *Server, id uint64) {
+				c := gmailClient(t, s, nil)
+				if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Move(imap.UIDSetNum(imap.UID(s.GmailUID("INBOX", id))), "[Gmail]/Spam").Wait(); err != nil {
+					t.Fatalf("move to Spam: %v", err)
+				}
+				if got := s.GmailMailboxesOf(id); !slices.Equal(got, []string{"[Gmail]/Spam"}) {
+					t.Errorf("reported as spam, the message is in %q", got)
+				}
+				s.Expunge("[Gmail]/Spam", s.GmailUID("[Gmail]/Spam", id))
+			},
+		},
+		{
+			name: "MOVE between labels moves the label",
+			do: func(t *testing.T, s *Server, id uint64) {
+				c := gmailClient(t, s, nil)
+				if _, err := c.Select("Work", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Move(imap.UIDSetNum(imap.UID(s.GmailUID("Work", id))), "Done").Wait(); err != nil {
+					t.Fatalf("move: %v", err)
+				}
+			},
+			want: outcome{sorted("INBOX", "Done", gmailAllMail, "[Gmail]/Important"), sorted(`\Inbox`, "Done", `\Important`)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := StartGmail(t, tc.opts)
+			s.CreateMailbox("Done")
+			id := s.GmailAdd(GmailMessage{Body: gmailBody("m1", "delete me"), Labels: labels})
+			tc.do(t, s, id)
+			got, ok := s.GmailLabels(id)
+			if tc.want.mailboxes == nil {
+				if ok {
+					t.Fatalf("message still exists, labels %q, in %q", got, s.GmailMailboxesOf(id))
+				}
+				if n := s.GmailMessageCount(); n != 0 {
+					t.Fatalf("%d messages left", n)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("message deleted for good")
+			}
+			if !slices.Equal(got, tc.want.labels) {
+				t.Errorf("labels %q, want %q", got, tc.want.labels)
+			}
+			if boxes := s.GmailMailboxesOf(id); !slices.Equal(boxes, tc.want.mailboxes) {
+				t.Errorf("in %q, want %q", boxes, tc.want.mailboxes)
+			}
+		})
+	}
+}
+
+func uidList(set imap.UIDSet) []uint32 {
+	uids, _ := set.Nums()
+	out := make([]uint32, len(uids))
+	for i, u := range uids {
+		out[i] = uint32(u)
+	}
+	return out
+}
+
+// TestGmailAutoExpunge: with Gmail's default Auto-Expunge on, \Deleted
+// removes the message from the mailbox at once; with it off, the message
+// waits, marked, for EXPUNGE.
+func TestGmailAutoExpunge(t *testing.T) {
+	t.Parallel()
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AutoExpungeOff=%v", off), func(t *testing.T) {
+			t.Parallel()
+			s := StartGmail(t, GmailOptions{AutoExpungeOff: off})
+			id := s.GmailAdd(GmailMessage{Body: gmailBody("m1", "auto"), Labels: []string{`\Inbox`, "Work"}})
+			r := dialGmailRaw(t, s, true)
+			r.mustOK("SELECT INBOX")
+			u := r.mustOK(`STORE 1 +FLAGS (\Deleted)`)
+			if len(u) != 1 || !strings.Contains(u[0], `\Deleted`) {
+				t.Errorf("STORE answered %q", u)
+			}
+			u = r.mustOK("NOOP")
+			expunged := slices.Contains(u, "* 1 EXPUNGE")
+			if expunged == off {
+				t.Errorf("NOOP after STORE \\Deleted: %q", u)
+			}
+			// \Deleted is INBOX's own: Work shows the message unmarked.
+			if msgs := s.Messages("Work"); len(msgs) != 1 || slices.Contains(msgs[0].Flags, `\Deleted`) {
+				t.Errorf("Work: %+v", msgs)
+			}
+			if off {
+				r.mustOK("EXPUNGE")
+			}
+			if uid := s.GmailUID("INBOX", id); uid != 0 {
+				t.Errorf("still in INBOX")
+			}
+		})
+	}
+}
