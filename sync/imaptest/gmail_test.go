@@ -2,6 +2,7 @@ package imaptest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -669,5 +670,187 @@ func TestGmailAutoExpunge(t *testing.T) {
 				t.Errorf("still in INBOX")
 			}
 		})
+	}
+}
+
+// TestGmailAppendDuplicate: an APPEND of a message Gmail already has
+// (same Message-ID, same bytes) stores nothing new: the message it has
+// gets the mailbox's label, and APPENDUID names its UID there; a trashed
+// one comes back. Another body under the same Message-ID is a new
+// message.
+func TestGmailAppendDuplicate(t *testing.T) {
+	t.Parallel()
+	s := StartGmail(t, GmailOptions{})
+	s.CreateMailbox("Work")
+	body := gmailBody("dup", "twice")
+	date := time.Date(2023, 1, 2, 3, 4, 5, 0, time.UTC)
+	first := s.Append("INBOX", body, []string{`\Seen`}, date)
+	s.Append("Work", gmailBody("w1", "other"), nil, time.Time{})
+	if n := s.GmailMessageCount(); n != 2 {
+		t.Fatalf("%d messages after two APPENDs", n)
+	}
+	second := s.Append("Work", body, nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	if n := s.GmailMessageCount(); n != 2 {
+		t.Fatalf("%d messages after appending a duplicate, want 2", n)
+	}
+	msgs := s.Messages("Work")
+	if second != 2 || len(msgs) != 2 || msgs[1].UID != second || !msgs[1].Date.Equal(date) || !slices.Equal(msgs[1].Flags, []string{`\Seen`}) {
+		t.Fatalf("duplicate: APPENDUID %d, Work holds %+v; want the first copy, date and flags kept", second, msgs)
+	}
+	if in := s.Messages("INBOX"); len(in) != 1 || in[0].UID != first {
+		t.Fatalf("INBOX: %+v", in)
+	}
+
+	// A duplicate of a trashed message un-trashes it.
+	c := gmailClient(t, s, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Move(imap.UIDSetNum(imap.UID(first)), "[Gmail]/Trash").Wait(); err != nil {
+		t.Fatalf("move to Trash: %v", err)
+	}
+	if msgs := s.Messages("Work"); len(msgs) != 1 {
+		t.Fatalf("trashed message still in Work: %+v", msgs)
+	}
+	again := s.Append("INBOX", body, nil, time.Time{})
+	if n := s.GmailMessageCount(); n != 2 {
+		t.Fatalf("%d messages after appending a trashed one's duplicate", n)
+	}
+	if again != first+1 || len(s.Messages("[Gmail]/Trash")) != 0 || len(s.Messages("Work")) != 2 {
+		t.Errorf("re-appended: UID %d in INBOX (a new one, after %d), Trash %d, Work %d", again, first, len(s.Messages("[Gmail]/Trash")), len(s.Messages("Work")))
+	}
+
+	// Same Message-ID, other bytes: a message of its own.
+	s.Append("INBOX", append(body, "PS\r\n"...), nil, time.Time{})
+	if n := s.GmailMessageCount(); n != 3 {
+		t.Fatalf("%d messages after appending a different body, want 3", n)
+	}
+}
+
+// TestGmailLimits: each of Gmail's limit answers, as users report them.
+func TestGmailLimits(t *testing.T) {
+	t.Parallel()
+	t.Run("too many simultaneous connections", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{MaxConnections: 2}})
+		a := dialGmailRaw(t, s, true)
+		dialGmailRaw(t, s, true)
+		c := dialGmailRaw(t, s, false)
+		if _, tagged := c.cmd("LOGIN %s %s", s.User, s.Password); tagged != "NO [ALERT] Too many simultaneous connections. (Failure)" {
+			t.Fatalf("third LOGIN: %q", tagged)
+		}
+		// go-imap's client reads it as an ALERT refusal.
+		nc, _ := s.Dial()
+		gc := imapclient.New(nc, nil)
+		defer gc.Close()
+		err := gc.Login(s.User, s.Password).Wait()
+		var ierr *imap.Error
+		if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeAlert {
+			t.Errorf("go-imap login: %v", err)
+		}
+		a.mustOK("LOGOUT")
+		waitFor(t, func() bool {
+			_, tagged := c.cmd("LOGIN %s %s", s.User, s.Password)
+			return strings.HasPrefix(tagged, "OK")
+		})
+	})
+	t.Run("Gmail's cap is 15", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{})
+		for range 15 {
+			dialGmailRaw(t, s, true)
+		}
+		c := dialGmailRaw(t, s, false)
+		if _, tagged := c.cmd("LOGIN %s %s", s.User, s.Password); !strings.Contains(tagged, "Too many simultaneous connections") {
+			t.Fatalf("16th LOGIN: %q", tagged)
+		}
+	})
+	t.Run("throttled", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{ThrottleAfter: 4}})
+		r := dialGmailRaw(t, s, true) // command 1
+		for i, want := range []string{"OK Success", "OK Success", "OK Success [THROTTLED]", "OK Success [THROTTLED]"} {
+			if _, tagged := r.cmd("NOOP"); tagged != want {
+				t.Errorf("command %d: %q, want %q", i+2, tagged, want)
+			}
+		}
+		// go-imap's client takes such an OK as an OK.
+		c := gmailClient(t, s, nil)
+		if err := c.Noop().Wait(); err != nil {
+			t.Errorf("go-imap NOOP while throttled: %v", err)
+		}
+	})
+	t.Run("over quota by bytes", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{OverQuotaAfterBytes: 100}})
+		s.GmailAdd(GmailMessage{Body: crlf("Subject: big\n\n" + strings.Repeat("x", 200) + "\n"), Labels: []string{`\Inbox`}})
+		r := dialGmailRaw(t, s, true)
+		r.mustOK("SELECT INBOX")
+		r.mustOK("FETCH 1 BODY.PEEK[]")
+		_, tagged := r.cmd("FETCH 1 BODY.PEEK[]")
+		if tagged != "NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)" {
+			t.Errorf("FETCH over the byte limit: %q", tagged)
+		}
+		if u, tagged := r.cmd("LOGOUT"); !strings.HasPrefix(tagged, "OK") || !slices.Contains(u, "* BYE LOGOUT Requested") {
+			t.Errorf("LOGOUT over quota: %q %q", u, tagged)
+		}
+	})
+	t.Run("over quota by commands", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{OverQuotaAfterCommands: 3}})
+		r := dialGmailRaw(t, s, true) // 1
+		r.mustOK("NOOP")              // 2
+		r.mustOK("NOOP")              // 3
+		c := gmailClient(t, s, nil)   // 4: LOGIN works, the account is not judged before it
+		err := c.Noop().Wait()
+		var ierr *imap.Error
+		if !errors.As(err, &ierr) || ierr.Code != "OVERQUOTA" || !strings.Contains(ierr.Text, "bandwidth limits") {
+			t.Errorf("go-imap NOOP over the command limit: %v", err)
+		}
+	})
+	t.Run("session expires after n commands", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{SessionExpiresAfter: 3}})
+		r := dialGmailRaw(t, s, true)
+		r.mustOK("NOOP")
+		r.mustOK("NOOP")
+		r.n++
+		r.send("a99 NOOP")
+		if l := r.line(); l != "* BYE Session expired, please login again." {
+			t.Fatalf("third command: %q", l)
+		}
+		r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := r.br.ReadByte(); err != io.EOF {
+			t.Errorf("connection not closed after BYE: %v", err)
+		}
+	})
+	t.Run("sessions expired while in IDLE", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{})
+		r := dialGmailRaw(t, s, true)
+		r.mustOK("SELECT INBOX")
+		r.send("i1 IDLE")
+		if l := r.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		s.GmailExpireSessions()
+		if l := r.line(); l != "* BYE Session expired, please login again." {
+			t.Fatalf("in IDLE after expiry: %q", l)
+		}
+		// A new session logs in.
+		dialGmailRaw(t, s, true).mustOK("NOOP")
+	})
+}
+
+// waitFor polls cond until it holds, for state another goroutine
+// changes (a server noticing a closed connection).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
