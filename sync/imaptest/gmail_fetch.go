@@ -169,7 +169,7 @@ func parseFetchItem(p *gmParser) ([]gmFetchItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := "BODY[" + strings.ToUpper(spec) + "]"
+	resp := "BODY[" + spec + "]" // echoed as asked (RFC 9051 §7.5.2)
 	if p.peek() == '<' {
 		end := strings.IndexByte(p.s[p.i:], '>')
 		if end < 0 {
@@ -407,12 +407,7 @@ func (s *gmSession) storeCmd(p *gmParser, uid bool) error {
 	if item != "FLAGS" && item != "X-GM-LABELS" {
 		return errSyntax
 	}
-	var values []string
-	if p.peek() == '(' {
-		values, err = p.astrings()
-	} else {
-		values, err = p.astrings()
-	}
+	values, err := p.astrings()
 	if err != nil || !p.done() {
 		return errSyntax
 	}
@@ -533,7 +528,6 @@ func (s *gmSession) storeFlags(e *gmEntry, op byte, values []string) {
 		del = want[`\deleted`]
 	}
 	flags := slices.Clone(m.flags)
-	starred := m.hasFlag(`\Flagged`)
 	if op == '=' {
 		m.flags = nil
 	}
@@ -547,7 +541,6 @@ func (s *gmSession) storeFlags(e *gmEntry, op byte, values []string) {
 		e.deleted = del
 		st.touchLocked(m, true)
 	}
-	_ = starred
 	if e.deleted && !st.opts.AutoExpungeOff {
 		st.expungeLocked(s.sel, e)
 	}

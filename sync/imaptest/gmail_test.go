@@ -2,6 +2,7 @@ package imaptest
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -853,4 +854,112 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestGmailSearch: SEARCH by X-GM-MSGID, X-GM-THRID, X-GM-LABELS and
+// X-GM-RAW's label: and in:, and go-imap's ESEARCH UID SEARCH.
+func TestGmailSearch(t *testing.T) {
+	t.Parallel()
+	s := StartGmail(t, GmailOptions{})
+	a := s.GmailAdd(GmailMessage{Body: gmailBody("a", "first"), Labels: []string{`\Inbox`, "Work/Projects"}})
+	b := s.GmailAdd(GmailMessage{Body: crlf("Message-ID: <b@example.com>\nIn-Reply-To: <a@example.com>\nSubject: Re: first\n\nreply\n"), Labels: []string{"Work/Projects"}})
+	s.GmailAdd(GmailMessage{Body: gmailBody("c", "third"), Labels: []string{`\Inbox`}, Flags: []string{`\Flagged`}})
+	r := dialGmailRaw(t, s, true)
+	r.mustOK("SELECT %s", Quote(gmailAllMail))
+	for query, want := range map[string]string{
+		fmt.Sprintf("X-GM-MSGID %d", b):                   "* SEARCH 2",
+		fmt.Sprintf("X-GM-THRID %d", a):                   "* SEARCH 1 2",
+		`X-GM-LABELS Work/Projects`:                       "* SEARCH 1 2",
+		`X-GM-LABELS \Inbox`:                              "* SEARCH 1 3",
+		`X-GM-LABELS "\\Starred"`:                         "* SEARCH 3",
+		`X-GM-RAW "label:work-projects"`:                  "* SEARCH 1 2",
+		`X-GM-RAW "in:inbox -label:Work/Projects"`:        "* SEARCH 3",
+		`X-GM-RAW "is:starred"`:                           "* SEARCH 3",
+		`UID SEARCH X-GM-RAW "rfc822msgid:b@example.com"`: "* SEARCH 2",
+	} {
+		cmd := "SEARCH " + query
+		if strings.HasPrefix(query, "UID ") {
+			cmd = query
+		}
+		if u := r.mustOK("%s", cmd); !slices.Equal(u, []string{want}) {
+			t.Errorf("%s: %q, want %q", cmd, u, want)
+		}
+	}
+
+	c := gmailClient(t, s, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.UIDSearch(&imap.SearchCriteria{}, &imap.SearchOptions{ReturnAll: true, ReturnCount: true}).Wait()
+	if err != nil {
+		t.Fatalf("uid search: %v", err)
+	}
+	if got := uidList(data.All.(imap.UIDSet)); !slices.Equal(got, []uint32{1, 2}) || data.Count != 2 {
+		t.Errorf("ESEARCH: %v count %d", got, data.Count)
+	}
+}
+
+// TestGmailIdleSeesLabelChange: a session in IDLE on a label's mailbox
+// hears of a message given that label on another connection, and of it
+// leaving when the label goes.
+func TestGmailIdleSeesLabelChange(t *testing.T) {
+	t.Parallel()
+	s := StartGmail(t, GmailOptions{})
+	s.CreateMailbox("Later")
+	id := s.GmailAdd(GmailMessage{Body: gmailBody("m1", "idle"), Labels: []string{`\Inbox`}})
+	w := dialGmailRaw(t, s, true)
+	w.mustOK("SELECT Later")
+	w.send("i1 IDLE")
+	if l := w.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	r := dialGmailRaw(t, s, true)
+	r.mustOK("SELECT INBOX")
+	r.mustOK(`UID STORE %d +X-GM-LABELS.SILENT (Later)`, s.GmailUID("INBOX", id))
+	if l := w.line(); l != "* 1 EXISTS" {
+		t.Fatalf("in IDLE after +X-GM-LABELS: %q", l)
+	}
+	r.mustOK(`UID STORE %d -X-GM-LABELS.SILENT (Later)`, s.GmailUID("INBOX", id))
+	for {
+		l := w.line()
+		if l == "* 1 EXPUNGE" {
+			break
+		}
+		if !strings.Contains(l, "FETCH") {
+			t.Fatalf("in IDLE after -X-GM-LABELS: %q", l)
+		}
+	}
+	w.send("DONE")
+	if l := w.line(); l != "i1 OK IDLE terminated (Success)" {
+		t.Errorf("DONE: %q", l)
+	}
+}
+
+// TestGmailXOAuth2: AUTHENTICATE XOAUTH2 with the token logs in; a wrong
+// token gets Gmail's error challenge, then NO [AUTHENTICATIONFAILED].
+func TestGmailXOAuth2(t *testing.T) {
+	t.Parallel()
+	s := StartGmail(t, GmailOptions{Token: "ya29.good"})
+	ir := func(token string) string {
+		return base64.StdEncoding.EncodeToString([]byte("user=" + s.User + "\x01auth=Bearer " + token + "\x01\x01"))
+	}
+	r := dialGmailRaw(t, s, false)
+	if u := r.mustOK("CAPABILITY"); len(u) != 1 || !strings.Contains(u[0], "AUTH=XOAUTH2") || !strings.Contains(u[0], "SASL-IR") {
+		t.Fatalf("capabilities before login: %q", u)
+	}
+	r.send("a9 AUTHENTICATE XOAUTH2 " + ir("ya29.expired"))
+	l := r.line()
+	challenge, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(l, "+ "))
+	if err != nil || !strings.Contains(string(challenge), `"status":"400"`) {
+		t.Fatalf("challenge %q (%s)", l, challenge)
+	}
+	r.send("")
+	if l := r.line(); l != "a9 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" {
+		t.Fatalf("after the challenge: %q", l)
+	}
+	u := r.mustOK("AUTHENTICATE XOAUTH2 %s", ir("ya29.good"))
+	if len(u) != 1 || !strings.Contains(u[0], "X-GM-EXT-1") || !strings.Contains(u[0], "CONDSTORE") {
+		t.Errorf("capabilities after login: %q", u)
+	}
+	r.mustOK("SELECT INBOX")
 }
