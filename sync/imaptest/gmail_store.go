@@ -498,9 +498,12 @@ func (s *gmailStore) appendLocked(b *gmBox, body []byte, flags []string, date ti
 // deleteBoxLocked deletes a user label: its messages lose it and stay
 // wherever else they are (Gmail Help answer 77657: a folder is a label).
 func (s *gmailStore) deleteBoxLocked(b *gmBox) {
-	for _, e := range slices.Clone(b.entries) {
-		delete(e.msg.labels, b.label)
-		s.touchLocked(e.msg, s.labelsBump())
+	// Trashed messages lose it too: they are in no mailbox but Trash.
+	for _, m := range s.msgs {
+		if m.labels[b.label] {
+			delete(m.labels, b.label)
+			s.touchLocked(m, s.labelsBump())
+		}
 	}
 	b.entries = nil
 	delete(s.boxes, b.name)
