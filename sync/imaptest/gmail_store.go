@@ -522,13 +522,19 @@ func (s *gmailStore) renameBoxLocked(from, to string) {
 		b.label = b.name
 		delete(s.boxes, old)
 		s.boxes[b.name] = b
-		for _, e := range b.entries {
-			delete(e.msg.labels, old)
-			e.msg.labels[b.label] = true
+		// Trashed messages are renamed too, for when they come back.
+		for _, m := range s.msgs {
+			if !m.labels[old] {
+				continue
+			}
+			delete(m.labels, old)
+			m.labels[b.label] = true
 			if s.labelsBump() {
 				s.modseq++
-				e.msg.modseq = s.modseq
-				b.modseq = s.modseq
+				m.modseq = s.modseq
+				if b.entryOf(m) != nil {
+					b.modseq = s.modseq
+				}
 			}
 		}
 	}
