@@ -529,13 +529,7 @@ func (s *gmailStore) renameBoxLocked(from, to string) {
 			}
 			delete(m.labels, old)
 			m.labels[b.label] = true
-			if s.labelsBump() {
-				s.modseq++
-				m.modseq = s.modseq
-				if b.entryOf(m) != nil {
-					b.modseq = s.modseq
-				}
-			}
+			s.touchLocked(m, s.labelsBump())
 		}
 	}
 	s.signalLocked()
