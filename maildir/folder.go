@@ -205,9 +205,11 @@ func (f Folder) dirStamps() ([2]time.Time, error) {
 // Info describes a local message as the server would see it.
 type Info = mail.LocalInfo
 
-// Info reads the file of key once to describe it.
-func (f Folder) Info(key string) (Info, error) {
-	e, ok, err := f.Dir.Find(key)
+// Info reads the file of key once to describe it. seen is the flags a
+// listing last saw on the file: it is found by the name they give, with a
+// few stats, and the folder listed only if it moved since (see guess).
+func (f Folder) Info(key string, seen mail.Flags) (Info, error) {
+	e, ok, err := f.Dir.lookup(key, &seen, 0)
 	if err != nil {
 		return Info{}, err
 	}
@@ -263,9 +265,9 @@ func (w *headerHasher) Write(p []byte) (int, error) {
 }
 
 // OpenCRLF opens the file of key as the server must receive it: LF line
-// endings turned into CRLF.
-func (f Folder) OpenCRLF(key string) (io.ReadCloser, error) {
-	e, ok, err := f.Dir.Find(key)
+// endings turned into CRLF. seen is as for Info.
+func (f Folder) OpenCRLF(key string, seen mail.Flags) (io.ReadCloser, error) {
+	e, ok, err := f.Dir.lookup(key, &seen, 0)
 	if err != nil {
 		return nil, err
 	}

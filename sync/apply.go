@@ -336,7 +336,7 @@ func (r *runner) downloadSplit(ctx context.Context, remote Remote, b *box, msgs 
 func (r *runner) adopt(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
 	var fallback []mail.RemoteMessage
 	for _, a := range b.plan.Adopt {
-		in, err := a.From.folder.Info(a.Key)
+		in, err := a.From.folder.Info(a.Key, a.From.files[a.Key])
 		var uid mail.UID
 		if err == nil {
 			if uid, err = remote.FindNew(ctx, a.Remote.UID, a.Remote.Size, in.HeaderHash, nil); err != nil {
@@ -420,7 +420,7 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 	steps := make([]step, len(batch))
 	intents := make([]mail.Intent, len(batch))
 	for i, up := range batch {
-		in, err := b.folder.Info(up.Key)
+		in, err := b.folder.Info(up.Key, b.files[up.Key])
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", up.Key, err)
 		}
@@ -466,7 +466,7 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 	for i, st := range steps {
 		key := st.up.Key
 		outs[i] = mail.Outgoing{Flags: st.flags, Date: st.info.ModTime, Size: st.info.Size,
-			Open: func() (io.ReadCloser, error) { return b.folder.OpenCRLF(key) }}
+			Open: func() (io.ReadCloser, error) { return b.folder.OpenCRLF(key, st.info.Flags) }}
 	}
 	results, sendErr := remote.AppendBatch(ctx, b.Name, outs)
 	var failed error
@@ -661,7 +661,7 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 		if err := ctx.Err(); err != nil {
 			return gone, err
 		}
-		in, err := mv.To.folder.Info(mv.ToKey)
+		in, err := mv.To.folder.Info(mv.ToKey, mv.To.files[mv.ToKey])
 		if err != nil {
 			return gone, err
 		}

@@ -210,10 +210,14 @@ type Folder interface {
 	// the key: the engine passes its index rows' copy, so that a large
 	// folder's keys are not held twice.
 	ScanShared(same func(key string) string) (map[string]mail.Flags, error)
-	// Info reads a message to describe it as the server would.
-	Info(key string) (mail.LocalInfo, error)
-	// OpenCRLF opens a message with CRLF line endings, for upload.
-	OpenCRLF(key string) (io.ReadCloser, error)
+	// Info reads a message to describe it as the server would. seen is
+	// the flags the folder's listing showed on the file: it is found by
+	// the name they give, without listing the folder again (a listing if
+	// it moved since).
+	Info(key string, seen mail.Flags) (mail.LocalInfo, error)
+	// OpenCRLF opens a message with CRLF line endings, for upload; seen
+	// is as for Info.
+	OpenCRLF(key string, seen mail.Flags) (io.ReadCloser, error)
 	// Stamp identifies the state of the folder's message list (it
 	// changes with every delivery, rename and removal); latest is when
 	// it last changed. A missing folder has the empty stamp.

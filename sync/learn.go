@@ -439,7 +439,7 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 			}
 			found = ok && in.Row.UIDValidity == b.st.UIDValidity
 			if found && row.MessageID == "" {
-				if info, err := b.folder.Info(in.Key); err == nil {
+				if info, err := b.folder.Info(in.Key, in.Row.Flags.System()); err == nil {
 					row.MessageID = info.MessageID
 				}
 			}

@@ -180,7 +180,7 @@ func (pl *planner) localInfo(b *box, key string) (mail.LocalInfo, bool) {
 	if in, ok := pl.info[b][key]; ok {
 		return in, in.Size > 0
 	}
-	in, err := b.folder.Info(key)
+	in, err := b.folder.Info(key, b.files[key])
 	if err != nil {
 		pl.log.Warn("cannot read local message", "mailbox", b.Name, "key", key, "err", err)
 		in = mail.LocalInfo{}
@@ -216,27 +216,29 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 				unknown[b][k] = true
 			}
 		}
+		var missing []mail.Message
 		for m := range b.known.all() {
-			if !m.State.OnLocal() {
-				continue
+			if _, ok := b.files[m.Key]; m.State.OnLocal() && !ok {
+				missing = append(missing, m)
 			}
-			if _, ok := b.files[m.Key]; ok {
-				continue
-			}
-			// Not in the listing: look again in both cur/ and new/
-			// before calling it deleted (a mail reader may have renamed
-			// it under the listing).
-			f, ok, err := b.folder.Find(m.Key)
+		}
+		if len(missing) > 0 {
+			// Not in the listing: listed again, once, before any is
+			// called deleted (a mail reader may have renamed one from
+			// new/ to cur/ under the listing).
+			again, err := b.folder.ScanShared(nil)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				// A folder deleted with sync.remove_folders is not
 				// re-created before apply: it has no files.
 				return err
 			}
-			if ok {
-				b.files[m.Key] = f
-				continue
+			for _, m := range missing {
+				if f, ok := again[m.Key]; ok {
+					b.files[m.Key] = f
+					continue
+				}
+				vanished[b] = append(vanished[b], m)
 			}
-			vanished[b] = append(vanished[b], m)
 		}
 		b.plan = &Plan{Mailbox: b.Name, Mode: b.mode, Status: b.st}
 	}

@@ -157,7 +157,7 @@ func (r *runner) adoptExisting(ctx context.Context, remote Remote, b *box, reind
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		info, err := b.folder.Info(k)
+		info, err := b.folder.Info(k, files[k])
 		if err != nil {
 			return 0, err
 		}

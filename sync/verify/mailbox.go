@@ -106,7 +106,7 @@ func (v *verifier) mailbox(ctx context.Context, remote Remote, mr *MailboxResult
 			continue
 		}
 		mr.Compared++
-		info, err := folder.Info(r.Key)
+		info, err := folder.Info(r.Key, flags)
 		if err != nil {
 			diff(Difference{Kind: Unreadable, UID: r.UID, Key: r.Key, Detail: err.Error()})
 			continue

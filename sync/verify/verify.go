@@ -66,8 +66,10 @@ type Folder interface {
 	// Find returns the flags of key's file, looking in cur/ and new/.
 	Find(key string) (mail.Flags, bool, error)
 	// Info reads a message to describe it as the server would: its
-	// size is that of the CRLF form.
-	Info(key string) (mail.LocalInfo, error)
+	// size is that of the CRLF form. seen is the flags the listing showed
+	// on the file, whose name they give (the folder is listed again only
+	// if it moved since).
+	Info(key string, seen mail.Flags) (mail.LocalInfo, error)
 	// Open opens key's file as stored (LF line endings), for hashing.
 	Open(key string) (io.ReadCloser, error)
 }
