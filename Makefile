@@ -55,7 +55,7 @@ crash: dovecot
 # -race) against mbsync on a real Dovecot, printed as a table. About 5 to
 # 10 minutes at full size on two cores; BENCHFLAGS=-quick is a one-minute
 # smoke run, -million measures a mailbox of a million messages instead
-# (satchel alone, about 15 minutes), -install lets it apt-get isync when
+# (satchel alone, about 20 minutes), -install lets it apt-get isync when
 # mbsync is missing (as root), -readme=README.md writes the table into
 # README's Performance section, -json prints JSON. See README.md,
 # "Performance", and go run ./sync/bench -h.
