@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -289,7 +290,8 @@ func (c *cmdParser) feed(data []byte, command func(string)) {
 // roundTrips counts the bursts after authentication of each connection: a
 // burst that carries LOGIN, AUTHENTICATE or STARTTLS, and every burst
 // before it, belong to the login. Dovecot sessions here are PREAUTH, so
-// for both tools every burst counts. Commands are counted the same way.
+// for both tools every burst counts, but a last one of LOGOUT alone.
+// Commands are counted as before, LOGOUT included.
 func roundTrips(conns []*connStats) *trips {
 	t := &trips{ByCommand: map[string]int{}, Connections: len(conns)}
 	for _, st := range conns {
@@ -304,7 +306,15 @@ func roundTrips(conns []*connStats) *trips {
 		}
 		t.BytesDown += st.down
 		t.BytesUp += st.up
-		n := len(st.bursts) - first
+		last := len(st.bursts)
+		if last > first && slices.Equal(st.bursts[last-1].commands, []string{"LOGOUT"}) {
+			// A LOGOUT the client does not wait for costs no round
+			// trip; the proxy cannot tell whether it was waited for, so
+			// a last burst of LOGOUT alone is not counted (for both
+			// tools alike).
+			last--
+		}
+		n := last - first
 		t.RoundTrips += n
 		t.Longest = max(t.Longest, n)
 		for _, b := range st.bursts[first:] {
