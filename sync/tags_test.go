@@ -3,10 +3,8 @@ package sync_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -15,6 +13,7 @@ import (
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/notmuch"
+	"github.com/satchel-mail/satchel/sync/synctest"
 )
 
 // nmDB is a real notmuch database in the test's temp dir, configured as
@@ -34,35 +33,8 @@ type nmDB struct {
 
 func newNotmuchDB(t *testing.T, root string) *nmDB {
 	t.Helper()
-	if _, err := exec.LookPath("notmuch"); err != nil {
-		msg := "*** NOTMUCH NOT FOUND: the tag sync is not tested; install notmuch ***"
-		if os.Getenv("SATCHEL_REQUIRE_NOTMUCH") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	home := t.TempDir()
-	cfg := filepath.Join(home, "notmuch-config")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[database]
-path=%s
-[user]
-name=Satchel Test
-primary_email=me@example.org
-[new]
-tags=unread;inbox;
-ignore=.satchel-id
-[search]
-exclude_tags=
-[maildir]
-synchronize_flags=true
-`, root)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	n := &nmDB{t: t, root: root, env: []string{"HOME=" + home, "NOTMUCH_CONFIG=" + cfg, "XDG_CONFIG_HOME=" + home, "XDG_DATA_HOME=" + home}}
+	nm := synctest.NewNotmuch(t, root, "the tag sync")
+	n := &nmDB{t: t, root: root, env: nm.Env}
 	n.db = notmuch.Open(notmuch.Options{Env: n.env, Trace: &n.trace})
 	n.run("new", "--quiet")
 	return n

@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
+	"github.com/satchel-mail/satchel/sync/synctest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,33 +24,8 @@ type notmuchDB struct {
 
 func newNotmuch(t *testing.T, maildir string) *notmuchDB {
 	t.Helper()
-	bin, err := exec.LookPath("notmuch")
-	if err != nil {
-		msg := "*** NOTMUCH NOT FOUND: the notmuch round trip is not tested; install notmuch (apt-get install notmuch) ***"
-		if os.Getenv("SATCHEL_REQUIRE_NOTMUCH") == "1" {
-			t.Fatal(msg + " (SATCHEL_REQUIRE_NOTMUCH=1)")
-		}
-		t.Skip(msg)
-	}
-	home := t.TempDir()
-	cfg := filepath.Join(home, "notmuch-config")
-	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`[database]
-path=%s
-[user]
-name=Satchel Test
-primary_email=me@example.org
-[new]
-tags=unread;inbox;
-ignore=.satchel-id
-[search]
-exclude_tags=
-[maildir]
-synchronize_flags=true
-`, maildir)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &notmuchDB{t: t, bin: bin, config: cfg, env: append(os.Environ(), "HOME="+home, "NOTMUCH_CONFIG="+cfg, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home)}
+	nm := synctest.NewNotmuch(t, maildir, "the notmuch round trip")
+	return &notmuchDB{t: t, bin: nm.Bin, config: nm.Config, env: append(os.Environ(), nm.Env...)}
 }
 
 func (n *notmuchDB) run(args ...string) string {
