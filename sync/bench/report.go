@@ -30,6 +30,7 @@ type report struct {
 	deflated int64               // the COMPRESS corpus deflated at compressLevel
 	corpus   int64               // and its size before
 	accounts *accountsResult
+	notmuch  *notmuchResult
 	million  *millionResult
 }
 
@@ -221,6 +222,14 @@ func (r *report) checks() []check {
 		}
 	}
 
+	if n := r.notmuch; n != nil {
+		x, ok := n.slack()
+		req(fmt.Sprintf("%s tagged messages: no-op with notmuch on ≤ %.0f ms slower than without", thousands(n.Messages), 1000*maxNotmuchNoopSlack),
+			ok && x <= maxNotmuchNoopSlack, fmt.Sprintf("%s on, %s off: %+.1f ms", secs(n.NoopOn), secs(n.NoopOff), 1000*x))
+		req(fmt.Sprintf("%s tagged messages: 100 tag changes in notmuch synced in ≤ %.0f s", thousands(n.Messages), maxNotmuchTags100),
+			n.Tags100 != nil && n.Tags100.Exit == 0 && n.Tags100.Seconds <= maxNotmuchTags100, fmt.Sprintf("%s (%d messages tagged +t100)", secs(n.Tags100), n.Retagged))
+	}
+
 	if m := r.million; m != nil {
 		if m.First != nil {
 			req(fmt.Sprintf("%s messages: first sync's peak RSS ≤ %.0f MB", thousands(m.Messages), o.maxRSSMB), m.First.PeakRSSMB <= o.maxRSSMB && m.First.Exit == 0,
@@ -348,6 +357,16 @@ func (r *report) anomalies() []string {
 					out = append(out, fmt.Sprintf("satchel accounts %s, %s: exit %d (see accounts/satchel.log in the work directory, -keep)", p.Title, way, res.Exit))
 				}
 			}
+		}
+	}
+	if n := r.notmuch; n != nil {
+		for _, res := range []*result{n.First, n.TagAll, n.NoopOn, n.NoopOff, n.Tags100} {
+			if res != nil && res.Exit != 0 {
+				out = append(out, fmt.Sprintf("satchel notmuch: exit %d (see notmuch/satchel.log in the work directory, -keep)", res.Exit))
+			}
+		}
+		if n.Tagged != n.Messages {
+			out = append(out, fmt.Sprintf("satchel notmuch: notmuch has %d messages tagged +bench, the Maildir %d files", n.Tagged, n.Messages))
 		}
 	}
 	if mi := r.million; mi != nil {
@@ -522,6 +541,26 @@ func (r *report) text() string {
 		b.WriteString(markdownTable(rows, 1))
 		b.WriteString("\n")
 	}
+	if n := r.notmuch; n != nil {
+		fmt.Fprintf(&b, "%s tagged msgs, notmuch: the small mailbox in a Maildir of its own with `notmuch.enabled`, satchel alone, loopback (tagging all in notmuch took %.2f s):\n\n", thousands(n.Messages), n.TagSecs)
+		rows := [][]string{{"scenario", "satchel s", "peak RSS MB"}}
+		slack := "–"
+		if x, ok := n.slack(); ok {
+			slack = fmt.Sprintf("%+.3f %s", x, mark(x <= maxNotmuchNoopSlack))
+		}
+		for _, row := range []struct {
+			title string
+			res   *result
+		}{{"first sync (notmuch new included)", n.First}, {"after `notmuch tag +bench -- '*'`", n.TagAll},
+			{fmt.Sprintf("no-op, notmuch on (median of %d)", len(n.NoopOn.Runs)), n.NoopOn},
+			{fmt.Sprintf("no-op, notmuch off (median of %d)", len(n.NoopOff.Runs)), n.NoopOff},
+			{"after 100 tag changes in notmuch", n.Tags100}} {
+			rows = append(rows, []string{row.title, secs(row.res), rss(row.res)})
+		}
+		rows = append(rows, []string{"no-op on − off", slack, "–"})
+		b.WriteString(markdownTable(rows, 1))
+		b.WriteString("\n")
+	}
 	if mi := r.million; mi != nil {
 		fmt.Fprintf(&b, "One mailbox of %s small messages (seeded in %.0f s), satchel alone, loopback:\n\n", thousands(mi.Messages), mi.SeedSecs)
 		rows := [][]string{{"scenario", "satchel s", "peak RSS MB"}}
@@ -586,8 +625,9 @@ func (r *report) print(w io.Writer) error {
 		Deflated  int64              `json:"compress_corpus_deflated_bytes,omitempty"`
 		Corpus    int64              `json:"compress_corpus_bytes,omitempty"`
 		Accounts  *accountsResult    `json:"accounts,omitempty"`
+		Notmuch   *notmuchResult     `json:"notmuch,omitempty"`
 		Million   *millionResult     `json:"million,omitempty"`
-	}{Floors: map[string]float64{}, Deflated: r.deflated, Corpus: r.corpus, Accounts: r.accounts, Million: r.million, Machine: r.machine, Reduced: r.reduced(), Latency: r.opts.latency.String(), DiskSecs: r.disk.elapsed.Seconds(), DiskMB: r.disk.mb,
+	}{Floors: map[string]float64{}, Deflated: r.deflated, Corpus: r.corpus, Accounts: r.accounts, Notmuch: r.notmuch, Million: r.million, Machine: r.machine, Reduced: r.reduced(), Latency: r.opts.latency.String(), DiskSecs: r.disk.elapsed.Seconds(), DiskMB: r.disk.mb,
 		SeedSecs: r.seedTime.Seconds(), TotalSecs: r.total.Seconds(), Checks: r.checks(), Notes: r.anomalies()}
 	if r.mbsyncNote != "" {
 		doc.Notes = append(doc.Notes, r.mbsyncNote)
