@@ -170,9 +170,10 @@ func TestCompressScenario(t *testing.T) {
 			// Go's flate reader returns data only at a sync flush's empty
 			// stored block (or the window's end): a peer flushing with
 			// Z_PARTIAL_FLUSH would leave the last response in it. These
-			// servers flush with Z_SYNC_FLUSH.
-			if !bytes.HasSuffix(zDown, syncFlush) {
-				t.Errorf("the server's stream does not end with a sync flush: % x", zDown[max(0, len(zDown)-8):])
+			// servers flush with Z_SYNC_FLUSH. (Not checked at the very
+			// end: the answer to a LOGOUT not waited for may be cut.)
+			if n := bytes.Count(zDown, syncFlush); n < 5 {
+				t.Errorf("the server's stream holds %d sync flushes, want one per answer", n)
 			}
 		})
 	}

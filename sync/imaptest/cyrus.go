@@ -284,6 +284,10 @@ func cyrusIMAPDConfig(dir, runAs string, opts CyrusOptions) string {
 	// Tests log in with wrong passwords on purpose; the default pause of
 	// 3 s after a failed login only protects against guessing.
 	b.WriteString("failedloginpause: 0\n")
+	// idled tells idling imapd processes about changes at once; where
+	// it has not started yet (a loaded machine), they poll: every second
+	// rather than every 60, so that push tests do not hang on it.
+	b.WriteString("imapidlepoll: 1\n")
 	fmt.Fprintf(&b, "altnamespace: %s\n", yesNo[opts.AltNamespace])
 	fmt.Fprintf(&b, "unixhierarchysep: %s\n", yesNo[opts.AltNamespace])
 	if len(opts.SuppressCapabilities) > 0 {
