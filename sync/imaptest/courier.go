@@ -3,7 +3,6 @@ package imaptest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,18 +106,9 @@ func startCourier(t testing.TB, opts CourierOptions) (*Server, *stdioBridge) {
 	probeCourier(t, command)
 
 	logPath := filepath.Join(dir, "courier.log")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatalf("imaptest: create courier log: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		logFile.Close()
-		t.Fatalf("imaptest: listen: %v", err)
-	}
-	b := newStdioBridge("courier imapd", ln, logFile, command)
+	b, addr := listenStdio(t, "courier imapd", logPath, command)
 
-	s := newServer(t, "courier", ln.Addr().(*net.TCPAddr))
+	s := newServer(t, "courier", addr)
 	s.User = courierUser
 	s.Delim = '.'
 	s.Prefix = "INBOX."

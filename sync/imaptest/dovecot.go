@@ -2,7 +2,6 @@ package imaptest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,25 +138,16 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Server {
 	}
 
 	logPath := filepath.Join(dir, "dovecot.log")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatalf("imaptest: create dovecot log: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		logFile.Close()
-		t.Fatalf("imaptest: listen: %v", err)
-	}
-
 	env := []string{"USER=" + dovecotUser, "HOME=" + home, "PATH=" + os.Getenv("PATH")}
-	d := &dovecotServer{dir: dir, stdioBridge: newStdioBridge("dovecot imap", ln, logFile, func() *exec.Cmd {
+	bridge, addr := listenStdio(t, "dovecot imap", logPath, func() *exec.Cmd {
 		cmd := exec.Command(imapPath, "-c", confPath)
 		cmd.Env = env
 		cmd.Dir = dir
 		return cmd
-	})}
+	})
+	d := &dovecotServer{dir: dir, stdioBridge: bridge}
 
-	s := newServer(t, "dovecot", ln.Addr().(*net.TCPAddr))
+	s := newServer(t, "dovecot", addr)
 	s.User = dovecotUser
 	s.Delim = []rune(sep)[0]
 	s.Prefix = opts.Prefix

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -36,6 +37,23 @@ type stdioBridge struct {
 type bridgeSession struct {
 	conn net.Conn
 	proc *os.Process
+}
+
+// listenStdio opens the log at logPath and a listener on 127.0.0.1:0,
+// and starts a bridge on it (see newStdioBridge); what names the server
+// in messages. The caller must call stop.
+func listenStdio(t testing.TB, what, logPath string, command func() *exec.Cmd) (*stdioBridge, *net.TCPAddr) {
+	t.Helper()
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("imaptest: create %s log: %v", what, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		logFile.Close()
+		t.Fatalf("imaptest: listen: %v", err)
+	}
+	return newStdioBridge(what, ln, logFile, command), ln.Addr().(*net.TCPAddr)
 }
 
 // newStdioBridge starts accepting on ln. The caller must call stop.
