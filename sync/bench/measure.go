@@ -234,14 +234,7 @@ func (m *measurer) one(ctx context.Context, sc scenario, d dataset) error {
 		if err != nil {
 			return err
 		}
-		res.Runs = append(res.Runs, pr.elapsed.Seconds())
-		res.RunsRSS = append(res.RunsRSS, float64(pr.maxRSS)/(1<<20))
-		res.RunsUser = append(res.RunsUser, pr.user.Seconds())
-		res.RunsSys = append(res.RunsSys, pr.sys.Seconds())
-		res.PeakRSSMB = max(res.PeakRSSMB, float64(pr.maxRSS)/(1<<20))
-		if pr.exit != 0 && res.Exit == 0 {
-			res.Exit = pr.exit
-		}
+		res.add(pr)
 	}
 	res.Seconds = median(res.Runs)
 	if trace != "" && m.tool.name() == "satchel" {
@@ -283,4 +276,17 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// add records one run of a tool: its time, memory and CPU, and the first
+// failing exit code.
+func (res *result) add(pr procResult) {
+	res.Runs = append(res.Runs, pr.elapsed.Seconds())
+	res.RunsRSS = append(res.RunsRSS, float64(pr.maxRSS)/(1<<20))
+	res.RunsUser = append(res.RunsUser, pr.user.Seconds())
+	res.RunsSys = append(res.RunsSys, pr.sys.Seconds())
+	res.PeakRSSMB = max(res.PeakRSSMB, float64(pr.maxRSS)/(1<<20))
+	if pr.exit != 0 && res.Exit == 0 {
+		res.Exit = pr.exit
+	}
 }

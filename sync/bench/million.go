@@ -73,14 +73,7 @@ func measureMillion(ctx context.Context, o options, work, bin string) (*millionR
 			if err != nil {
 				return nil, err
 			}
-			res.Runs = append(res.Runs, pr.elapsed.Seconds())
-			res.RunsRSS = append(res.RunsRSS, float64(pr.maxRSS)/(1<<20))
-			res.RunsUser = append(res.RunsUser, pr.user.Seconds())
-			res.RunsSys = append(res.RunsSys, pr.sys.Seconds())
-			res.PeakRSSMB = max(res.PeakRSSMB, float64(pr.maxRSS)/(1<<20))
-			if pr.exit != 0 && res.Exit == 0 {
-				res.Exit = pr.exit
-			}
+			res.add(pr)
 		}
 		res.Seconds = median(res.Runs)
 		if files, err := mailFiles(maildir); err == nil {
