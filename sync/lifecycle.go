@@ -188,7 +188,7 @@ func (r *runner) lifecycle(ctx context.Context, remote Remote, list []mail.Remot
 	// failed holds the mailboxes a refused RENAME leaves as they are, by
 	// canonical name of both names: neither is deleted nor created.
 	failed := map[string]*MailboxResult{}
-	finder := &renameFinder{r: r, remote: remote, ids: map[string]map[identity]int{}}
+	finder := &renameFinder{r: r, remote: remote, ids: map[string]map[identity]int{}, known: map[int64]map[identity]int{}}
 	v, err := r.folderView(ctx, list, entries)
 	if err != nil {
 		return nil, nil, nil, nil, err

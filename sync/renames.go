@@ -49,14 +49,15 @@ const (
 // to follow it; it is neither re-created nor deleted without --force.
 var ErrLikelyRenamed = errors.New("mailbox gone from the server may have been renamed")
 
-// renameFinder holds what is learned of the listed mailboxes new to the
-// index while renames are looked for: their messages' identities, read
-// once each (a SELECT and a FETCH of every message's size, date and
-// Message-ID).
+// renameFinder holds the messages' identities it reads while renames are
+// looked for, each once: those of the listed mailboxes new to the index
+// (a SELECT and a FETCH of every message's size, date and Message-ID),
+// and those the index records on the server for the vanished ones.
 type renameFinder struct {
 	r      *runner
 	remote Remote
-	ids    map[string]map[identity]int // by mailbox name
+	ids    map[string]map[identity]int // listed, by mailbox name
+	known  map[int64]map[identity]int  // in the index, by mailbox ID
 }
 
 // serverRenames pairs the vanished known mailboxes with the listed ones
@@ -146,19 +147,24 @@ func belowRenamed(name string, pairs map[string]mailboxEntry, delim rune) (strin
 	return "", false
 }
 
-// serverIdentities returns the identities of the messages the index
-// records on the server for mb.
-func (r *runner) serverIdentities(ctx context.Context, mb mail.Mailbox) (map[identity]int, int, error) {
+// serverIdentities returns (once) the identities of the messages the
+// index records on the server for mb, and how many there are.
+func (f *renameFinder) serverIdentities(ctx context.Context, mb mail.Mailbox) (map[identity]int, int, error) {
+	if ids, ok := f.known[mb.ID]; ok {
+		return ids, countOf(ids), nil
+	}
 	ids := map[identity]int{}
-	n := 0
-	err := r.deps.Index.EachMessage(ctx, mb.ID, mb.UIDValidity, func(m mail.Message) error {
+	err := f.r.deps.Index.EachMessage(ctx, mb.ID, mb.UIDValidity, func(m mail.Message) error {
 		if m.State.OnServer() {
 			ids[identity{m.MessageID, m.Size, m.InternalDate.Unix()}]++
-			n++
 		}
 		return nil
 	})
-	return ids, n, err
+	if err != nil {
+		return nil, 0, err
+	}
+	f.known[mb.ID] = ids
+	return ids, countOf(ids), nil
 }
 
 // identities reads (once) the identities of a listed mailbox's messages.
@@ -204,7 +210,7 @@ func covers(shared, n int) bool { return float64(shared) >= renameCover*float64(
 // byContent finds the one new mailbox whose messages are mb's (rule 3).
 // A mailbox that matches another vanished mailbox as well is no one's.
 func (f *renameFinder) byContent(ctx context.Context, mb mail.Mailbox, fresh map[string]mailboxEntry, gone []mail.Mailbox, pairs map[string]mailboxEntry) (mailboxEntry, bool, error) {
-	mine, n, err := f.r.serverIdentities(ctx, mb)
+	mine, n, err := f.serverIdentities(ctx, mb)
 	if err != nil || n < renameMinMessages {
 		return mailboxEntry{}, false, err
 	}
@@ -235,7 +241,7 @@ func (f *renameFinder) byContent(ctx context.Context, mb mail.Mailbox, fresh map
 		if _, ok := pairs[other.Name]; ok || other.Name == mb.Name {
 			continue
 		}
-		ids, n2, err := f.r.serverIdentities(ctx, other)
+		ids, n2, err := f.serverIdentities(ctx, other)
 		if err != nil {
 			return mailboxEntry{}, false, err
 		}
@@ -252,7 +258,7 @@ func (f *renameFinder) byContent(ctx context.Context, mb mail.Mailbox, fresh map
 // server: mb's deletion there may be a rename not proven (rule 3 failed).
 // Trash and other mailboxes the index knows are never this mailbox.
 func (f *renameFinder) likelyRenamed(ctx context.Context, mb mail.Mailbox, v *folderView, entries []mailboxEntry) (mailboxEntry, bool, error) {
-	mine, n, err := f.r.serverIdentities(ctx, mb)
+	mine, n, err := f.serverIdentities(ctx, mb)
 	if err != nil || n == 0 {
 		return mailboxEntry{}, false, err
 	}
