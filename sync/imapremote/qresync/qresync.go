@@ -95,6 +95,7 @@ type Conn struct {
 	askIDs   bool              // RequestMailboxIDs was called
 	ids      map[string]string // MAILBOXIDs from STATUS responses, not yet taken
 	selectID string            // MAILBOXID of the last SELECT or EXAMINE
+	gmail    *pendingGmail     // nil when no GmailFetch is outstanding
 	// onVanished is called after each VANISHED response is read.
 	onVanished func()
 }
@@ -156,6 +157,10 @@ func (c *Conn) stopReading(err error) {
 	if c.enable != nil {
 		c.enable.done <- fmt.Errorf("enable QRESYNC: connection ended before the reply: %w", err)
 		c.enable = nil
+	}
+	if c.gmail != nil {
+		c.gmail.done <- fmt.Errorf("gmail fetch: connection ended before the reply: %w", err)
+		c.gmail = nil
 	}
 }
 

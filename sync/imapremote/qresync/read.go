@@ -25,7 +25,9 @@ const (
 	lineText                     // passed on; no literal can follow (see decide)
 	lineLiteral                  // literal data, passed on unexamined
 	lineVanished                 // a VANISHED response: parsed and removed
-	lineReply                    // the reply to Enable: removed
+	lineReply                    // the reply to Enable or GmailFetch: removed
+	lineGmail                    // a FETCH response that may answer a GmailFetch: kept
+	lineHeld                     // a kept response that was not: handed on
 )
 
 // reader is the state of the read side; only Read uses it.
@@ -39,7 +41,10 @@ type reader struct {
 	// bytes; tagged tells the tagged reply from "* ENABLED".
 	reply  []byte
 	tagged bool
-	err    error // a malformed VANISHED: reading stopped for good
+	// replyGmail: the removed reply is the tagged reply to a GmailFetch.
+	replyGmail bool
+	gm         gmailLine
+	err        error // a malformed VANISHED: reading stopped for good
 	// tee: the response being passed is also kept, its first maxTee
 	// bytes in teeBuf, to read a MAILBOXID from it once it ends.
 	tee     teeKind
@@ -99,6 +104,43 @@ func (c *Conn) readFiltered(p []byte) (int, error) {
 				c.addVanished(&r.van)
 				r.kind = lineStart
 			}
+		case lineGmail:
+			buf, err := r.peek()
+			if len(buf) == 0 {
+				return 0, err
+			}
+			n, complete, pass := r.gm.feed(buf)
+			r.br.Discard(n)
+			switch {
+			case complete:
+				c.gmailRead(r.gm.buf)
+				r.gm.reset()
+				r.kind = lineStart
+			case pass:
+				r.kind = lineHeld
+			case len(r.gm.buf) > maxGmailLine:
+				if r.gm.ours {
+					r.err = fmt.Errorf("read X-GM FETCH response: longer than %d bytes", maxGmailLine)
+					return 0, r.err
+				}
+				// Not decided yet and this long: not a label list.
+				r.gm.afterLeft, r.kind = -1, lineHeld
+			}
+		case lineHeld:
+			n := copy(p, r.gm.buf[r.gm.passAt:])
+			r.gm.passAt += n
+			if r.gm.passAt == len(r.gm.buf) {
+				switch left := r.gm.afterLeft; {
+				case left > 0:
+					r.kind, r.left = lineLiteral, left
+				case left < 0:
+					r.kind = linePass // the line goes on, unexamined
+				default:
+					r.kind = lineStart
+				}
+				r.gm.reset()
+			}
+			return n, nil
 		case lineReply:
 			buf, err := r.peek()
 			if len(buf) == 0 {
@@ -113,7 +155,12 @@ func (c *Conn) readFiltered(p []byte) (int, error) {
 				r.reply = append(r.reply, buf[:min(end, room)]...)
 			}
 			r.br.Discard(end)
-			if i >= 0 {
+			if i >= 0 && r.replyGmail {
+				r.replyGmail = false
+				c.gmailReplyRead(r.reply)
+				r.reply = r.reply[:0]
+				r.kind = lineStart
+			} else if i >= 0 {
 				c.replyRead(r.reply, r.tagged)
 				r.reply = r.reply[:0]
 				r.kind = lineStart
@@ -216,6 +263,9 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 		case c.enable != nil && string(t0) == c.enable.tag:
 			c.rd.tagged = true
 			return lineReply, true
+		case c.gmail != nil && string(t0) == c.gmail.tag:
+			c.rd.replyGmail = true
+			return lineReply, true
 		case c.selectTag != "" && string(t0) == c.selectTag:
 			c.selectTag = ""
 		}
@@ -264,6 +314,10 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 		}
 		if n >= 3 && c.selectTag != "" && bytes.EqualFold(toks[2].b, []byte("FETCH")) {
 			c.fetches++
+		}
+		if n >= 3 && c.gmail != nil && bytes.EqualFold(toks[2].b, []byte("FETCH")) {
+			c.rd.gm.reset()
+			return lineGmail, true
 		}
 	}
 	return linePass, true
