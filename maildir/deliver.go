@@ -99,6 +99,8 @@ type Staged struct {
 	size  int64
 	id    string
 	ended bool
+	// linked: tmp is a hard link to a durable file (StageLink); f is nil.
+	linked bool
 }
 
 // Stage writes a message (CRLF read as LF) under key into tmp/, with
@@ -160,12 +162,16 @@ func (st *Staged) commit(syncDirNow bool) (Delivered, error) {
 			_ = st.fsys.Remove(st.tmp)
 		}
 	}()
-	if err := st.f.Sync(); err != nil {
-		_ = st.f.Close()
-		return Delivered{}, fmt.Errorf("deliver to %s: fsync: %w", st.d.Path, err)
-	}
-	if err := st.f.Close(); err != nil {
-		return Delivered{}, fmt.Errorf("deliver to %s: %w", st.d.Path, err)
+	// A link's file is durable already (StageLink); only its new name
+	// is to be made so.
+	if !st.linked {
+		if err := st.f.Sync(); err != nil {
+			_ = st.f.Close()
+			return Delivered{}, fmt.Errorf("deliver to %s: fsync: %w", st.d.Path, err)
+		}
+		if err := st.f.Close(); err != nil {
+			return Delivered{}, fmt.Errorf("deliver to %s: %w", st.d.Path, err)
+		}
 	}
 	sub := subNew
 	if st.flags.Has(mail.FlagSeen) {
@@ -194,7 +200,9 @@ func (st *Staged) Abort() {
 		return
 	}
 	st.ended = true
-	_ = st.f.Close()
+	if st.f != nil {
+		_ = st.f.Close()
+	}
 	_ = st.fsys.Remove(st.tmp)
 }
 

@@ -86,6 +86,24 @@ func (f Folder) Stage(ctx context.Context, key string, body io.Reader, flags mai
 	return stagedCommit{st}, st.MessageID(), nil
 }
 
+// StageLink stages under key a message that the durable file src holds,
+// linked or else copied (see Dir.StageLink).
+func (f Folder) StageLink(ctx context.Context, key, src string, flags mail.Flags) (interface {
+	Commit() error
+	Abort()
+}, bool, error) {
+	st, copied, err := f.Dir.StageLink(ctx, key, src, flags)
+	if err != nil {
+		return nil, false, err
+	}
+	return stagedCommit{st}, copied, nil
+}
+
+// Locate returns the path of key's file (see Dir.Locate).
+func (f Folder) Locate(key string, seen mail.Flags) (string, bool, error) {
+	return f.Dir.Locate(key, seen)
+}
+
 // stagedCommit is a Staged whose Commit reports only its error.
 type stagedCommit struct{ *Staged }
 
