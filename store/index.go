@@ -48,12 +48,13 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		// row of another UID holding the same Maildir key, where that is
 		// a conflict the caller must hear about.
 		{&s.putMessage, `INSERT INTO messages
-			(mailbox_id, uidvalidity, uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(mailbox_id, uidvalidity, uid, maildir_key, flags, modseq, size, internal_date, message_id, state, local_only_flags, gmail_msgid)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mailbox_id, uidvalidity, uid) DO UPDATE SET
 			maildir_key = excluded.maildir_key, flags = excluded.flags, modseq = excluded.modseq,
 			size = excluded.size, internal_date = excluded.internal_date, message_id = excluded.message_id,
-			state = excluded.state, local_only_flags = excluded.local_only_flags`},
+			state = excluded.state, local_only_flags = excluded.local_only_flags,
+			gmail_msgid = coalesce(excluded.gmail_msgid, gmail_msgid)`},
 		{&s.setFlags, `UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`},
 		{&s.deleteMessage, `DELETE FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`},
 	} {

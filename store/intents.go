@@ -20,12 +20,13 @@ type rowJSON struct {
 	MessageID      string `json:"message_id"`
 	State          string `json:"state"`
 	LocalOnlyFlags string `json:"local_only"`
+	GmailID        uint64 `json:"gmail_msgid,omitempty"`
 }
 
 func encodeIntentData(in mail.Intent) (string, error) {
 	m := in.Row
 	b, err := json.Marshal(intentJSON{rowJSON{uint32(m.UIDValidity), uint32(m.UID), m.Key, m.Flags.String(), uint64(m.ModSeq), m.Size,
-		timeToDB(m.InternalDate), m.MessageID, string(m.State), m.LocalOnlyFlags.String()}, in.From, uint32(in.FromUIDValidity), uint32(in.FromUID), in.FromFolder})
+		timeToDB(m.InternalDate), m.MessageID, string(m.State), m.LocalOnlyFlags.String(), m.GmailID}, in.From, uint32(in.FromUIDValidity), uint32(in.FromUID), in.FromFolder})
 	return string(b), err
 }
 
@@ -46,7 +47,7 @@ func decodeIntentData(s string, in *mail.Intent) error {
 	in.Row = mail.Message{UIDValidity: mail.UIDValidity(r.UIDValidity), UID: mail.UID(r.UID), Key: r.Key,
 		Flags: mail.ParseFlags(r.Flags), ModSeq: mail.ModSeq(r.ModSeq), Size: r.Size,
 		InternalDate: timeFromDB(r.InternalDate), MessageID: r.MessageID, State: mail.State(r.State),
-		LocalOnlyFlags: mail.ParseFlags(r.LocalOnlyFlags)}
+		LocalOnlyFlags: mail.ParseFlags(r.LocalOnlyFlags), GmailID: r.GmailID}
 	in.From, in.FromUIDValidity, in.FromUID = d.From, mail.UIDValidity(d.FromUIDValidity), mail.UID(d.FromUID)
 	in.FromFolder = d.FromFolder
 	return nil

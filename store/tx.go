@@ -72,7 +72,7 @@ func (tx *Tx) PutMessage(mailboxID int64, m Message) error {
 	_, err := tx.stmt(tx.ix.stmts.putMessage).ExecContext(tx.ctx,
 		mailboxID, int64(m.UIDValidity), int64(m.UID), m.Key, m.Flags.String(),
 		modSeqToDB(m.ModSeq), m.Size, timeToDB(m.InternalDate), m.MessageID,
-		string(m.State), m.LocalOnlyFlags.String())
+		string(m.State), m.LocalOnlyFlags.String(), gmailIDToDB(m.GmailID))
 	if err != nil {
 		var serr sqlite3.Error
 		if errors.As(err, &serr) && serr.ExtendedCode == sqlite3.ErrConstraintUnique {

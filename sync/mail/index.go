@@ -37,6 +37,16 @@ type Message struct {
 	// (not in its PERMANENTFLAGS): part of the local base only, so they
 	// are neither sent again nor taken as removed on the server.
 	LocalOnlyFlags Flags
+	// GmailID is Gmail's X-GM-MSGID, 0 where unknown. Writing a row with
+	// 0 keeps the one recorded: only the rows of downloads set it.
+	GmailID uint64
+}
+
+// GmailCopy is a recorded message with a local file and a given
+// X-GM-MSGID.
+type GmailCopy struct {
+	MailboxID int64
+	Row       Message
 }
 
 // State says which side holds a message the index knows, and why.
