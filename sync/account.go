@@ -470,6 +470,9 @@ type runner struct {
 	// opts.Connections at once (servers limit them per user: Dovecot
 	// to 10 by default).
 	slots chan struct{}
+	// gmail is where the run's Gmail messages are on disk (gmail.go);
+	// nil until a download from Gmail needs it. Set under mu.
+	gmail *gmailFiles
 }
 
 // takeSlots takes up to n connection slots without waiting and returns

@@ -137,6 +137,17 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 	b.mu.Lock()
 	r.opts.planProgress(b.Name, len(msgs), totalSize(msgs))
 	b.mu.Unlock()
+	// On Gmail, a message held in another folder is linked, not
+	// downloaded again (gmail.go); one another folder is downloading is
+	// linked once all of this download's own are delivered.
+	gr, gm := r.gmailFor(remote, b)
+	var later []gmailLink
+	var plans []*gmailPlan
+	defer func() {
+		for _, p := range plans {
+			gm.release(p)
+		}
+	}()
 	for start := 0; start < len(msgs); {
 		end, bytes := start, int64(0)
 		for end < len(msgs) && end-start < batchMessages && (end == start || bytes+msgs[end].Size <= batchBytes) {
@@ -145,10 +156,30 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		}
 		batch := msgs[start:end]
 		start = end
+		var plan *gmailPlan
+		if gm != nil {
+			var err error
+			if plan, err = gm.sort(ctx, gr, batch, log); err != nil {
+				return err
+			}
+			plans = append(plans, plan)
+			missing, err := r.link(ctx, b, plan.link, log)
+			if err != nil {
+				return err
+			}
+			later = append(later, plan.later...)
+			batch = append(plan.fetch, missing...)
+			if len(batch) == 0 {
+				continue
+			}
+		}
 		ins := make([]mail.Intent, len(batch))
 		for i, m := range batch {
 			row := mail.Message{UIDValidity: b.mb.UIDValidity, UID: m.UID, Key: b.folder.NewKey(), Flags: m.Flags,
 				ModSeq: m.ModSeq, Size: m.Size, InternalDate: m.InternalDate}
+			if plan != nil {
+				row.GmailID = plan.ids[m.UID]
+			}
 			if old, ok := b.known.get(m.UID); ok {
 				// A restore: the same message, with a new file.
 				row.LocalOnlyFlags, row.MessageID = old.LocalOnlyFlags, old.MessageID
@@ -239,6 +270,12 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 				b.res.Bytes += c.Row.Size
 			}
 			b.mu.Unlock()
+			if plan != nil {
+				r.gmailDelivered(b, gm, plan, doneRows)
+			}
+		}
+		if plan != nil {
+			gm.release(plan)
 		}
 		// What was not delivered left no file: forget its intent.
 		var dropped []int64
@@ -252,6 +289,15 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		}
 		if err != nil {
 			return err
+		}
+	}
+	if len(later) > 0 {
+		fetch, err := r.waitLinks(ctx, b, later, log)
+		if err != nil {
+			return err
+		}
+		if len(fetch) > 0 {
+			return r.download(ctx, remote, b, fetch, log)
 		}
 	}
 	return nil

@@ -367,8 +367,12 @@ type MailboxResult struct {
 	// Reassociated counts messages paired with new UIDs after the
 	// mailbox was renumbered (UIDVALIDITY changed).
 	Reassociated int
-	Bytes        int64
-	Err          error
+	// Linked counts Gmail messages given a hard link to (or a copy of)
+	// the file that holds them in another folder instead of being
+	// downloaded again.
+	Linked int
+	Bytes  int64
+	Err    error
 	// Held counts what a safety guard held back: the deletions of a
 	// mailbox over MaxDelete, or the uploads of a first sync. Safety says
 	// why (it wraps ErrTooManyDeletions or ErrTooManyUploads); nil when

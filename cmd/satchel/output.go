@@ -132,6 +132,7 @@ type jsonMailbox struct {
 	Deferred     int         `json:"deferred"`
 	Conflicts    int         `json:"conflicts"`
 	Reassociated int         `json:"reassociated"`
+	Linked       int         `json:"linked,omitempty"`
 	Held         int         `json:"held"`
 	Created      bool        `json:"created,omitempty"`
 	Folder       *jsonFolder `json:"folder,omitempty"`
@@ -173,7 +174,7 @@ func newJSONSync(results []satsync.Result, dryRun bool) jsonSync {
 				Downloaded: m.Downloaded, Bytes: m.Bytes, Uploaded: m.Uploaded,
 				FlagsChanged: m.FlagsChanged, FlagsPushed: m.FlagsPushed,
 				Removed: m.Removed, Deleted: m.Deleted, Moved: m.Moved, Deferred: m.Deferred,
-				Conflicts: m.Conflicts, Reassociated: m.Reassociated, Held: m.Held, Created: m.Created,
+				Conflicts: m.Conflicts, Reassociated: m.Reassociated, Linked: m.Linked, Held: m.Held, Created: m.Created,
 			}
 			if f := m.Folder; f != nil {
 				jm.Folder = &jsonFolder{Change: string(f.Change), Action: string(f.Action), From: f.From, Detail: f.Detail}
@@ -249,6 +250,7 @@ func printSummary(w io.Writer, r satsync.Result) {
 	var failed int
 	for _, m := range r.Mailboxes {
 		t.Downloaded += m.Downloaded
+		t.Linked += m.Linked
 		t.Bytes += m.Bytes
 		t.Uploaded += m.Uploaded
 		t.FlagsChanged += m.FlagsChanged + m.FlagsPushed
@@ -264,6 +266,9 @@ func printSummary(w io.Writer, r satsync.Result) {
 	}
 	fmt.Fprintf(w, "%s: %d mailboxes, %d downloaded (%s), %d uploaded, %d flag updates, %d removed locally, %d deleted on the server, %d moved, %d conflicts",
 		r.Account, len(r.Mailboxes), t.Downloaded, humanBytes(t.Bytes), t.Uploaded, t.FlagsChanged, t.Removed, t.Deleted, t.Moved, t.Conflicts)
+	if t.Linked > 0 {
+		fmt.Fprintf(w, ", %d Gmail copies linked", t.Linked)
+	}
 	if failed > 0 {
 		fmt.Fprintf(w, ", %d mailboxes failed", failed)
 	}

@@ -383,3 +383,31 @@ func (s *Server) GmailExpireSessions() {
 	st.mu.Unlock()
 	st.wake()
 }
+
+// GmailRelabel adds and removes labels of the message with X-GM-MSGID id,
+// as the web interface does (archiving is removing \Inbox): the message
+// enters and leaves the labels' mailboxes, and its MODSEQ rises unless
+// GmailOptions.LabelsKeepModSeq.
+func (s *Server) GmailRelabel(id uint64, add, remove []string) {
+	st := s.gmail()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := st.byID[id]
+	if m == nil || m.gone {
+		s.t.Fatalf("imaptest: GmailRelabel: no message %d", id)
+	}
+	for i, list := range [][]string{add, remove} {
+		for _, l := range list {
+			c, ok := canonLabel(l)
+			if !ok {
+				s.t.Fatalf("imaptest: GmailRelabel: unknown system label %q", l)
+			}
+			if i == 0 {
+				st.addLabelLocked(m, c)
+			} else {
+				st.removeLabelLocked(m, c)
+			}
+		}
+	}
+	st.touchLocked(m, st.labelsBump())
+}
