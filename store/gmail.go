@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -64,4 +67,115 @@ func (ix *Index) GmailCopies(ctx context.Context, ids []uint64) (map[uint64]mail
 		}
 	}
 	return out, nil
+}
+
+// GmailLabels returns the labels recorded for the given UIDs (all of the
+// mailbox's under uidvalidity when uids is nil); a UID without a record
+// is absent.
+func (ix *Index) GmailLabels(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) (map[mail.UID][]string, error) {
+	out := map[mail.UID][]string{}
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var uid int64
+			var js string
+			if err := rows.Scan(&uid, &js); err != nil {
+				return err
+			}
+			var l []string
+			if err := json.Unmarshal([]byte(js), &l); err != nil {
+				return fmt.Errorf("labels of UID %d: %w", uid, err)
+			}
+			out[mail.UID(uid)] = l
+		}
+		return rows.Err()
+	}
+	if uids == nil {
+		rows, err := ix.db.QueryContext(ctx, `SELECT uid, labels FROM gmail_labels WHERE mailbox_id = ? AND uidvalidity = ?`, mailboxID, int64(uidvalidity))
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read Gmail labels of mailbox %d: %w", mailboxID, err)
+		}
+		return out, nil
+	}
+	uids = slices.Clone(uids)
+	slices.Sort(uids)
+	uids = slices.Compact(uids)
+	for len(uids) > 0 {
+		n := min(len(uids), uidBatch)
+		args := []any{mailboxID, int64(uidvalidity)}
+		for _, u := range uids[:n] {
+			args = append(args, int64(u))
+		}
+		uids = uids[n:]
+		rows, err := ix.db.QueryContext(ctx, `SELECT uid, labels FROM gmail_labels WHERE mailbox_id = ? AND uidvalidity = ? AND uid IN (?`+strings.Repeat(", ?", n-1)+`)`, args...)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read Gmail labels of mailbox %d: %w", mailboxID, err)
+		}
+	}
+	return out, nil
+}
+
+// SetGmailLabels records the labels of messages that have rows, in one
+// transaction; a UID without a row is skipped.
+func (ix *Index) SetGmailLabels(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, labels map[mail.UID][]string) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	return ix.Update(ctx, func(tx *Tx) error {
+		for _, uid := range slices.Sorted(maps.Keys(labels)) {
+			l := labels[uid]
+			if l == nil {
+				l = []string{}
+			}
+			js, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO gmail_labels (mailbox_id, uidvalidity, uid, labels)
+				SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?)
+				ON CONFLICT (mailbox_id, uidvalidity, uid) DO UPDATE SET labels = excluded.labels`,
+				mailboxID, int64(uidvalidity), int64(uid), string(js), mailboxID, int64(uidvalidity), int64(uid))
+			if err != nil {
+				return fmt.Errorf("record Gmail labels of UID %d: %w", uid, err)
+			}
+		}
+		return nil
+	})
+}
+
+// SetGmailIDs records the X-GM-MSGIDs of rows that lack one, in one
+// transaction; UIDs without a row are skipped.
+func (ix *Index) SetGmailIDs(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, ids map[mail.UID]uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ix.Update(ctx, func(tx *Tx) error {
+		for _, uid := range slices.Sorted(maps.Keys(ids)) {
+			_, err := tx.tx.ExecContext(tx.ctx, `UPDATE messages SET gmail_msgid = ?
+				WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ? AND gmail_msgid IS NULL`,
+				gmailIDToDB(ids[uid]), mailboxID, int64(uidvalidity), int64(uid))
+			if err != nil {
+				return fmt.Errorf("record the Gmail id of UID %d: %w", uid, err)
+			}
+		}
+		return nil
+	})
+}
+
+// MissingGmailIDs counts the rows under uidvalidity without an
+// X-GM-MSGID.
+func (ix *Index) MissingGmailIDs(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error) {
+	var n int
+	err := ix.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND gmail_msgid IS NULL`,
+		mailboxID, int64(uidvalidity)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count rows without a Gmail id in mailbox %d: %w", mailboxID, err)
+	}
+	return n, nil
 }

@@ -86,7 +86,7 @@ func (r *runner) gmailFor(remote Remote, b *box) (gmailRemote, *gmailFiles) {
 	defer r.mu.Unlock()
 	if r.gmail == nil {
 		g := &gmailFiles{files: map[uint64]*gmailFile{}, open: r.deps.Folder}
-		g.ix, _ = r.deps.Index.(gmailIndex)
+		g.ix, _ = indexAs[gmailIndex](r.deps.Index)
 		ix := r.deps.Index
 		g.paths = func(ctx context.Context) (map[int64]string, error) {
 			mbs, err := ix.Mailboxes(ctx)
@@ -383,5 +383,63 @@ func (r *runner) gmailDelivered(b *box, g *gmailFiles, plan *gmailPlan, rows []m
 			continue // released: a waiting link downloads it
 		}
 		g.done(plan, c.Row.GmailID, path, c.Row.MessageID)
+	}
+}
+
+// gmailIDIndex is an index that can be told X-GM-MSGIDs after the fact.
+type gmailIDIndex interface {
+	SetGmailIDs(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, ids map[mail.UID]uint64) error
+	MissingGmailIDs(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (int, error)
+}
+
+// gmailBackfill records the X-GM-MSGIDs of b's rows that have none: rows
+// re-associated after a renumbering or adopted from an existing Maildir
+// (matched by their headers, not downloaded), and rows of an index made
+// before satchel recorded ids. Their files can then stand in for the
+// same message in other mailboxes. The mailbox must be selected. A
+// failure is logged, not returned: only links are lost.
+func (r *runner) gmailBackfill(ctx context.Context, remote Remote, b *box) {
+	gr, ok := remote.(gmailRemote)
+	if !ok || !gr.Gmail() {
+		return
+	}
+	ix, ok := indexAs[gmailIDIndex](r.deps.Index)
+	if !ok {
+		return
+	}
+	n, err := ix.MissingGmailIDs(ctx, b.mb.ID, b.mb.UIDValidity)
+	if err != nil || n == 0 {
+		return
+	}
+	var uids []mail.UID
+	err = r.deps.Index.EachMessage(ctx, b.mb.ID, b.mb.UIDValidity, func(m mail.Message) error {
+		if m.State.OnServer() {
+			uids = append(uids, m.UID)
+		}
+		return nil
+	})
+	if err == nil {
+		var ids map[mail.UID]uint64
+		if ids, err = gr.GmailIDs(ctx, uids); err == nil {
+			err = ix.SetGmailIDs(ctx, b.mb.ID, b.mb.UIDValidity, ids)
+		}
+	}
+	if err != nil {
+		r.log.Warn("cannot record Gmail message ids: copies in other labels may be downloaded again", "mailbox", b.Name, "err", err)
+	}
+}
+
+// indexAs returns ix, or the index it wraps, as a T.
+func indexAs[T any](ix Index) (T, bool) {
+	for {
+		if t, ok := ix.(T); ok {
+			return t, true
+		}
+		w, ok := ix.(interface{ unwrapIndex() Index })
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		ix = w.unwrapIndex()
 	}
 }

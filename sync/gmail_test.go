@@ -253,3 +253,50 @@ func TestGmailFolderModeConcurrent(t *testing.T) {
 	}
 	e.assertMirror(true)
 }
+
+// TestGmailRenumberingDownloadsNothing: Gmail gives All Mail and a label
+// mailbox new UIDVALIDITYs; every message keeps its file.
+func TestGmailRenumberingDownloadsNothing(t *testing.T) {
+	srv := imaptest.StartGmail(t, imaptest.GmailOptions{})
+	for i := range 20 {
+		srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody(fmt.Sprintf("r%d", i)), Labels: []string{"Work"}})
+	}
+	e := newEnv(t, srv)
+	e.mustSync()
+	before := gmailFiles(t, e.root)
+	srv.GmailRenumber("[Gmail]/All Mail")
+	srv.GmailRenumber("Work")
+	res := e.mustSync()
+	if down, _ := gmailTotals(res); down != 0 {
+		t.Fatalf("a renumbering downloaded %d messages", down)
+	}
+	e.assertMirror(false)
+	after := gmailFiles(t, e.root)
+	for name, paths := range before {
+		if !slices.Equal(paths, after[name]) {
+			t.Fatalf("%s: files %v became %v", name, paths, after[name])
+		}
+	}
+}
+
+// TestGmailRenumberingKeepsIDs: after a renumbering, the re-associated
+// rows know their X-GM-MSGIDs again, so a label added later is linked.
+func TestGmailRenumberingKeepsIDs(t *testing.T) {
+	srv := imaptest.StartGmail(t, imaptest.GmailOptions{})
+	id := srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody("kept"), Labels: []string{`\Inbox`}})
+	for i := range 6 {
+		srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody(fmt.Sprintf("k%d", i)), Labels: []string{`\Inbox`}})
+	}
+	e := newEnv(t, srv)
+	e.opts.Include = []string{"INBOX", "Work"}
+	e.mustSync()
+	srv.GmailRenumber("INBOX")
+	if res := e.mustSync(); res.Mailboxes[0].Reassociated == 0 {
+		t.Fatalf("INBOX was not re-associated: %+v", res.Mailboxes[0])
+	}
+	srv.GmailRelabel(id, []string{"Work"}, nil)
+	res := e.mustSync()
+	if down, linked := gmailTotals(res); down != 0 || linked != 1 {
+		t.Fatalf("a label added after a renumbering: %d downloaded, %d linked; want 0 and 1", down, linked)
+	}
+}

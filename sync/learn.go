@@ -150,6 +150,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			}
 			b.res.Reassociated = n
 			qresync = false
+			r.gmailBackfill(ctx, remote, b)
 		case first:
 			// Record UIDVALIDITY before the first message, so that rows
 			// written by an interrupted first sync are never read under
@@ -161,6 +162,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			if _, err := r.adoptExisting(ctx, remote, b, r.opts.Reindex); err != nil {
 				return fmt.Errorf("adopt the existing messages of %s: %w", b.rel, err)
 			}
+			r.gmailBackfill(ctx, remote, b)
 		}
 		// Steps a crash interrupted are completed or undone first, while
 		// the mailbox is selected: a message appended before the crash

@@ -178,6 +178,8 @@ type writtenIndex struct {
 	rows map[rowKey]bool
 }
 
+func (w *writtenIndex) unwrapIndex() Index { return w.Index }
+
 func (w *writtenIndex) note(mailboxID int64, rows ...mail.Message) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

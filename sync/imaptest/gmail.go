@@ -411,3 +411,25 @@ func (s *Server) GmailRelabel(id uint64, add, remove []string) {
 	}
 	st.touchLocked(m, st.labelsBump())
 }
+
+// GmailRenumber gives mailbox a new UIDVALIDITY and numbers its messages
+// again from 1, as Gmail does now and then (users report it after
+// Google's maintenance): a client must take every UID it knew there for
+// unknown. Call it with no session of the client under test open: one
+// with the mailbox selected would go on with the old numbers.
+func (s *Server) GmailRenumber(mailbox string) {
+	st := s.gmail()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b := st.boxLocked(mailbox)
+	if b == nil || b.noSelect {
+		s.t.Fatalf("imaptest: GmailRenumber: no mailbox %q", mailbox)
+	}
+	st.uidv += 7
+	b.uidValidity = st.uidv
+	for i, e := range b.entries {
+		e.uid = uint32(i + 1)
+	}
+	b.uidNext = uint32(len(b.entries) + 1)
+	st.signalLocked()
+}
