@@ -128,3 +128,11 @@ type RowChange struct {
 	Row       Message
 	Delete    bool // delete Row.UIDValidity/Row.UID instead of writing Row
 }
+
+// GmailLabeled is one message's X-GM-LABELS, as read from Gmail.
+type GmailLabeled struct {
+	UID    UID
+	MsgID  uint64 // X-GM-MSGID
+	ModSeq ModSeq // 0 when not read
+	Labels []string
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"unicode/utf16"
 )
 
 // Gmail's IMAP extensions (X-GM-EXT-1,
@@ -41,8 +42,8 @@ type GmailMessage struct {
 type GmailFetch struct {
 	// Set is the UID set, "1:*" or "4,7:9".
 	Set string
-	// Labels adds X-GM-LABELS, Flags adds FLAGS.
-	Labels, Flags bool
+	// Labels adds X-GM-LABELS, Flags adds FLAGS, ModSeq adds MODSEQ.
+	Labels, Flags, ModSeq bool
 	// ChangedSince, if not 0, asks only for messages whose MODSEQ is
 	// higher (RFC 7162 §3.1.4), and for their MODSEQ.
 	ChangedSince uint64
@@ -58,6 +59,9 @@ func (f GmailFetch) command(tag string) (string, error) {
 	}
 	if f.Flags {
 		items += " FLAGS"
+	}
+	if f.ModSeq && f.ChangedSince == 0 {
+		items += " MODSEQ"
 	}
 	cmd := tag + " UID FETCH " + f.Set + " (" + items
 	if f.ChangedSince > 0 {
@@ -96,6 +100,96 @@ type pendingGmail struct {
 // on to go-imap. Call it only where the server advertises X-GM-EXT-1,
 // with a mailbox selected.
 func (c *Conn) StartGmailFetch(ctx context.Context, f GmailFetch) (wait func(context.Context) ([]GmailMessage, error), err error) {
+	return c.startGmail(ctx, f.command)
+}
+
+// GmailStore adds labels to messages or removes them (STORE +X-GM-LABELS,
+// -X-GM-LABELS).
+type GmailStore struct {
+	Set    string // UIDs
+	Remove bool   // remove the labels instead of adding them
+	// Labels as X-GM-LABELS spells them, decoded: system labels with
+	// their backslash ("\Inbox"), others in UTF-8 ("Entwürfe",
+	// "Projects/Alpha"), sent in modified UTF-7 (RFC 3501 §5.1.3).
+	Labels []string
+}
+
+func (g GmailStore) command(tag string) (string, error) {
+	if g.Set == "" || !validSet(g.Set) {
+		return "", fmt.Errorf("gmail store: bad UID set %q", g.Set)
+	}
+	if len(g.Labels) == 0 {
+		return "", errors.New("gmail store: no labels")
+	}
+	op := "+"
+	if g.Remove {
+		op = "-"
+	}
+	var b strings.Builder
+	b.WriteString(tag + " UID STORE " + g.Set + " " + op + "X-GM-LABELS (")
+	for i, l := range g.Labels {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if err := writeLabel(&b, l); err != nil {
+			return "", err
+		}
+	}
+	b.WriteString(")\r\n")
+	return b.String(), nil
+}
+
+// writeLabel writes a label as a STORE X-GM-LABELS argument: a system
+// label as an atom, any other as a quoted string in modified UTF-7.
+func writeLabel(b *strings.Builder, l string) error {
+	if l == "" || strings.ContainsAny(l, "\r\n\x00") {
+		return fmt.Errorf("gmail store: label %q cannot be sent", l)
+	}
+	if isSystemLabel(l) {
+		b.WriteString(l)
+		return nil
+	}
+	b.WriteByte('"')
+	for _, ch := range encodeMUTF7(l) {
+		if ch == '"' || ch == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(ch)
+	}
+	b.WriteByte('"')
+	return nil
+}
+
+// isSystemLabel: "\Inbox", "\Important" and the like, atoms of letters.
+func isSystemLabel(l string) bool {
+	if len(l) < 2 || l[0] != '\\' {
+		return false
+	}
+	for _, ch := range l[1:] {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// StartGmailStore writes the STORE of g beside go-imap's commands, as
+// StartGmailFetch does; wait returns the labels the server reports
+// afterwards (its FETCH responses), which may leave out messages.
+func (c *Conn) StartGmailStore(ctx context.Context, g GmailStore) (wait func(context.Context) ([]GmailMessage, error), err error) {
+	return c.startGmail(ctx, g.command)
+}
+
+// StoreGmail is StartGmailStore and its wait.
+func (c *Conn) StoreGmail(ctx context.Context, g GmailStore) ([]GmailMessage, error) {
+	wait, err := c.StartGmailStore(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx)
+}
+
+func (c *Conn) startGmail(ctx context.Context, build func(tag string) (string, error)) (wait func(context.Context) ([]GmailMessage, error), err error) {
 	c.wmu.Lock()
 	c.mu.Lock()
 	switch {
@@ -111,7 +205,7 @@ func (c *Conn) StartGmailFetch(ctx context.Context, f GmailFetch) (wait func(con
 	}
 	c.tags++
 	pg := &pendingGmail{tag: "G" + strconv.FormatUint(c.tags, 10), done: make(chan error, 1)}
-	cmd, err := f.command(pg.tag)
+	cmd, err := build(pg.tag)
 	if err != nil {
 		c.mu.Unlock()
 		c.wmu.Unlock()
@@ -547,4 +641,39 @@ type ServerError struct {
 
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("server replied %s %q", e.Status, e.Text)
+}
+
+// encodeMUTF7 encodes s in modified UTF-7 (RFC 3501 §5.1.3): printable
+// ASCII as itself ("&" as "&-"), runs of anything else as UTF-16BE in
+// modified BASE64 between "&" and "-".
+func encodeMUTF7(s string) string {
+	var b strings.Builder
+	var run []uint16
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		raw := make([]byte, 2*len(run))
+		for i, u := range run {
+			raw[2*i], raw[2*i+1] = byte(u>>8), byte(u)
+		}
+		b.WriteByte('&')
+		b.WriteString(mutf7Base64.EncodeToString(raw))
+		b.WriteByte('-')
+		run = run[:0]
+	}
+	for _, r := range s {
+		if r >= 0x20 && r <= 0x7e {
+			flush()
+			if r == '&' {
+				b.WriteString("&-")
+			} else {
+				b.WriteRune(r)
+			}
+			continue
+		}
+		run = utf16.AppendRune(run, r)
+	}
+	flush()
+	return b.String()
 }

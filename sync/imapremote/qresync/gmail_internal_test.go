@@ -101,3 +101,28 @@ func asServerError(err error, se **ServerError) bool {
 	*se = e
 	return ok
 }
+
+func TestGmailStoreCommand(t *testing.T) {
+	got, err := GmailStore{Set: "4,7:9", Labels: []string{`\Inbox`, "Entwürfe", `a "b" \c`, "R&D", "日本語/子"}}.command("G3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "G3 UID STORE 4,7:9 +X-GM-LABELS (\\Inbox \"Entw&APw-rfe\" \"a \\\"b\\\" \\\\c\" \"R&-D\" \"&ZeVnLIqe-/&W1A-\")\r\n"
+	if got != want {
+		t.Fatalf("command\n%q\nwant\n%q", got, want)
+	}
+	got, _ = GmailStore{Set: "1", Remove: true, Labels: []string{"x"}}.command("G4")
+	if got != "G4 UID STORE 1 -X-GM-LABELS (\"x\")\r\n" {
+		t.Fatalf("removal: %q", got)
+	}
+	for _, bad := range []GmailStore{{Set: "1"}, {Set: "1", Labels: []string{"a\r\nb"}}, {Set: "1 2", Labels: []string{"a"}}} {
+		if _, err := bad.command("G5"); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+	for _, s := range []string{"Entwürfe", "日本語/子", "R&D", "a😀b", "plain"} {
+		if d, ok := decodeMailbox(encodeMUTF7(s)); !ok || d != s {
+			t.Errorf("%q: encoded %q decodes to %q, %v", s, encodeMUTF7(s), d, ok)
+		}
+	}
+}
