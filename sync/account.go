@@ -68,13 +68,18 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
-	list, entries, settled, view, err := r.lifecycle(ctx, remote, list, entries)
-	if err != nil {
-		res.Err = fmt.Errorf("follow renamed and deleted mailboxes: %w", err)
-		return res
+	var settled, refused []*MailboxResult
+	if r.opts.GmailLabels == nil {
+		var view *folderView
+		list, entries, settled, view, err = r.lifecycle(ctx, remote, list, entries)
+		if err != nil {
+			res.Err = fmt.Errorf("follow renamed and deleted mailboxes: %w", err)
+			return res
+		}
+		var created []mailboxEntry
+		created, refused = r.createLocalFolders(ctx, remote, list, entries, view)
+		entries = append(entries, created...)
 	}
-	created, refused := r.createLocalFolders(ctx, remote, list, entries, view)
-	entries = append(entries, created...)
 	results, err := r.pass(ctx, first, entries)
 	results = append(append(settled, refused...), results...)
 	if again := r.again; err == nil && len(again) > 0 {
@@ -473,6 +478,9 @@ type runner struct {
 	// gmail is where the run's Gmail messages are on disk (gmail.go);
 	// nil until a download from Gmail needs it. Set under mu.
 	gmail *gmailFiles
+	// gmailRoles maps the mailboxes of Gmail's label mode to their role
+	// (gmailAll, gmailTrash, gmailSpam); set by selectMailboxes.
+	gmailRoles map[string]string
 }
 
 // takeSlots takes up to n connection slots without waiting and returns
@@ -519,11 +527,22 @@ type mailboxEntry struct {
 // else with the first by name. Mailboxes of other users' and shared
 // namespaces are selected only where an include pattern names them.
 func (r *runner) selectMailboxes(list []mail.RemoteMailbox) ([]mailboxEntry, error) {
-	include, err := compileGlobs(r.opts.Include)
+	if r.opts.GmailLabels != nil {
+		var err error
+		if list, err = r.gmailMailboxes(list); err != nil {
+			return nil, err
+		}
+	}
+	patterns, excluded := r.opts.Include, r.opts.Exclude
+	if r.opts.GmailLabels != nil {
+		// The three mailboxes are the account: patterns do not apply.
+		patterns, excluded = []string{"*"}, nil
+	}
+	include, err := compileGlobs(patterns)
 	if err != nil {
 		return nil, err
 	}
-	exclude, err := compileGlobs(r.opts.Exclude)
+	exclude, err := compileGlobs(excluded)
 	if err != nil {
 		return nil, err
 	}

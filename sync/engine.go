@@ -311,6 +311,10 @@ type Options struct {
 	// (notmuch.enabled), through Deps.TagDB and Deps.TagIndex; see
 	// tags.go.
 	Tags *TagOptions
+	// GmailLabels, with Tags, syncs a Gmail account in label mode
+	// (gmail.labels: tags; see gmaillabels.go): only the mailboxes of all
+	// mail, the trash and spam, with each message's labels as tags.
+	GmailLabels *GmailLabelOptions
 	// Progress, if set, is told what is downloaded and uploaded.
 	Progress Progress
 	Logger   *slog.Logger

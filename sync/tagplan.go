@@ -19,6 +19,7 @@ type tagCopy struct {
 	row     mail.Message
 	base    *mail.TagBase
 	keyword mail.Flags // the keywords to read: the row's, or the plan's
+	glabels []string   // label mode: the message's Gmail labels
 }
 
 // tagUnit is one message of the tag database with its copies in the
@@ -124,6 +125,9 @@ func (t *tagRun) units(ctx context.Context, msgs []TaggedMessage, rows []rowKey,
 		for i, r := range refs {
 			keys[i] = r.key
 		}
+		if t.gl != nil && t.gl.roles[id] == "" {
+			continue // label mode syncs the tags of its mailboxes only
+		}
 		found, err := t.ix.TagMessagesByKey(ctx, id, mb.UIDValidity, keys)
 		if err != nil {
 			return nil, err
@@ -135,6 +139,12 @@ func (t *tagRun) units(ctx context.Context, msgs []TaggedMessage, rows []rowKey,
 		bases, err := t.ix.TagBases(ctx, id, mb.UIDValidity, uids)
 		if err != nil {
 			return nil, err
+		}
+		var glabels map[mail.UID][]string
+		if t.gl != nil {
+			if glabels, err = t.gl.ix.GmailLabels(ctx, id, mb.UIDValidity, uids); err != nil {
+				return nil, err
+			}
 		}
 		if _, ok := t.refused[id]; !ok {
 			l, err := t.ix.RefusedKeywords(ctx, id)
@@ -151,7 +161,7 @@ func (t *tagRun) units(ctx context.Context, msgs []TaggedMessage, rows []rowKey,
 			if !ok || row.State != mail.StateSynced || slices.ContainsFunc(r.u.copies, func(c tagCopy) bool { return c.mb.ID == id && c.row.UID == row.UID }) {
 				continue
 			}
-			c := tagCopy{mb: mb, row: row, keyword: row.Flags.Keywords()}
+			c := tagCopy{mb: mb, row: row, keyword: row.Flags.Keywords(), glabels: glabels[row.UID]}
 			if f, ok := override[rowKey{id, row.UIDValidity, row.UID}]; ok {
 				c.keyword = f.Keywords()
 			}
@@ -234,7 +244,12 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 		if len(u.copies) == 0 {
 			continue
 		}
-		tags := t.tagLabels(u.msg.Tags)
+		var tags map[string][]string
+		if t.gl != nil {
+			tags = t.gl.tagKeys(u.msg.Tags)
+		} else {
+			tags = t.tagLabels(u.msg.Tags)
+		}
 		nm := map[string]bool{}
 		for l := range tags {
 			nm[l] = true
@@ -242,8 +257,12 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 		copies := make([]labelCopy, len(u.copies))
 		servers := make([]map[string][]string, len(u.copies))
 		for i, c := range u.copies {
-			servers[i] = t.serverLabels(c.keyword)
 			lc := labelCopy{server: map[string]bool{}, refused: t.refused[c.mb.ID]}
+			if t.gl != nil {
+				servers[i], lc.refused = t.gl.labelsOf(c), nil
+			} else {
+				servers[i] = t.serverLabels(c.keyword)
+			}
 			for l := range servers[i] {
 				lc.server[l] = true
 			}
@@ -256,8 +275,37 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 			copies[i] = lc
 		}
 		result := mergeLabels(nm, copies)
+		if t.gl != nil && !slices.ContainsFunc(copies, func(c labelCopy) bool { return c.base != nil }) {
+			// A message's first label sync takes Gmail's labels: the tags
+			// notmuch gave it when it indexed the file (new.tags, often
+			// inbox and unread) say nothing of its labels.
+			result = map[string]bool{}
+			for _, s := range servers {
+				for l := range s {
+					result[l] = true
+				}
+			}
+		}
+		if t.gl != nil {
+			// A read-only label is as the server has it.
+			for _, s := range servers {
+				for l := range s {
+					if t.gl.readOnly(l) {
+						result[l] = true
+					}
+				}
+			}
+			for l := range result {
+				if t.gl.readOnly(l) && !slices.ContainsFunc(servers, func(s map[string][]string) bool { _, ok := s[l]; return ok }) {
+					delete(result, l)
+				}
+			}
+		}
 		// A spelling for each label: the tag's, else a copy's keyword.
 		keywordOf := func(l string) string {
+			if t.gl != nil {
+				return t.gl.labelSpelling(l)
+			}
 			if sp := tags[l]; len(sp) > 0 {
 				kw, _ := t.m.Keyword(sp[0])
 				return kw
@@ -273,6 +321,9 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 		for _, l := range slices.Sorted(mapKeys(result)) {
 			if !nm[l] {
 				tg, _ := t.m.Tag(keywordOf(l))
+				if t.gl != nil {
+					tg = l // the key is the tag
+				}
 				ch.Add = append(ch.Add, tg)
 			}
 		}

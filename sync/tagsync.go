@@ -51,6 +51,9 @@ type tagRun struct {
 	byID      map[int64]mail.Mailbox
 	refused   map[int64]map[string]bool
 	indexed   bool
+	// gl is label mode's state (gmaillabels.go); nil when keywords are
+	// synced.
+	gl *labelMode
 }
 
 // startTags turns the tag sync on for this run, when configured: the
@@ -68,6 +71,9 @@ func (r *runner) startTags() *tagRun {
 	}
 	t.idx = &writtenIndex{Index: r.deps.Index, rows: map[rowKey]bool{}}
 	r.deps.Index = t.idx
+	if o := r.opts.GmailLabels; o != nil {
+		t.newLabelMode(o)
+	}
 	return t
 }
 
@@ -108,6 +114,9 @@ func (t *tagRun) run(ctx context.Context, s *session, results []*MailboxResult) 
 	for _, mb := range mbs {
 		t.boxes[mb.LocalPath] = mb
 		t.byID[mb.ID] = mb
+	}
+	if t.gl != nil {
+		t.prepareLabels()
 	}
 
 	// The one call of a sync that changed nothing: the revision, the
@@ -152,6 +161,13 @@ func (t *tagRun) run(ctx context.Context, s *session, results []*MailboxResult) 
 	var override map[rowKey]mail.Flags
 	if dry {
 		written, override = t.planned(results)
+	}
+	if t.gl != nil {
+		more, err := t.refreshLabels(ctx, s, written)
+		if err != nil {
+			return err
+		}
+		written = append(written, more...)
 	}
 	since := st.Revision
 	if t.res.Full {
@@ -326,7 +342,11 @@ func (t *tagRun) write(ctx context.Context, s *session, p *tagPlan) error {
 			}
 		}
 	}) {
-		if err := t.store(ctx, s, t.byID[id], p.stores[id], p.pending); err != nil {
+		store := t.store
+		if t.gl != nil {
+			store = t.storeLabels
+		}
+		if err := store(ctx, s, t.byID[id], p.stores[id], p.pending); err != nil {
 			errs = append(errs, fmt.Errorf("keywords of %q: %w", t.byID[id].Name, err))
 		}
 	}
