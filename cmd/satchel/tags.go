@@ -83,6 +83,9 @@ func wireTags(acc config.Account, ix *store.Index, trace io.Writer, o *satsync.O
 	if o.Tags = tagOptions(acc); o.Tags == nil {
 		return
 	}
+	if acc.Gmail.Labels == "tags" {
+		o.GmailLabels = &satsync.GmailLabelOptions{ScanEvery: acc.Gmail.LabelScanEvery, ReadOnly: acc.Gmail.ReadOnly}
+	}
 	deps.TagDB = tagDB(acc, trace)
 	deps.TagIndex = ix
 }

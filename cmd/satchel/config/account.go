@@ -13,12 +13,13 @@ import (
 // file documents them.
 var (
 	topKeys     = []string{"accounts", "parallel_accounts"}
-	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks", "notmuch"}
+	accountKeys = []string{"name", "imap", "maildir", "layout", "index", "mailboxes", "sync", "watch", "watch_interval", "hooks", "notmuch", "gmail"}
 	imapKeys    = []string{"host", "port", "tls", "tls_fingerprint", "user", "auth", "password_command", "password", "oauth2_token_command", "connections", "prefix", "compress"}
 	mailboxKeys = []string{"include", "exclude", "map"}
 	syncKeys    = []string{"direction", "expunge", "trash", "conflict", "max_delete", "remove_folders", "since", "max_size", "max_messages"}
 	hookKeys    = []string{"pre", "post"}
 	notmuchKeys = []string{"enabled", "config", "keywords", "local_tags"}
+	gmailKeys   = []string{"labels", "label_scan_every", "read_only"}
 )
 
 const (
@@ -43,6 +44,7 @@ func newAccount() Account {
 		Watch:         []string{defaultWatch},
 		WatchInterval: defaultWatchInterval,
 		Notmuch:       Notmuch{LocalTags: slices.Clone(DefaultLocalTags)},
+		Gmail:         Gmail{Labels: "folders", LabelScanEvery: 24, ReadOnly: []string{`\Important`}},
 	}
 }
 
@@ -159,6 +161,14 @@ func (d *decoder) account(item *yaml.Node, i int) Account {
 	if a.Notmuch.LocalTags == nil {
 		// [] keeps nothing local: the list replaces the default.
 		a.Notmuch.LocalTags = []string{}
+	}
+
+	g := m.sub("gmail", gmailKeys)
+	g.enum("labels", &a.Gmail.Labels, "folders", "tags")
+	g.integer("label_scan_every", &a.Gmail.LabelScanEvery, 1, 100000)
+	g.list("read_only", &a.Gmail.ReadOnly, `["\\Important"]`, nil)
+	if a.Gmail.Labels == "tags" && !a.Notmuch.Enabled && d.err == nil {
+		g.fail("labels", "gmail.labels: tags syncs labels with notmuch tags; set notmuch.enabled: true, or labels: folders")
 	}
 
 	if d.err == nil {

@@ -60,6 +60,21 @@ type Account struct {
 	WatchInterval time.Duration
 	Hooks         Hooks
 	Notmuch       Notmuch
+	Gmail         Gmail
+}
+
+// Gmail says how a Gmail account (a server with X-GM-EXT-1) is synced.
+type Gmail struct {
+	// Labels is "folders" (each label a folder; a message in several is
+	// one file, hard-linked) or "tags" (All Mail, Trash and Spam only,
+	// labels as notmuch tags; needs Notmuch.Enabled).
+	Labels string
+	// LabelScanEvery: every so many syncs, label mode reads every
+	// message's labels, not only those with a new MODSEQ.
+	LabelScanEvery int
+	// ReadOnly are labels read and never written; nil for the default
+	// (\Important).
+	ReadOnly []string
 }
 
 // Notmuch turns on the tag sync with a notmuch database that indexes the

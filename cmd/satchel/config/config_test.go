@@ -30,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		Watch:         []string{"INBOX"},
 		WatchInterval: 15 * time.Minute,
 		Notmuch:       Notmuch{LocalTags: DefaultLocalTags},
+		Gmail:         Gmail{Labels: "folders", LabelScanEvery: 24, ReadOnly: []string{`\Important`}},
 	}
 	if len(cfg.Accounts) != 1 || !reflect.DeepEqual(cfg.Accounts[0], want) {
 		t.Errorf("got  %+v\nwant %+v", cfg.Accounts, want)
@@ -443,7 +444,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			docs[key] += comment + " "
 		}
 	}
-	for _, keys := range [][]string{topKeys, accountKeys, imapKeys, mailboxKeys, syncKeys, hookKeys, notmuchKeys} {
+	for _, keys := range [][]string{topKeys, accountKeys, imapKeys, mailboxKeys, syncKeys, hookKeys, notmuchKeys, gmailKeys} {
 		for _, k := range keys {
 			if strings.TrimSpace(docs[k]) == "" && !slices.Contains([]string{"accounts", "imap", "mailboxes", "sync", "hooks"}, k) {
 				t.Errorf("config.example.yaml does not document %s", k)

@@ -150,6 +150,9 @@ func TestParseErrors(t *testing.T) {
 		{"index unset variable", base + "    index: ${SATCHEL_TEST_UNSET}/x.db\n", 8, "accounts[0].index", "$SATCHEL_TEST_UNSET is not set"},
 
 		// notmuch and the top level.
+		{"gmail labels tags without notmuch", base + "    gmail:\n      labels: tags\n", 9, "accounts[0].gmail.labels", "set notmuch.enabled: true, or labels: folders"},
+		{"gmail labels unknown", base + "    gmail:\n      labels: both\n", 9, "accounts[0].gmail.labels", "folders"},
+		{"gmail scan every zero", base + "    gmail:\n      label_scan_every: 0\n", 9, "accounts[0].gmail.label_scan_every", "1"},
 		{"notmuch enabled yes", base + "    notmuch:\n      enabled: yes\n", 9, "accounts[0].notmuch.enabled", "must be true or false"},
 		{"notmuch unknown key", base + "    notmuch:\n      tags: {}\n", 9, "accounts[0].notmuch.tags", `unknown key "tags" in accounts[0].notmuch (known keys: enabled, config, keywords, local_tags)`},
 		{"notmuch keywords a list", base + "    notmuch:\n      keywords: [$Junk]\n", 9, "accounts[0].notmuch.keywords", `must be a mapping, such as {"$Junk": spam}`},
