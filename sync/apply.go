@@ -543,11 +543,21 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 				return errors.Join(err, commit(), r.dropIntents(ctx, drop))
 			}
 		}
-		if uid == 0 {
+		if uid != 0 && uid < b.st.UIDNext {
+			// A UID from before this run's appends: the server kept a
+			// message it already had instead (Gmail drops an APPEND of a
+			// message it has, and answers with the old one's UID). The
+			// file waits in limbo, never appended again; the old
+			// message keeps its own row and file.
+			log.Warn("the server already had this message and kept its copy; the file is kept locally and not uploaded again", "key", st.up.Key, "uid", uid)
+			uid = 0
+		} else if uid == 0 {
 			// Appended, but not to be found: the file waits in limbo so
 			// that it is never appended again; the server's copy will be
 			// downloaded as a message of its own.
 			log.Warn("uploaded message cannot be found on the server; kept locally and not uploaded again", "key", st.up.Key)
+		}
+		if uid == 0 {
 			if *nextLimbo == 0 {
 				var err error
 				if *nextLimbo, err = r.nextLimboUID(ctx, b.mb.ID); err != nil {
