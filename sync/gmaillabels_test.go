@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // labelEnv is a Gmail account synced in label mode with a real notmuch.
@@ -182,4 +184,56 @@ func TestGmailLabelsWithModSeq(t *testing.T) {
 	srv.GmailRelabel(id, []string{"Work"}, []string{`\Inbox`})
 	e.mustTagSync(n)
 	wantTags(t, n, "loud", "Work", "unread")
+}
+
+// TestGmailLabelModeNewLocalMail: a message written into the Maildir's
+// All Mail and tagged in notmuch is appended to All Mail and given the
+// labels of its tags; a second file of a message Gmail already has is
+// dropped by Gmail, and satchel keeps one copy.
+func TestGmailLabelModeNewLocalMail(t *testing.T) {
+	srv, e, n := labelEnv(t, imaptest.GmailOptions{})
+	old := srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody("old"), Labels: []string{`\Inbox`}})
+	e.mustTagSync(n)
+
+	all := e.dir("[Gmail]/All Mail")
+	if _, err := all.Deliver(context.Background(), strings.NewReader(string(gmailBody("written"))), mail.Flags{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	n.run("new", "--quiet")
+	n.run("tag", "+Work", "+Projects/Beta", "-inbox", "--", "id:"+idOf("written"))
+	e.mustTagSync(n)
+	var found bool
+	for _, m := range srv.Messages("Work") {
+		if strings.Contains(string(m.Body), "Subject: written") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the new local message is not in Work on the server")
+	}
+	wantTags(t, n, "written", "Work", "Projects/Beta", "unread")
+	if got := len(srv.Messages("[Gmail]/All Mail")); got != 2 {
+		t.Fatalf("All Mail holds %d messages, want 2", got)
+	}
+
+	// A second file of "old" (same bytes): Gmail keeps its one message,
+	// and the file stays, never uploaded again, the first one's row and
+	// file untouched.
+	if _, err := all.Deliver(context.Background(), strings.NewReader(string(gmailBody("old"))), mail.Flags{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustTagSync(n)
+	res := e.mustTagSync(n)
+	for _, m := range res.Mailboxes {
+		if m.Uploaded != 0 {
+			t.Fatalf("the duplicate was uploaded again: %+v", m)
+		}
+	}
+	if got := srv.GmailMessageCount(); got != 2 {
+		t.Fatalf("the account holds %d messages, want 2", got)
+	}
+	wantLabels(t, srv, old, `\Inbox`)
+	if files := gmailFiles(t, e.root)["old"]; len(files) != 2 {
+		t.Fatalf("files of old: %v, want the first and the duplicate", files)
+	}
 }

@@ -275,10 +275,15 @@ func (t *tagRun) plan(units []*tagUnit) *tagPlan {
 			copies[i] = lc
 		}
 		result := mergeLabels(nm, copies)
-		if t.gl != nil && !slices.ContainsFunc(copies, func(c labelCopy) bool { return c.base != nil }) {
+		if t.gl != nil && !slices.ContainsFunc(copies, func(c labelCopy) bool { return c.base != nil }) &&
+			!slices.ContainsFunc(u.copies, func(c tagCopy) bool {
+				return t.idx.wasUploaded(rowKey{c.mb.ID, c.row.UIDValidity, c.row.UID})
+			}) {
 			// A message's first label sync takes Gmail's labels: the tags
 			// notmuch gave it when it indexed the file (new.tags, often
-			// inbox and unread) say nothing of its labels.
+			// inbox and unread) say nothing of its labels. New local mail,
+			// uploaded by this run, is the exception: its tags are the
+			// labels it is to have.
 			result = map[string]bool{}
 			for _, s := range servers {
 				for l := range s {

@@ -176,6 +176,55 @@ type writtenIndex struct {
 	Index
 	mu   gosync.Mutex
 	rows map[rowKey]bool
+	// uploads are the ids of upload intents, and uploaded the rows they
+	// wrote: new local mail, whose tags are news for the server.
+	uploads  map[int64]bool
+	uploaded map[rowKey]bool
+}
+
+func (w *writtenIndex) AddIntents(ctx context.Context, ins []mail.Intent) ([]int64, error) {
+	ids, err := w.Index.AddIntents(ctx, ins)
+	if err == nil {
+		w.mu.Lock()
+		for i, in := range ins {
+			if in.Kind == mail.IntentUpload && i < len(ids) {
+				if w.uploads == nil {
+					w.uploads = map[int64]bool{}
+				}
+				w.uploads[ids[i]] = true
+			}
+		}
+		w.mu.Unlock()
+	}
+	return ids, err
+}
+
+// noteUploads notes the rows written by completing upload intents.
+func (w *writtenIndex) noteUploads(ids []int64, changes []mail.RowChange) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	up := false
+	for _, id := range ids {
+		up = up || w.uploads[id]
+	}
+	if !up {
+		return
+	}
+	if w.uploaded == nil {
+		w.uploaded = map[rowKey]bool{}
+	}
+	for _, c := range changes {
+		if !c.Delete {
+			w.uploaded[rowKey{c.MailboxID, c.Row.UIDValidity, c.Row.UID}] = true
+		}
+	}
+}
+
+// wasUploaded reports whether the run uploaded the row's message.
+func (w *writtenIndex) wasUploaded(k rowKey) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.uploaded[k]
 }
 
 func (w *writtenIndex) unwrapIndex() Index { return w.Index }
@@ -210,6 +259,7 @@ func (w *writtenIndex) CompleteIntent(ctx context.Context, id int64, changes []m
 	err := w.Index.CompleteIntent(ctx, id, changes)
 	if err == nil {
 		w.noteChanges(changes)
+		w.noteUploads([]int64{id}, changes)
 	}
 	return err
 }
@@ -218,6 +268,7 @@ func (w *writtenIndex) CompleteIntents(ctx context.Context, ids []int64, changes
 	err := w.Index.CompleteIntents(ctx, ids, changes)
 	if err == nil {
 		w.noteChanges(changes)
+		w.noteUploads(ids, changes)
 	}
 	return err
 }
