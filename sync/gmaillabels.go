@@ -518,4 +518,3 @@ func (gl *labelMode) labelSpelling(key string) string {
 	}
 	return key
 }
-
