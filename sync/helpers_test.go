@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +82,8 @@ type env struct {
 	opts   satsync.Options
 	// layout places the folders; nil is maildir.Verbatim.
 	layout maildir.Layout
+	// passwords counts the calls of the password function: one per login.
+	passwords atomic.Int32
 }
 
 type lockedBuffer struct {
@@ -140,8 +143,11 @@ func (e *env) deps() satsync.Deps {
 	ropts := imapremote.Options{
 		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
 		User: e.srv.User, Auth: imapremote.AuthPlain,
-		Password: func(context.Context) (string, error) { return e.srv.Password, nil },
-		Trace:    &e.trace,
+		Password: func(context.Context) (string, error) {
+			e.passwords.Add(1)
+			return e.srv.Password, nil
+		},
+		Trace: &e.trace,
 	}
 	folder := e.folder
 	if folder == nil {
