@@ -347,8 +347,12 @@ func (s *session) close() {
 // in a known state, the next mailbox starts on a fresh one.
 func (s *session) fail(b *box, err error) {
 	b.res.Err = err
-	s.r.halt(err)
-	s.r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	if s.r.halt(err) {
+		// The account stops: Result.Err says so, once.
+		s.r.log.Debug("mailbox stopped: over quota", "mailbox", b.Name, "err", err)
+	} else {
+		s.r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	}
 	if !errors.Is(err, ErrUIDValidityChanged) {
 		s.close()
 	}
