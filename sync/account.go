@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -34,7 +35,8 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	// A named result: the deferred function sets what is returned.
 	defer func() { res.Duration = opts.Now().Sub(start) }()
 
-	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account), slots: make(chan struct{}, opts.Connections)}
+	r := &runner{opts: opts, deps: deps, log: opts.Logger.With("account", opts.Account),
+		slots: make(chan struct{}, opts.Connections), limit: opts.Connections}
 	// With notmuch (Options.Tags): the rows this run writes are noted
 	// for the tag sync that ends it (tags.go).
 	tags := r.startTags()
@@ -45,6 +47,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	r.capConnections(remote)
 	// The listing carries each mailbox's status where the server can:
 	// a mailbox unchanged on both sides is then not selected at all.
 	list, err := remote.ListStatus(ctx)
@@ -52,6 +55,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		res.Err = err
 		return res
 	}
+	r.noteThrottle(remote)
 	// Asked after the listing: the answer to an ENABLE sent with it
 	// decides (imapremote), at no round trip of its own.
 	res.Mode = remote.Mode()
@@ -89,6 +93,24 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		var more []*MailboxResult
 		more, err = r.pass(ctx, first, again)
 		results = append(results, more...)
+	}
+	// Mailboxes whose connection failed under them (a session the server
+	// ended) are synced again, from what the index now records.
+	for err == nil {
+		retry := r.retries(ctx)
+		if len(retry) == 0 {
+			break
+		}
+		_, err = r.pass(ctx, first, retry)
+	}
+	if stop := r.stopped(); stop != nil {
+		// Over quota: the account stops here, with what each mailbox
+		// did until then (see serverlimits.go).
+		res.Err = stop
+		for _, mr := range results {
+			res.Mailboxes = append(res.Mailboxes, *mr)
+		}
+		return res
 	}
 	if err != nil && ctx.Err() == nil {
 		res.Err = err
@@ -224,13 +246,14 @@ func applyGroups(boxes []*box) [][]*box {
 // parallel runs work(i) for i in [0, n) on up to opts.Connections
 // sessions, the first of them the one given.
 func (r *runner) parallel(ctx context.Context, first *session, n int, work func(ctx context.Context, s *session, i int)) {
-	workers := min(r.opts.Connections, n)
+	workers := min(r.connections(), n)
 	if workers <= 1 {
 		for i := range n {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || r.stopped() != nil {
 				return
 			}
 			work(ctx, first, i)
+			r.noteThrottle(first.conn)
 		}
 		return
 	}
@@ -239,7 +262,7 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, work func(
 	for w := range workers {
 		s := first
 		if w > 0 {
-			s = &session{r: r}
+			s = &session{r: r, extra: true}
 		}
 		wg.Add(1)
 		go func() {
@@ -247,13 +270,33 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, work func(
 			if s != first {
 				defer s.close()
 			}
-			for i := range next {
+			for {
+				if s != first {
+					// An extra connection that the server refuses, or
+					// that a throttled run no longer wants, leaves its
+					// share to the others; it is opened before any work
+					// is taken, so that none is left undone.
+					if r.slow.Load() || r.stopped() != nil {
+						return
+					}
+					if _, err := s.remote(ctx); err != nil {
+						return
+					}
+				}
+				i, ok := <-next
+				if !ok {
+					return
+				}
+				if r.stopped() != nil {
+					continue
+				}
 				work(ctx, s, i)
+				r.noteThrottle(s.conn)
 			}
 		}()
 	}
 	for i := range n {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || r.stopped() != nil {
 			break
 		}
 		next <- i
@@ -266,6 +309,9 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, work func(
 type session struct {
 	r    *runner
 	conn Remote
+	// extra: the connection is one of those parallel opens beside the
+	// first; it is tried once, and given up when the server refuses it.
+	extra bool
 }
 
 func (s *session) remote(ctx context.Context) (Remote, error) {
@@ -277,9 +323,17 @@ func (s *session) remote(ctx context.Context) (Remote, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	c, err := s.r.connect(ctx)
+	var c Remote
+	var err error
+	if s.extra {
+		c, err = s.r.deps.Connect(ctx)
+	} else {
+		c, err = s.r.connect(ctx)
+	}
 	if err != nil {
-		s.r.releaseSlot()
+		if !(s.extra && errors.Is(err, mail.ErrTooManyConnections) && s.r.retire()) {
+			s.r.releaseSlot()
+		}
 		return nil, err
 	}
 	s.conn = c
@@ -298,7 +352,12 @@ func (s *session) close() {
 // in a known state, the next mailbox starts on a fresh one.
 func (s *session) fail(b *box, err error) {
 	b.res.Err = err
-	s.r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	if s.r.halt(err) {
+		// The account stops: Result.Err says so, once.
+		s.r.log.Debug("mailbox stopped: over quota", "mailbox", b.Name, "err", err)
+	} else {
+		s.r.log.Error("mailbox failed", "mailbox", b.Name, "err", err)
+	}
 	if !errors.Is(err, ErrUIDValidityChanged) {
 		s.close()
 	}
@@ -473,8 +532,18 @@ type runner struct {
 	names *naming
 	// slots holds one token per open connection: never more than
 	// opts.Connections at once (servers limit them per user: Dovecot
-	// to 10 by default).
+	// to 10 by default). Slots given up for the server's limits keep
+	// their tokens for good; limit is how many are left (under mu).
 	slots chan struct{}
+	limit int
+	// slow: a server asked the run to slow down (serverlimits.go).
+	slow atomic.Bool
+	// stop is what stopped the account (over quota); retry holds the
+	// mailboxes to sync again after a transient failure, attempts how
+	// often each was. Under mu.
+	stop     error
+	retry    []mailboxEntry
+	attempts map[*MailboxResult]retryState
 	// gmail is where the run's Gmail messages are on disk (gmail.go);
 	// nil until a download from Gmail needs it. Set under mu.
 	gmail *gmailFiles
@@ -775,6 +844,7 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 		defer mu.Unlock()
 		if err != nil {
 			s.fail(b, err)
+			r.retryLater(b, err)
 			if r.learnLocal(ctx, b) == nil {
 				failed = append(failed, b)
 			}
@@ -784,6 +854,11 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 	})
 	if ctx.Err() != nil {
 		return results, ctx.Err()
+	}
+	if r.stopped() != nil {
+		// Over quota: nothing learned is applied; the next run learns
+		// it again.
+		return results, nil
 	}
 	byName := func(l []*box) {
 		slices.SortFunc(l, func(a, b *box) int { return strings.Compare(a.Name, b.Name) })
@@ -814,7 +889,7 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 			var applied []*box
 			failed := false
 			for _, b := range groups[i] {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || r.stopped() != nil {
 					return
 				}
 				var err error
@@ -830,6 +905,11 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 				}
 				if err != nil {
 					s.fail(b, err)
+					if len(groups[i]) == 1 {
+						// Alone in its group: synced again by itself,
+						// it is what the next run would do.
+						r.retryLater(b, err)
+					}
 					failed = true
 					continue
 				}

@@ -277,6 +277,7 @@ func (r *runner) download(ctx context.Context, remote Remote, b *box, msgs []mai
 		if plan != nil {
 			gm.release(plan)
 		}
+		r.noteThrottle(remote)
 		// What was not delivered left no file: forget its intent.
 		var dropped []int64
 		for _, i := range pending {
@@ -337,43 +338,91 @@ const splitMin = 256
 
 // downloadSplit downloads msgs, spread by UID range over the connections
 // no other mailbox is using (within imap.connections): the initial
-// download of one huge mailbox then runs on all of them.
+// download of one huge mailbox then runs on all of them. An extra
+// connection that cannot be opened (the server refuses more) leaves its
+// share to the others.
 func (r *runner) downloadSplit(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
 	extra := 0
 	if len(msgs) >= splitMin {
-		extra = r.takeSlots(min(r.opts.Connections-1, len(msgs)/splitMin))
+		extra = r.takeSlots(min(r.connections()-1, len(msgs)/splitMin))
 	}
-	if extra == 0 {
+	conns, err := r.openExtra(ctx, b, extra, log)
+	if err != nil {
+		return err
+	}
+	if len(conns) == 0 {
 		return r.download(ctx, remote, b, msgs, log)
 	}
-	parts := extra + 1
+	parts := len(conns) + 1
 	errs := make([]error, parts)
 	var wg gosync.WaitGroup
 	for i := 1; i < parts; i++ {
 		chunk := msgs[i*len(msgs)/parts : (i+1)*len(msgs)/parts]
+		c := conns[i-1]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer r.releaseSlot()
-			c, err := r.connect(ctx)
-			if err != nil {
-				errs[i] = err
-				return
-			}
 			defer c.Close()
-			st, err := c.Select(ctx, b.Name)
-			if err == nil && st.UIDValidity != b.mb.UIDValidity {
-				err = fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
-			}
-			if err == nil {
-				err = r.download(ctx, c, b, chunk, log)
-			}
-			errs[i] = err
+			errs[i] = r.download(ctx, c, b, chunk, log)
 		}()
 	}
 	errs[0] = r.download(ctx, remote, b, msgs[:len(msgs)/parts], log)
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// openExtra opens n connections, for which the caller holds slots, with
+// b selected on each, and returns those that opened; the slots of the
+// others are released, or given up for the run when the server refused
+// them (retire). A renumbered mailbox is an error.
+func (r *runner) openExtra(ctx context.Context, b *box, n int, log *slog.Logger) ([]Remote, error) {
+	opened := make([]Remote, n)
+	errs := make([]error, n)
+	var wg gosync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := r.deps.Connect(ctx)
+			if err == nil {
+				var st mail.MailboxStatus
+				st, err = c.Select(ctx, b.Name)
+				if err == nil && st.UIDValidity != b.mb.UIDValidity {
+					errs[i] = fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+				}
+				if err != nil || errs[i] != nil {
+					c.Close()
+					c = nil
+				}
+			}
+			if c == nil {
+				if !(errors.Is(err, mail.ErrTooManyConnections) && r.retire()) {
+					r.releaseSlot()
+				}
+				if err != nil {
+					log.Debug("no extra connection for the download", "err", err)
+				}
+				return
+			}
+			opened[i] = c
+		}()
+	}
+	wg.Wait()
+	var out []Remote
+	for _, c := range opened {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, c := range out {
+			c.Close()
+			r.releaseSlot()
+		}
+		return nil, err
+	}
+	return out, nil
 }
 
 // adopt moves local files into this folder for new server messages that

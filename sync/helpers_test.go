@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ type env struct {
 	// mirrored, when set, are the only server mailboxes assertMirror
 	// compares (Gmail's label mode syncs three).
 	mirrored []string
+	// passwords counts the calls of the password function: one per login.
+	passwords atomic.Int32
 }
 
 type lockedBuffer struct {
@@ -143,8 +146,11 @@ func (e *env) deps() satsync.Deps {
 	ropts := imapremote.Options{
 		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
 		User: e.srv.User, Auth: imapremote.AuthPlain,
-		Password: func(context.Context) (string, error) { return e.srv.Password, nil },
-		Trace:    &e.trace,
+		Password: func(context.Context) (string, error) {
+			e.passwords.Add(1)
+			return e.srv.Password, nil
+		},
+		Trace: &e.trace,
 	}
 	folder := e.folder
 	if folder == nil {

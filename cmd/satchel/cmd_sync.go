@@ -245,8 +245,9 @@ func reportAccountErrors(g *globals, res satsync.Result) {
 		fmt.Fprintf(g.stderr, "satchel: %s: %s\n", res.Account, withHint(res.Err))
 	}
 	interrupted := errors.Is(res.Err, context.Canceled)
+	overQuota := errors.Is(res.Err, mail.ErrOverQuota)
 	for _, m := range res.Mailboxes {
-		if m.Err != nil && !(interrupted && errors.Is(m.Err, context.Canceled)) {
+		if m.Err != nil && !(interrupted && errors.Is(m.Err, context.Canceled)) && !(overQuota && errors.Is(m.Err, mail.ErrOverQuota)) {
 			fmt.Fprintf(g.stderr, "satchel: %s: %s: %s\n", res.Account, m.Name, withHint(m.Err))
 		}
 		if m.Safety != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/store"
 	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // Exit codes: the documented contract (README, "Exit codes").
@@ -18,6 +19,7 @@ const (
 	exitUsage       = 2 // usage or configuration error
 	exitPartial     = 3 // some mailboxes or accounts failed, the rest synced
 	exitSafety      = 4 // a safety check refused part of the work
+	exitOverQuota   = 5 // an account stopped over its quota; the next run resumes
 	exitLocked      = 75
 	exitInterrupted = 130
 )
@@ -46,6 +48,8 @@ func exitCodeOf(err error) int {
 		return exitInterrupted
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
+	case errors.Is(err, mail.ErrOverQuota):
+		return exitOverQuota
 	case errors.Is(err, satsync.ErrUIDValidityChanged),
 		errors.Is(err, satsync.ErrTooManyDeletions), errors.Is(err, satsync.ErrTooManyUploads),
 		errors.Is(err, satsync.ErrLikelyRenamed),
@@ -59,7 +63,7 @@ func exitCodeOf(err error) int {
 // outcome tallies a run over several accounts.
 type outcome struct {
 	accounts, failedAccounts, lockedAccounts int
-	failures, safety                         int
+	failures, safety, overQuota              int
 	usage, interrupted                       bool
 }
 
@@ -78,6 +82,8 @@ func (o *outcome) account(err error, res *satsync.Result) {
 			o.interrupted = true
 		case exitSafety:
 			o.safety++
+		case exitOverQuota:
+			o.overQuota++
 		default:
 			o.failedAccounts++
 		}
@@ -116,8 +122,9 @@ func (o *outcome) account(err error, res *satsync.Result) {
 	}
 }
 
-// code applies the documented precedence: 2, 1, 4, 3, 75; an interrupted
-// run is 130 unless the configuration was wrong.
+// code applies the documented precedence: 2, 1, 4, 3, 5, 75; an
+// interrupted run is 130 unless the configuration was wrong. An account
+// stopped over quota is not a failed one.
 func (o *outcome) code() int {
 	switch {
 	case o.usage:
@@ -130,6 +137,8 @@ func (o *outcome) code() int {
 		return exitSafety
 	case o.failures > 0 || o.failedAccounts > 0:
 		return exitPartial
+	case o.overQuota > 0:
+		return exitOverQuota
 	case o.lockedAccounts > 0:
 		return exitLocked
 	}

@@ -347,6 +347,10 @@ func TestExitCodePrecedence(t *testing.T) {
 		{"partial beats locked", outcome{accounts: 2, failures: 1, lockedAccounts: 1}, exitPartial},
 		{"locked", outcome{accounts: 2, lockedAccounts: 1}, exitLocked},
 		{"usage beats all", outcome{accounts: 1, failedAccounts: 1, usage: true}, exitUsage},
+		{"over quota", outcome{accounts: 2, overQuota: 1}, exitOverQuota},
+		{"every account over quota", outcome{accounts: 1, overQuota: 1}, exitOverQuota},
+		{"partial beats over quota", outcome{accounts: 2, failures: 1, overQuota: 1}, exitPartial},
+		{"over quota beats locked", outcome{accounts: 2, overQuota: 1, lockedAccounts: 1}, exitOverQuota},
 	}
 	for _, tt := range tests {
 		if got := tt.o.code(); got != tt.want {

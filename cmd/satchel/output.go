@@ -31,6 +31,9 @@ func withHint(err error) string {
 	case errors.Is(err, context.Canceled):
 		// The canceled operation adds nothing the user can act on.
 		return "interrupted; what was synced is kept, and the next sync carries on from there"
+	case errors.Is(err, mail.ErrOverQuota):
+		// The account stopped (sync.ErrOverQuota's story): one line for it.
+		return "stopped: the server says the account is over its bandwidth or command limit (Gmail allows about 2.5 GB of downloads a day); nothing was lost, and the next sync resumes where this one stopped (" + msg + ")"
 	case hinted(msg), errors.As(err, new(usageError)):
 		return msg
 	case errors.Is(err, imapremote.ErrAuth):

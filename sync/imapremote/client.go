@@ -110,11 +110,6 @@ func (c *Client) guard(ctx context.Context) func() {
 	}
 }
 
-// ioErr is the error to report for a failed call: see watchdog.explain.
-func (c *Client) ioErr(ctx context.Context, err error) error {
-	return c.wd.explain(ctx, err)
-}
-
 // List returns every mailbox of the account (LIST "" "*"), names decoded
 // from modified UTF-7. NAMESPACE, when its answer is not known yet, goes
 // in the same round trip, for Namespaces.

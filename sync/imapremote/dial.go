@@ -29,6 +29,7 @@ import (
 
 	"github.com/satchel-mail/satchel/sync/imapremote/qresync"
 	"github.com/satchel-mail/satchel/sync/imapremote/wiretrace"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // TLS modes of Options.TLS.
@@ -373,6 +374,15 @@ func (c *Client) login(ctx context.Context, opts Options) error {
 		}
 		var ierr *imap.Error
 		if errors.As(err, &ierr) {
+			switch {
+			case overQuota(err):
+				// Not the credentials: the account may not do more today.
+				return &markedError{fmt.Errorf("%w to %s: %s", ErrConnect, opts.Host, strings.TrimSpace(ierr.Text)), mail.ErrOverQuota}
+			case strings.Contains(strings.ToLower(ierr.Text), tooManyText):
+				// The credentials were accepted: another connection
+				// closing makes room for this one.
+				return transient(fmt.Errorf("%w to %s: %w: %s", ErrConnect, opts.Host, mail.ErrTooManyConnections, strings.TrimSpace(ierr.Text)))
+			}
 			if ierr.Code == imap.ResponseCodeUnavailable {
 				// RFC 5530 §3: a subsystem the server needs is down;
 				// the credentials were not judged.

@@ -384,6 +384,36 @@ func (s *Server) GmailExpireSessions() {
 	st.wake()
 }
 
+// GmailSetLimits replaces the account's limits and counts its commands
+// and fetched bytes afresh from now on, as Gmail's daily allowance comes
+// back: a test runs into a limit, then lifts it ("the next day") with
+// GmailSetLimits(GmailLimits{}). Open connections keep the number of
+// commands they have sent (for SessionExpiresAfter).
+func (s *Server) GmailSetLimits(l GmailLimits) {
+	st := s.gmail()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.opts.Limits = l
+	st.commands, st.fetched = 0, 0
+}
+
+// GmailPeakConnections is the most connections the account had
+// authenticated at once since the server started.
+func (s *Server) GmailPeakConnections() int {
+	st := s.gmail()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.peak
+}
+
+// GmailLogins counts the successful LOGINs and AUTHENTICATEs.
+func (s *Server) GmailLogins() int {
+	st := s.gmail()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.logins
+}
+
 // GmailRelabel adds and removes labels of the message with X-GM-MSGID id,
 // as the web interface does (archiving is removing \Inbox): the message
 // enters and leaves the labels' mailboxes, and its MODSEQ rises unless

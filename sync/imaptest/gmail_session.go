@@ -255,13 +255,15 @@ func (s *gmSession) login(p *gmParser) error {
 func (s *gmSession) authenticated(user string) {
 	st := s.store
 	st.mu.Lock()
-	max := st.opts.Limits.MaxConnections
-	if max == 0 {
-		max = gmailMaxConnections
+	limit := st.opts.Limits.MaxConnections
+	if limit == 0 {
+		limit = gmailMaxConnections
 	}
-	full := max > 0 && st.authed >= max
+	full := limit > 0 && st.authed >= limit
 	if !full {
 		st.authed++
+		st.logins++
+		st.peak = max(st.peak, st.authed)
 		s.expireGen = st.expireGen
 	}
 	st.mu.Unlock()

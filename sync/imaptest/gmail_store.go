@@ -166,6 +166,8 @@ type gmailStore struct {
 	uidv    uint32
 
 	authed    int   // authenticated connections
+	peak      int   // the most authenticated connections at once
+	logins    int   // successful authentications
 	commands  int   // commands received, all connections
 	fetched   int64 // bytes of FETCH responses sent
 	expireGen int   // GmailExpireSessions calls

@@ -809,6 +809,21 @@ func TestGmailLimits(t *testing.T) {
 			t.Errorf("go-imap NOOP over the command limit: %v", err)
 		}
 	})
+	t.Run("quota back, peak and logins counted", func(t *testing.T) {
+		t.Parallel()
+		s := StartGmail(t, GmailOptions{Limits: GmailLimits{OverQuotaAfterCommands: 2}})
+		a := dialGmailRaw(t, s, true) // 1
+		a.mustOK("NOOP")              // 2
+		if _, tagged := a.cmd("NOOP"); !strings.Contains(tagged, "[OVERQUOTA]") {
+			t.Fatalf("third command: %q", tagged)
+		}
+		s.GmailSetLimits(GmailLimits{})
+		a.mustOK("NOOP")
+		dialGmailRaw(t, s, true).mustOK("NOOP")
+		if p, l := s.GmailPeakConnections(), s.GmailLogins(); p != 2 || l != 2 {
+			t.Errorf("peak %d, logins %d; want 2 and 2", p, l)
+		}
+	})
 	t.Run("session expires after n commands", func(t *testing.T) {
 		t.Parallel()
 		s := StartGmail(t, GmailOptions{Limits: GmailLimits{SessionExpiresAfter: 3}})

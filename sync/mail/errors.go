@@ -16,6 +16,18 @@ var (
 	// (RFC 5530). A refusal of the credentials or of a command is never
 	// transient.
 	ErrTransient = errors.New("transient failure")
+	// ErrOverQuota: the server refuses every command because the account
+	// is over a limit of its own: Gmail's "[OVERQUOTA] Account exceeded
+	// command or bandwidth limits" (about 2.5 GB downloaded a day), or
+	// RFC 5530 §3's [OVERQUOTA]. Not transient: a new connection meets it
+	// too, until the limit resets (for Gmail, within a day). The engine
+	// stops the account.
+	ErrOverQuota = errors.New("the account is over its quota or its bandwidth or command limit")
+	// ErrTooManyConnections: the server refused a login because the
+	// account has as many connections open as it allows (Gmail: "Too many
+	// simultaneous connections", 15). Transient: a connection closing
+	// makes room; the engine goes on with the ones it has.
+	ErrTooManyConnections = errors.New("too many simultaneous connections")
 	// ErrNoMailbox: the server says the mailbox does not exist
 	// ([NONEXISTENT], RFC 5530 §3).
 	ErrNoMailbox = errors.New("no such mailbox on the server")

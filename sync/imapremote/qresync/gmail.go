@@ -625,6 +625,7 @@ func (c *Conn) gmailReplyRead(line []byte) {
 	switch {
 	case err != nil:
 	case len(fields) > 1 && bytes.EqualFold(fields[1], []byte("OK")):
+		c.noteTagged(line)
 	case len(fields) > 1:
 		err = &ServerError{Status: string(bytes.ToUpper(fields[1])), Text: string(bytes.Join(fields[2:], []byte(" ")))}
 	default:

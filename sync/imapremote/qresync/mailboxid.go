@@ -83,6 +83,8 @@ const (
 	teeNone   teeKind = iota
 	teeStatus         // "* STATUS mailbox (...)"
 	teeCode           // "* OK [MAILBOXID (id)] ..."
+	teeTagged         // "tag OK ...": for [THROTTLED]
+	teeBye            // "* BYE text"
 )
 
 // startTee begins keeping the response whose first byte is next.
@@ -131,6 +133,14 @@ func (c *Conn) teeDone() {
 			c.selectID = id
 			c.mu.Unlock()
 		}
+	case teeTagged:
+		c.mu.Lock()
+		c.noteTagged(r.teeBuf)
+		c.mu.Unlock()
+	case teeBye:
+		c.mu.Lock()
+		c.noteBye(r.teeBuf)
+		c.mu.Unlock()
 	}
 	if cap(r.teeBuf) > 4<<10 {
 		r.teeBuf = nil

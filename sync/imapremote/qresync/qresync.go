@@ -22,7 +22,9 @@
 //     responses are kept for MailboxIDs, and the responses pass on to
 //     go-imap, which skips the item it does not know;
 //   - the "OK [MAILBOXID (id)]" of a SELECT or EXAMINE (RFC 8474 §4.2)
-//     passes on too, and its id is kept for SelectMailboxID.
+//     passes on too, and its id is kept for SelectMailboxID;
+//   - Gmail's [THROTTLED] after a tagged OK and the text of a BYE pass
+//     on, and are kept for Throttled and Bye (signals.go).
 //
 // The server's unsolicited FETCH responses during a QRESYNC SELECT (RFC
 // 7162 §3.2.5) are ordinary FETCH responses: they pass through, and
@@ -96,6 +98,10 @@ type Conn struct {
 	ids      map[string]string // MAILBOXIDs from STATUS responses, not yet taken
 	selectID string            // MAILBOXID of the last SELECT or EXAMINE
 	gmail    *pendingGmail     // nil when no GmailFetch is outstanding
+	// throttled counts tagged OKs marked [THROTTLED]; bye is the text of
+	// the last untagged BYE (signals.go).
+	throttled int
+	bye       string
 	// onVanished is called after each VANISHED response is read.
 	onVanished func()
 }

@@ -269,6 +269,7 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 		case c.selectTag != "" && string(t0) == c.selectTag:
 			c.selectTag = ""
 		}
+		c.rd.startTee(teeTagged)
 		return lineText, true
 	}
 	if need(2) {
@@ -305,8 +306,11 @@ func (c *Conn) decide(head []byte) (kind lineKind, ok bool) {
 		// RFC 8474 §4.3: the MAILBOXID asked for by RequestMailboxIDs.
 		c.rd.startTee(teeStatus)
 		return linePass, true
+	case bytes.EqualFold(t1, []byte("BYE")):
+		c.rd.startTee(teeBye)
+		return lineText, true
 	case bytes.EqualFold(t1, []byte("NO")), bytes.EqualFold(t1, []byte("BAD")),
-		bytes.EqualFold(t1, []byte("BYE")), bytes.EqualFold(t1, []byte("PREAUTH")):
+		bytes.EqualFold(t1, []byte("PREAUTH")):
 		return lineText, true
 	case isNumber(t1):
 		if need(3) {
