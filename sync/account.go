@@ -42,6 +42,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	tags := r.startTags()
 	first := &session{r: r}
 	defer first.close()
+	defer r.closeIdle()
 	remote, err := first.remote(ctx)
 	if err != nil {
 		res.Err = err
@@ -243,11 +244,23 @@ func applyGroups(boxes []*box) [][]*box {
 	return groups
 }
 
-// parallel runs work(i) for i in [0, n) on up to opts.Connections
-// sessions, the first of them the one given.
-func (r *runner) parallel(ctx context.Context, first *session, n int, work func(ctx context.Context, s *session, i int)) {
+// parallel runs work(i) for i in [0, n) on up to r.connections()
+// sessions: the first one given, then those an earlier call left open,
+// then new ones; it leaves its sessions open for the next call (closeIdle
+// ends them). A session takes first an item prefer (if set) finds for the
+// mailbox it has selected, so that it need not select another; else the
+// next in order. Nothing more is taken once the run has stopped
+// (r.stopped: over quota).
+func (r *runner) parallel(ctx context.Context, first *session, n int, prefer func(i int, selected string) bool, work func(ctx context.Context, s *session, i int)) {
 	workers := min(r.connections(), n)
+	r.mu.Lock()
+	idle := r.idle
+	r.idle = nil
+	r.mu.Unlock()
 	if workers <= 1 {
+		for _, s := range idle {
+			s.close()
+		}
 		for i := range n {
 			if ctx.Err() != nil || r.stopped() != nil {
 				return
@@ -257,19 +270,51 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, work func(
 		}
 		return
 	}
-	next := make(chan int)
-	var wg gosync.WaitGroup
-	for w := range workers {
-		s := first
-		if w > 0 {
-			s = &session{r: r, extra: true}
+	var (
+		mu    gosync.Mutex
+		taken = make([]bool, n)
+		next  int // the lowest item not taken yet, or one below it
+	)
+	pick := func(s *session) (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil || r.stopped() != nil {
+			return 0, false
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if s != first {
-				defer s.close()
+		if prefer != nil && s.conn != nil {
+			if sel := s.conn.Selected(); sel != "" {
+				for i := next; i < n; i++ {
+					if !taken[i] && prefer(i, sel) {
+						taken[i] = true
+						return i, true
+					}
+				}
 			}
+		}
+		for ; next < n; next++ {
+			if !taken[next] {
+				taken[next] = true
+				return next, true
+			}
+		}
+		return 0, false
+	}
+	sessions := []*session{first}
+	for w := 1; w < workers; w++ {
+		s := &session{r: r, extra: true}
+		if len(idle) > 0 {
+			s, idle = idle[0], idle[1:]
+		}
+		sessions = append(sessions, s)
+	}
+	for _, s := range idle {
+		// More than this call needs: their slots may serve a download
+		// split over connections (downloadSplit).
+		s.close()
+	}
+	var wg gosync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() {
 			for {
 				if s != first {
 					// An extra connection that the server refuses, or
@@ -283,26 +328,30 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, work func(
 						return
 					}
 				}
-				i, ok := <-next
+				i, ok := pick(s)
 				if !ok {
 					return
-				}
-				if r.stopped() != nil {
-					continue
 				}
 				work(ctx, s, i)
 				r.noteThrottle(s.conn)
 			}
-		}()
+		})
 	}
-	for i := range n {
-		if ctx.Err() != nil || r.stopped() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
 	wg.Wait()
+	r.mu.Lock()
+	r.idle = append(r.idle, sessions[1:]...)
+	r.mu.Unlock()
+}
+
+// closeIdle closes the sessions parallel left open.
+func (r *runner) closeIdle() {
+	r.mu.Lock()
+	idle := r.idle
+	r.idle = nil
+	r.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
 }
 
 // session is one connection, used by one goroutine at a time.
@@ -520,10 +569,14 @@ type runner struct {
 	log  *slog.Logger
 	// again holds the mailboxes re-created on the server while a pass
 	// was applied, to be synced by another pass; toStamp those whose
-	// state stampAll records. mu guards both.
+	// state stampAll records. mu guards them and idle.
 	mu      gosync.Mutex
 	again   []mailboxEntry
 	toStamp []stampLater
+	// idle holds the sessions parallel left open (guarded by mu): the
+	// apply phase goes on with the connections learning opened, each
+	// where it may still have a mailbox selected.
+	idle []*session
 	// owners maps each folder (lower-cased) to the mailbox the index
 	// syncs with it, for selectMailboxes.
 	owners map[string]string
@@ -827,7 +880,7 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 	}
 	var mu gosync.Mutex
 	var boxes, failed []*box
-	r.parallel(ctx, first, len(todo), func(ctx context.Context, s *session, i int) {
+	r.parallel(ctx, first, len(todo), nil, func(ctx context.Context, s *session, i int) {
 		b := todo[i]
 		var err error
 		if b.vanished {
@@ -880,7 +933,10 @@ func (r *runner) pass(ctx context.Context, first *session, entries []mailboxEntr
 	}
 	if !opts.DryRun {
 		groups := applyGroups(boxes)
-		r.parallel(ctx, first, len(groups), func(ctx context.Context, s *session, i int) {
+		// A group whose first mailbox a session still has selected from
+		// learning goes to that session: no SELECT again.
+		prefer := func(i int, selected string) bool { return groups[i][0].Name == selected }
+		r.parallel(ctx, first, len(groups), prefer, func(ctx context.Context, s *session, i int) {
 			// A mailbox's server state is recorded only once every
 			// mailbox of its group is applied: an adoption in another
 			// mailbox settles the fate of one of its rows, and a state

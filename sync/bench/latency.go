@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,6 +58,7 @@ type connStats struct {
 // the tagged commands that started in it.
 type burst struct {
 	commands []string // "SELECT", "UID FETCH", ...
+	at       time.Time
 }
 
 func startLatencyProxy(target string, delay time.Duration) (*latencyProxy, error) {
@@ -189,7 +192,7 @@ func (st *connStats) saw(fromClient bool, data []byte) {
 	}
 	st.up += int64(len(data))
 	if !st.lastClient || len(st.bursts) == 0 {
-		st.bursts = append(st.bursts, burst{})
+		st.bursts = append(st.bursts, burst{at: time.Now()})
 		st.lastClient = true
 	}
 	cur := &st.bursts[len(st.bursts)-1]
@@ -294,6 +297,14 @@ func (c *cmdParser) feed(data []byte, command func(string)) {
 // Commands are counted as before, LOGOUT included.
 func roundTrips(conns []*connStats) *trips {
 	t := &trips{ByCommand: map[string]int{}, Connections: len(conns)}
+	var start time.Time
+	for _, st := range conns {
+		st.mu.Lock()
+		if len(st.bursts) > 0 && (start.IsZero() || st.bursts[0].at.Before(start)) {
+			start = st.bursts[0].at
+		}
+		st.mu.Unlock()
+	}
 	for _, st := range conns {
 		st.mu.Lock()
 		first := 0
@@ -317,12 +328,15 @@ func roundTrips(conns []*connStats) *trips {
 		n := last - first
 		t.RoundTrips += n
 		t.Longest = max(t.Longest, n)
+		var seq []string
 		for _, b := range st.bursts[first:] {
 			for _, c := range b.commands {
 				t.ByCommand[c]++
 				t.Commands++
 			}
+			seq = append(seq, fmt.Sprintf("%dms %s", b.at.Sub(start).Milliseconds(), strings.Join(b.commands, ",")))
 		}
+		t.Bursts = append(t.Bursts, seq)
 		st.mu.Unlock()
 	}
 	return t

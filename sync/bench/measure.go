@@ -109,6 +109,9 @@ type trips struct {
 	Connections int            `json:"connections,omitempty"`
 	BytesDown   int64          `json:"bytes_down,omitempty"` // from the server, as on the wire
 	BytesUp     int64          `json:"bytes_up,omitempty"`
+	// Bursts lists, per connection, its round trips: when each began
+	// (from the first of any connection) and the commands it carried.
+	Bursts [][]string `json:"bursts,omitempty"`
 }
 
 // measurer runs every scenario with one tool.

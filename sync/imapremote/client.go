@@ -26,6 +26,7 @@ type Client struct {
 	selected string
 	examined bool // selected is open read-only (Examine)
 	q        *qresync.Conn
+	lp       *literalPlus
 	fetches  *fetchCollector
 	changes  *changeSignal // what the server reported unasked; see WaitChange
 	wd       *watchdog
@@ -46,6 +47,10 @@ func (c *Client) loadCaps(ctx context.Context) error {
 		return fmt.Errorf("%w: the server did not answer CAPABILITY: %w", ErrConnect, c.ioErr(ctx, errors.New("no reply")))
 	}
 	c.caps = caps
+	if c.lp != nil {
+		// RFC 7888 §3: with LITERAL+, no literal waits for the server.
+		c.lp.enable(caps.Has(imap.CapLiteralPlus))
+	}
 	return nil
 }
 

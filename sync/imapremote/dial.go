@@ -164,7 +164,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	col := &fetchCollector{}
 	sig := newChangeSignal()
 	q.OnVanished(func() { sig.note(ChangeExpunge) })
-	ic := imapclient.New(q, &imapclient.Options{
+	lp := newLiteralPlus(q)
+	ic := imapclient.New(lp, &imapclient.Options{
 		UnilateralDataHandler: sig.handler(col.handle),
 	})
 	if err := ic.WaitGreeting(); err != nil {
@@ -179,7 +180,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ic.Close()
 		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, err)
 	}
-	c := &Client{c: ic, log: opts.Logger, q: q, fetches: col, changes: sig, wd: raw, large: opts.LargeMessage}
+	c := &Client{c: ic, log: opts.Logger, q: q, lp: lp, fetches: col, changes: sig, wd: raw, large: opts.LargeMessage}
 	if c.large <= 0 {
 		c.large = DefaultLargeMessage
 	}

@@ -688,8 +688,15 @@ func TestAppendBatch(t *testing.T) {
 // TestAppendBatchPipelined: with LITERAL+, every APPEND of a batch is
 // sent before the first answer is read: the server here answers only
 // once it has all three, which a client waiting for each answer would
-// never give it.
+// never give it. So are messages over 4,096 bytes, which go-imap alone
+// sends as synchronizing literals (and this server refuses).
 func TestAppendBatchPipelined(t *testing.T) {
+	for _, size := range []int{0, 20 << 10} {
+		t.Run(fmt.Sprintf("padding %d", size), func(t *testing.T) { testAppendBatchPipelined(t, size) })
+	}
+}
+
+func testAppendBatchPipelined(t *testing.T, padding int) {
 	const n = 3
 	host, port := scriptedServer(t, func(c net.Conn) {
 		io.WriteString(c, "* PREAUTH ready\r\n")
@@ -728,7 +735,7 @@ func TestAppendBatchPipelined(t *testing.T) {
 	c := mustDial(t, preauthOptions(t, host, port))
 	msgs := make([]mail.Outgoing, n)
 	for i := range msgs {
-		b := writeMessage(i)
+		b := append(writeMessage(i), bytes.Repeat([]byte("padding line\r\n"), padding/14)...)
 		msgs[i] = mail.Outgoing{Date: writeDate, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 	}
 	type result struct {
