@@ -312,25 +312,33 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, prefer fun
 		// split over connections (downloadSplit).
 		s.close()
 	}
+	// giveBack returns an item an extra session took and cannot do.
+	giveBack := func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		taken[i] = false
+		next = min(next, i)
+	}
 	var wg gosync.WaitGroup
 	for _, s := range sessions {
 		wg.Go(func() {
 			for {
-				if s != first {
-					// An extra connection that the server refuses, or
-					// that a throttled run no longer wants, leaves its
-					// share to the others; it is opened before any work
-					// is taken, so that none is left undone.
-					if r.slow.Load() || r.stopped() != nil {
-						return
-					}
-					if _, err := s.remote(ctx); err != nil {
-						return
-					}
-				}
 				i, ok := pick(s)
 				if !ok {
 					return
+				}
+				if s != first {
+					// An extra connection that the server refuses, or
+					// that a throttled run no longer wants, gives its
+					// item back and leaves its share to the others.
+					if r.slow.Load() || r.stopped() != nil {
+						giveBack(i)
+						return
+					}
+					if _, err := s.remote(ctx); err != nil {
+						giveBack(i)
+						return
+					}
 				}
 				work(ctx, s, i)
 				r.noteThrottle(s.conn)
@@ -338,6 +346,18 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, prefer fun
 		})
 	}
 	wg.Wait()
+	// Items given back after the others were done: on the first session.
+	for i := range n {
+		if taken[i] {
+			continue
+		}
+		if ctx.Err() != nil || r.stopped() != nil {
+			break
+		}
+		taken[i] = true
+		work(ctx, first, i)
+		r.noteThrottle(first.conn)
+	}
 	r.mu.Lock()
 	r.idle = append(r.idle, sessions[1:]...)
 	r.mu.Unlock()
