@@ -37,6 +37,9 @@ const (
 	// they know the command line and exit codes.
 	command
 	// testSupport packages serve tests: only _test.go files import them.
+	// A program among them (sync/imaptest/gmailserve) is run, never
+	// imported: the bench starts it to serve an emulation it may not
+	// link.
 	testSupport
 	// tools are programs beside satchel (benchmarks).
 	tool
@@ -67,6 +70,7 @@ var layers = map[string]layer{
 	"cmd/satchel":               command,
 	"cmd/satchel/config":        command,
 	"sync/imaptest":             testSupport,
+	"sync/imaptest/gmailserve":  testSupport,
 	"maildir/maildirtest":       testSupport,
 	"sync/synctest":             testSupport,
 	"sync/crashtest":            testSupport,

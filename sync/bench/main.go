@@ -6,8 +6,9 @@
 // large mailbox, a first sync through a 20 Mbit/s link with COMPRESS
 // offered, peak memory (a 200 MB message included), and, satchel alone,
 // the notmuch tag sync (the no-op with notmuch on against off, a sync
-// after 100 tag changes) and three accounts synced at once against one
-// after another. -million
+// after 100 tag changes), three accounts synced at once against one
+// after another, and a first sync of a Gmail account whose messages carry
+// two labels each (bodies downloaded against copies). -million
 // measures a mailbox of a million messages instead. It is what `make
 // bench` runs, for the "faster than mbsync" and "fast where people sync
 // every day" work; README.md ("Performance") holds the latest table and
@@ -18,7 +19,9 @@
 // It drives satchel only through its binary and configuration file, as a
 // user would, and mbsync likewise; it imports no satchel package (nor
 // sync/imaptest, which is for _test.go files only: the Dovecot starter
-// here follows the same approach). Everything it creates lives in one
+// here follows the same approach). The Gmail emulation, which lives in
+// sync/imaptest, it builds and runs as a program of its own
+// (sync/imaptest/gmailserve). Everything it creates lives in one
 // temporary directory, removed at the end unless -keep.
 package main
 
@@ -66,13 +69,14 @@ type options struct {
 	rateMbit     float64 // the slow link's rate, each way
 	compressMsgs int     // messages of the COMPRESS dataset; 0 skips it
 	accountMsgs  int     // messages of each of the several accounts; 0 skips them
+	gmailMsgs    int     // messages of the Gmail row; 0 skips it
 	million      bool
 	millionMsgs  int
 }
 
 func parseFlags() options {
 	var o options
-	flag.BoolVar(&o.quick, "quick", false, "smoke run in about a minute: 200 + 200 + 2,000 messages, a 5 MB message, one run of each no-op")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run in about a minute: 200 + 200 + 2,000 messages, a 5 MB message, 300 on Gmail, one run of each no-op")
 	flag.IntVar(&o.messages, "messages", 10000, "messages in the main corpus (several folders, 2-30 KB, some with 0.05-1.5 MB attachments)")
 	flag.Float64Var(&o.bigShare, "big-share", 0.03, "share of main-corpus messages with an attachment of 0.05-1.5 MB")
 	flag.IntVar(&o.small, "small", 10000, "small messages in the first single-mailbox dataset")
@@ -101,6 +105,7 @@ func parseFlags() options {
 	flag.Float64Var(&o.rateMbit, "rate", 20, "rate of the slow link in Mbit/s, each way, shared by all connections (the COMPRESS row)")
 	flag.IntVar(&o.compressMsgs, "compress-messages", 600, "messages of the COMPRESS dataset (main-corpus mail, 7% with attachments: about 55 MB for 600); 0 skips it")
 	flag.IntVar(&o.accountMsgs, "account-messages", 1000, "messages in each of the three accounts of the several-accounts rows; 0 skips them")
+	flag.IntVar(&o.gmailMsgs, "gmail-messages", 10000, "messages of the Gmail row (Gmail emulation, two labels each: three mailboxes show each); 0 skips it")
 	flag.BoolVar(&o.million, "million", false, "measure only a mailbox of -million-messages small messages, satchel alone: first sync, no-op against the server's LIST-STATUS, 100 changes")
 	flag.IntVar(&o.millionMsgs, "million-messages", 1000000, "messages of the -million mailbox")
 	flag.Parse()
@@ -108,7 +113,7 @@ func parseFlags() options {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, v := range map[string]any{"messages": 200, "small": 200, "large": 2000, "huge-mb": 5, "repeat": 1, "new": 10, "remove": 5,
-			"compress-messages": 60, "account-messages": 100, "million-messages": 20000} {
+			"compress-messages": 60, "account-messages": 100, "gmail-messages": 300, "million-messages": 20000} {
 			if !set[name] {
 				flag.Set(name, fmt.Sprint(v))
 			}
@@ -294,6 +299,11 @@ func run(ctx context.Context, o options) error {
 	if o.accountMsgs > 0 {
 		if rep.accounts, err = measureAccounts(ctx, o, work, satchelBin); err != nil {
 			return fmt.Errorf("accounts: %w", err)
+		}
+	}
+	if o.gmailMsgs > 0 {
+		if rep.gmail, err = measureGmail(ctx, o, work, satchelBin, mbsyncBin); err != nil {
+			return fmt.Errorf("gmail: %w", err)
 		}
 	}
 	return rep.finish(began)

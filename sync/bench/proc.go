@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime/debug"
@@ -43,6 +44,12 @@ const hwmSampling = 5 * time.Millisecond
 // could be missed. When ru_maxrss is above the bench's own mark it is the
 // tool's exact peak, and that is taken instead.
 func runProc(ctx context.Context, logPath string, env []string, name string, args ...string) (procResult, error) {
+	return runProcOut(ctx, logPath, nil, env, name, args...)
+}
+
+// runProcOut is runProc with the tool's standard output going to stdout
+// (the log when nil), for a tool whose output the bench reads.
+func runProcOut(ctx context.Context, logPath string, stdout io.Writer, env []string, name string, args ...string) (procResult, error) {
 	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return procResult{exit: -1}, err
@@ -53,6 +60,9 @@ func runProc(ctx context.Context, logPath string, env []string, name string, arg
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	cmd.Env = env
 
 	debug.FreeOSMemory()

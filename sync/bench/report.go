@@ -31,6 +31,7 @@ type report struct {
 	corpus   int64               // and its size before
 	accounts *accountsResult
 	notmuch  *notmuchResult
+	gmail    *gmailResult
 	million  *millionResult
 }
 
@@ -230,6 +231,10 @@ func (r *report) checks() []check {
 			n.Tags100 != nil && n.Tags100.Exit == 0 && n.Tags100.Seconds <= maxNotmuchTags100, fmt.Sprintf("%s (%d messages tagged +t100)", secs(n.Tags100), n.Retagged))
 	}
 
+	if g := r.gmail; g != nil {
+		req(fmt.Sprintf("a first sync of %s messages with two labels each downloads %s bodies", thousands(g.Messages), thousands(g.Messages)), g.pass(), g.detail())
+	}
+
 	if m := r.million; m != nil {
 		if m.First != nil {
 			req(fmt.Sprintf("%s messages: first sync's peak RSS ≤ %.0f MB", thousands(m.Messages), o.maxRSSMB), m.First.PeakRSSMB <= o.maxRSSMB && m.First.Exit == 0,
@@ -369,6 +374,22 @@ func (r *report) anomalies() []string {
 			out = append(out, fmt.Sprintf("satchel notmuch: notmuch has %d messages tagged +bench, the Maildir %d files", n.Tagged, n.Messages))
 		}
 	}
+	if g := r.gmail; g != nil {
+		for tool, res := range map[string]*result{"satchel": g.Satchel, "mbsync": g.Mbsync} {
+			if res == nil {
+				continue
+			}
+			if res.Exit != 0 {
+				out = append(out, fmt.Sprintf("%s gmail: exit %d (see gmail/%s/%s.log in the work directory, -keep)", tool, res.Exit, tool, tool))
+			}
+			if res.Files != res.WantFiles {
+				out = append(out, fmt.Sprintf("%s gmail: %d message files in the Maildir, the server shows %d", tool, res.Files, res.WantFiles))
+			}
+		}
+		for _, e := range g.Errors {
+			out = append(out, "satchel gmail: "+e)
+		}
+	}
 	if mi := r.million; mi != nil {
 		for _, res := range []*result{mi.First, mi.Second, mi.Noop, mi.Changes} {
 			if res == nil {
@@ -495,11 +516,11 @@ func (r *report) reduced() string {
 		}
 		return fmt.Sprintf("reduced run (%s): -million with %s messages", how, thousands(o.millionMsgs))
 	}
-	if o.messages == 10000 && o.small == 10000 && o.large == 100000 && o.hugeMB == 200 && o.compressMsgs == 600 && o.accountMsgs == 1000 {
+	if o.messages == 10000 && o.small == 10000 && o.large == 100000 && o.hugeMB == 200 && o.compressMsgs == 600 && o.accountMsgs == 1000 && o.gmailMsgs == 10000 {
 		return ""
 	}
-	return fmt.Sprintf("reduced run (%s): main %s, small %s, large %s messages, huge %d MB, COMPRESS %s messages, accounts %s messages each",
-		how, thousands(o.messages), thousands(o.small), thousands(o.large), o.hugeMB, thousands(o.compressMsgs), thousands(o.accountMsgs))
+	return fmt.Sprintf("reduced run (%s): main %s, small %s, large %s messages, huge %d MB, COMPRESS %s messages, accounts %s messages each, Gmail %s messages",
+		how, thousands(o.messages), thousands(o.small), thousands(o.large), o.hugeMB, thousands(o.compressMsgs), thousands(o.accountMsgs), thousands(o.gmailMsgs))
 }
 
 // text is the whole report as Markdown: caption, table, checks, notes.
@@ -559,6 +580,10 @@ func (r *report) text() string {
 		}
 		rows = append(rows, []string{"no-op on − off", slack, "–"})
 		b.WriteString(markdownTable(rows, 1))
+		b.WriteString("\n")
+	}
+	if g := r.gmail; g != nil {
+		b.WriteString(g.table())
 		b.WriteString("\n")
 	}
 	if mi := r.million; mi != nil {
@@ -626,8 +651,9 @@ func (r *report) print(w io.Writer) error {
 		Corpus    int64              `json:"compress_corpus_bytes,omitempty"`
 		Accounts  *accountsResult    `json:"accounts,omitempty"`
 		Notmuch   *notmuchResult     `json:"notmuch,omitempty"`
+		Gmail     *gmailResult       `json:"gmail,omitempty"`
 		Million   *millionResult     `json:"million,omitempty"`
-	}{Floors: map[string]float64{}, Deflated: r.deflated, Corpus: r.corpus, Accounts: r.accounts, Notmuch: r.notmuch, Million: r.million, Machine: r.machine, Reduced: r.reduced(), Latency: r.opts.latency.String(), DiskSecs: r.disk.elapsed.Seconds(), DiskMB: r.disk.mb,
+	}{Floors: map[string]float64{}, Deflated: r.deflated, Corpus: r.corpus, Accounts: r.accounts, Notmuch: r.notmuch, Gmail: r.gmail, Million: r.million, Machine: r.machine, Reduced: r.reduced(), Latency: r.opts.latency.String(), DiskSecs: r.disk.elapsed.Seconds(), DiskMB: r.disk.mb,
 		SeedSecs: r.seedTime.Seconds(), TotalSecs: r.total.Seconds(), Checks: r.checks(), Notes: r.anomalies()}
 	if r.mbsyncNote != "" {
 		doc.Notes = append(doc.Notes, r.mbsyncNote)

@@ -6,7 +6,9 @@
 // with, and Proxy, which sits between the code under test and a server to
 // cut, stall or slow down the connection.
 //
-// It is for tests only: nothing outside _test.go files may import it. It
+// It is for tests only: nothing outside _test.go files may import it
+// (gmailserve, below it, imports it but is not imported: a program that
+// serves the Gmail emulation to the bench, which runs it as a child). It
 // talks IMAP through go-imap's client for seeding and inspection, and hands
 // raw connections to the code under test; it must not import satchel's
 // engine, adapters or CLI, which are the code it exists to test.
