@@ -41,6 +41,8 @@ func TestAdoptExistingMaildir(t *testing.T) {
 			}
 			noID := []byte("From: x@example.org\r\nSubject: no id\r\n\r\nbody\r\n")
 			noIDUID := srv.Append("INBOX", noID, []string{`\Seen`}, day)
+			noID2 := []byte("From: y@example.org\r\nSubject: no id either\r\n\r\nbody\r\n")
+			srv.Append("INBOX", noID2, []string{`\Seen`}, day)
 			lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
 			srv.Append(srv.Name("Lists"), msg("only on the server"), nil, day)
 
@@ -60,6 +62,9 @@ func TestAdoptExistingMaildir(t *testing.T) {
 			writeForeign(t, in, "1700000001.plain.host:2,S", lf(msg("old 5")), day)
 			// No Message-ID: paired by the name's UID and the size.
 			writeForeign(t, in, fmt.Sprintf("1700000002.x.host,U=%d:2,S", noIDUID), lf(noID), day)
+			// No Message-ID and no UID in the name (a folder renamed by
+			// a sync a crash interrupted): paired by size and header.
+			writeForeign(t, in, "1700000002.z.host:2,S", lf(noID2), day)
 			// Local only.
 			writeForeign(t, in, "1700000003.y.host:2,S", lf(msg("written offline")), day)
 
@@ -72,11 +77,11 @@ func TestAdoptExistingMaildir(t *testing.T) {
 			if down != 1 || up != 1 {
 				t.Fatalf("downloaded %d, uploaded %d; want 1 and 1", down, up)
 			}
-			if n := len(srv.Messages("INBOX")); n != 8 {
-				t.Fatalf("INBOX on the server has %d messages, want 8", n)
+			if n := len(srv.Messages("INBOX")); n != 9 {
+				t.Fatalf("INBOX on the server has %d messages, want 9", n)
 			}
-			if n, _ := in.Count(); n != 8 {
-				t.Fatalf("INBOX locally has %d files, want 8", n)
+			if n, _ := in.Count(); n != 9 {
+				t.Fatalf("INBOX locally has %d files, want 9", n)
 			}
 			e.assertSettled()
 		})

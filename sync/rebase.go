@@ -180,6 +180,26 @@ func (r *runner) adoptExisting(ctx context.Context, remote Remote, b *box, reind
 				}
 			}
 		}
+		if pick < 0 && info.MessageID == "" && slices.ContainsFunc(server, func(s mail.RemoteMessage) bool {
+			return s.MessageID == "" && s.Size == info.Size
+		}) {
+			// Without a Message-ID (and without a UID in its name, as in
+			// a folder satchel renamed and a crash kept it from
+			// recording): the untaken message of the same size and the
+			// same header. Unpaired, it would be uploaded and the
+			// server's copy downloaded: the message twice on each side.
+			exclude := map[mail.UID]bool{}
+			for i := range taken {
+				exclude[server[i].UID] = true
+			}
+			u, err := remote.FindNew(ctx, 1, info.Size, info.HeaderHash, exclude)
+			if err != nil {
+				return 0, err
+			}
+			if i, ok := byUID[u]; ok && u != 0 && !taken[i] && server[i].MessageID == "" {
+				pick = i
+			}
+		}
 		if pick < 0 {
 			unpaired = append(unpaired, k)
 			continue
