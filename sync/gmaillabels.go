@@ -218,21 +218,13 @@ func (t *tagRun) refreshLabels(ctx context.Context, s *session, written []rowKey
 			st.Runs++
 			continue
 		}
-		remote, err := s.remote(ctx)
+		remote, sel, err := selectRecorded(ctx, s, mb)
 		if err != nil {
 			return nil, err
 		}
 		lr, ok := remote.(gmailLabelRemote)
 		if !ok || !lr.Gmail() {
 			return nil, ErrNotGmail
-		}
-		sel, err := remote.Select(ctx, mb.Name)
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-		if sel.UIDValidity != mb.UIDValidity {
-			return nil, fmt.Errorf("%w in %q", ErrUIDValidityChanged, mb.Name)
 		}
 		since := st.ModSeq
 		if full {
@@ -368,21 +360,13 @@ func (gl *labelMode) readOnly(key string) bool {
 // as planned, so that what the server did not do is merged again.
 func (t *tagRun) storeLabels(ctx context.Context, s *session, mb mail.Mailbox, changes []copyChange, pending map[rowKey]mail.TagBase) error {
 	gl := t.gl
-	remote, err := s.remote(ctx)
+	remote, _, err := selectRecorded(ctx, s, mb)
 	if err != nil {
 		return err
 	}
 	lr, ok := remote.(gmailLabelRemote)
 	if !ok || !lr.Gmail() {
 		return ErrNotGmail
-	}
-	st, err := remote.Select(ctx, mb.Name)
-	if err != nil {
-		s.close()
-		return err
-	}
-	if st.UIDValidity != mb.UIDValidity {
-		return fmt.Errorf("%w in %q", ErrUIDValidityChanged, mb.Name)
 	}
 	role := gl.roles[mb.ID]
 	adds, removes := map[string][]mail.UID{}, map[string][]mail.UID{}

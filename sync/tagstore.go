@@ -20,17 +20,9 @@ import (
 // A refused keyword's tag stays local; the mailbox remembers the refusal
 // and it is not sent again.
 func (t *tagRun) store(ctx context.Context, s *session, mb mail.Mailbox, changes []copyChange, pending map[rowKey]mail.TagBase) error {
-	remote, err := s.remote(ctx)
+	remote, st, err := selectRecorded(ctx, s, mb)
 	if err != nil {
 		return err
-	}
-	st, err := remote.Select(ctx, mb.Name)
-	if err != nil {
-		s.close()
-		return err
-	}
-	if st.UIDValidity != mb.UIDValidity {
-		return fmt.Errorf("%w in %q", ErrUIDValidityChanged, mb.Name)
 	}
 	refused := map[string]bool{}
 	var fcs []mail.FlagChange
@@ -186,4 +178,22 @@ func (t *tagRun) advance(ctx context.Context, remote Remote, mb mail.Mailbox) er
 	}
 	now.HighestModSeq = st.HighestModSeq
 	return t.r.deps.Index.SaveMailbox(ctx, now)
+}
+
+// selectRecorded selects mb on the session's connection, failing when
+// the server numbers it otherwise than the index records.
+func selectRecorded(ctx context.Context, s *session, mb mail.Mailbox) (Remote, mail.MailboxStatus, error) {
+	remote, err := s.remote(ctx)
+	if err != nil {
+		return nil, mail.MailboxStatus{}, err
+	}
+	st, err := remote.Select(ctx, mb.Name)
+	if err != nil {
+		s.close()
+		return nil, st, err
+	}
+	if st.UIDValidity != mb.UIDValidity {
+		return nil, st, fmt.Errorf("%w in %q", ErrUIDValidityChanged, mb.Name)
+	}
+	return remote, st, nil
 }
