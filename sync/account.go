@@ -623,6 +623,8 @@ type runner struct {
 	// gmailRoles maps the mailboxes of Gmail's label mode to their role
 	// (gmailAll, gmailTrash, gmailSpam); set by selectMailboxes.
 	gmailRoles map[string]string
+	// gmailSeen is the HIGHESTMODSEQ the listing gave those mailboxes.
+	gmailSeen map[string]mail.ModSeq
 }
 
 // takeSlots takes up to n connection slots without waiting and returns

@@ -89,6 +89,12 @@ func (r *runner) gmailMailboxes(list []mail.RemoteMailbox) ([]mail.RemoteMailbox
 			continue
 		}
 		roles[m.Name] = role
+		if m.Status != nil {
+			if r.gmailSeen == nil {
+				r.gmailSeen = map[string]mail.ModSeq{}
+			}
+			r.gmailSeen[m.Name] = m.Status.HighestModSeq
+		}
 		out = append(out, m)
 	}
 	if !slices.Contains(mapValues(roles), gmailAll) {
@@ -132,6 +138,9 @@ type labelMode struct {
 	every  int
 	roles  map[int64]string // mailbox ID → role
 	byRole map[string]mail.Mailbox
+	// read holds, in a dry run, the labels read from the server, which
+	// the index is not told.
+	read map[rowKey][]string
 }
 
 // gmailLabelMeta is the index's meta key for the labels' read state.
@@ -214,7 +223,10 @@ func (t *tagRun) refreshLabels(ctx context.Context, s *session, written []rowKey
 			fresh = slices.DeleteFunc(fresh, func(u mail.UID) bool { _, ok := have[u]; return ok })
 		}
 		full := st.ModSeq == 0 || st.Runs+1 >= gl.every
-		if !full && len(fresh) == 0 && mb.HighestModSeq != 0 && mb.HighestModSeq <= st.ModSeq {
+		// The mailbox's HIGHESTMODSEQ as the run last saw it: recorded
+		// by the sync, or listed (a dry run records nothing).
+		seen := max(mb.HighestModSeq, t.r.gmailSeen[mb.Name])
+		if !full && len(fresh) == 0 && seen != 0 && seen <= st.ModSeq {
 			st.Runs++
 			continue
 		}
@@ -274,7 +286,14 @@ func (t *tagRun) refreshLabels(ctx context.Context, s *session, written []rowKey
 			t.r.log.Warn("Gmail changed labels without raising MODSEQ: label changes made elsewhere are now found only by the full read every gmail.label_scan_every syncs",
 				"mailbox", mb.Name, "messages", stale, "every", gl.every)
 		}
-		if err := gl.ix.SetGmailLabels(ctx, id, mb.UIDValidity, set); err != nil {
+		if t.r.opts.DryRun {
+			if gl.read == nil {
+				gl.read = map[rowKey][]string{}
+			}
+			for u, l := range set {
+				gl.read[rowKey{id, mb.UIDValidity, u}] = l
+			}
+		} else if err := gl.ix.SetGmailLabels(ctx, id, mb.UIDValidity, set); err != nil {
 			return nil, err
 		}
 		if sel.HighestModSeq > st.ModSeq {

@@ -237,3 +237,21 @@ func TestGmailLabelModeNewLocalMail(t *testing.T) {
 		t.Fatalf("files of old: %v, want the first and the duplicate", files)
 	}
 }
+
+// TestGmailLabelModeDryRun: a dry run shows a label change as the tag it
+// would write and changes nothing, so the next sync still makes it.
+func TestGmailLabelModeDryRun(t *testing.T) {
+	srv, e, n := labelEnv(t, imaptest.GmailOptions{})
+	id := srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody("dry"), Labels: []string{`\Inbox`}})
+	e.mustTagSync(n)
+	srv.GmailRelabel(id, []string{"Work"}, nil)
+	e.opts.DryRun = true
+	res := e.mustTagSync(n)
+	if res.Tags.TagsAdded != 1 {
+		t.Fatalf("dry run: %d tags to add, want 1 (Work): %+v", res.Tags.TagsAdded, res.Tags.Changes)
+	}
+	wantTags(t, n, "dry", "inbox", "unread")
+	e.opts.DryRun = false
+	e.mustTagSync(n)
+	wantTags(t, n, "dry", "inbox", "Work", "unread")
+}

@@ -145,6 +145,11 @@ func (t *tagRun) units(ctx context.Context, msgs []TaggedMessage, rows []rowKey,
 			if glabels, err = t.gl.ix.GmailLabels(ctx, id, mb.UIDValidity, uids); err != nil {
 				return nil, err
 			}
+			for k, l := range t.gl.read {
+				if k.mailbox == id && k.uidv == mb.UIDValidity {
+					glabels[k.uid] = l
+				}
+			}
 		}
 		if _, ok := t.refused[id]; !ok {
 			l, err := t.ix.RefusedKeywords(ctx, id)
