@@ -40,13 +40,13 @@ func main() {
 }
 
 // memoryLimit is the Go runtime's soft memory limit (see limitMemory).
-const memoryLimit = 40 << 20
+const memoryLimit = 32 << 20
 
 // limitMemory makes the garbage collector work harder as the process
 // nears memoryLimit, instead of letting the heap grow to twice what is
 // live (GOGC=100): a sync holds a large mailbox's index rows and folder
 // listing while it plans (about 20 MB for 100,000 messages), and the
-// README's benchmark requires a peak RSS of at most 64 MB in every
+// README's benchmark requires a peak RSS of at most 51.8 MB in every
 // scenario, SQLite's memory and the binary included. It is a backstop to
 // holding little, not a substitute. The limit is soft
 // (runtime/debug.SetMemoryLimit): a run that needs more gets it, at the

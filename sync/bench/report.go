@@ -237,7 +237,7 @@ func (r *report) checks() []check {
 
 	if m := r.million; m != nil {
 		if m.First != nil {
-			req(fmt.Sprintf("%s messages: first sync's peak RSS ≤ %.0f MB", thousands(m.Messages), o.maxRSSMB), m.First.PeakRSSMB <= o.maxRSSMB && m.First.Exit == 0,
+			req(fmt.Sprintf("%s messages: first sync's peak RSS ≤ %.0f MB", thousands(m.Messages), o.millionRSSMB), m.First.PeakRSSMB <= o.millionRSSMB && m.First.Exit == 0,
 				fmt.Sprintf("%.1f MB (%.1f s)", m.First.PeakRSSMB, m.First.Seconds))
 		}
 		if m.Noop != nil {
@@ -258,8 +258,16 @@ func (r *report) checks() []check {
 				worst, worstAt = res.PeakRSSMB, sc.id
 			}
 			if res.PeakRSSMB > o.maxRSSMB {
-				over = append(over, fmt.Sprintf("%s %.0f MB", sc.id, res.PeakRSSMB))
+				over = append(over, fmt.Sprintf("%s %.1f MB", sc.id, res.PeakRSSMB))
 			}
+		}
+	}
+	if g := r.gmail; g != nil && g.Satchel != nil {
+		if g.Satchel.PeakRSSMB > worst {
+			worst, worstAt = g.Satchel.PeakRSSMB, "gmail-first"
+		}
+		if g.Satchel.PeakRSSMB > o.maxRSSMB {
+			over = append(over, fmt.Sprintf("gmail-first %.1f MB", g.Satchel.PeakRSSMB))
 		}
 	}
 	if worstAt != "" {
@@ -267,7 +275,7 @@ func (r *report) checks() []check {
 		if len(over) > 0 {
 			detail += "; over: " + strings.Join(over, ", ")
 		}
-		req(fmt.Sprintf("peak RSS ≤ %.0f MB in every scenario", o.maxRSSMB), len(over) == 0, detail)
+		req(fmt.Sprintf("peak RSS ≤ %.1f MB in every scenario, the Gmail row included", o.maxRSSMB), len(over) == 0, detail)
 	}
 
 	for _, sc := range scenarios(r.sets, o) {
