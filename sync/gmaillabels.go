@@ -443,17 +443,36 @@ func (t *tagRun) storeLabels(ctx context.Context, s *session, mb mail.Mailbox, c
 	}
 	stay := slices.DeleteFunc(slices.Clone(touched), func(u mail.UID) bool { return moved[u] })
 	now := map[mail.UID][]string{}
+	var rows []mail.Message // rows whose MODSEQ moves past this run's label writes
 	if len(stay) > 0 {
 		got, err := lr.GmailLabelsOf(ctx, stay)
 		if err != nil {
 			s.close()
 			return err
 		}
+		byUID := map[mail.UID]mail.Message{}
+		for _, c := range changes {
+			byUID[c.c.row.UID] = c.c.row
+		}
 		for _, g := range got {
 			now[g.UID] = g.Labels
+			// A label write raises MODSEQ (where Gmail does) and changes
+			// nothing the row holds: the row's MODSEQ follows, so that
+			// the next sync can tell this run's writes from others'. A
+			// message whose flags changed meanwhile keeps its MODSEQ, and
+			// the next sync learns the change.
+			if row, ok := byUID[g.UID]; ok && g.HasFlags && g.ModSeq > row.ModSeq && g.Flags.Equal(row.Flags) {
+				row.ModSeq = g.ModSeq
+				rows = append(rows, row)
+			}
 		}
 		if err := gl.ix.SetGmailLabels(ctx, mb.ID, mb.UIDValidity, now); err != nil {
 			return err
+		}
+		if len(rows) > 0 {
+			if err := t.r.deps.Index.PutMessages(ctx, mb.ID, rows); err != nil {
+				return err
+			}
 		}
 	}
 	var bases []mail.TagBase
@@ -505,7 +524,35 @@ func (t *tagRun) storeLabels(ctx context.Context, s *session, mb mail.Mailbox, c
 	if len(unconfirmed) > 0 {
 		return fmt.Errorf("Gmail did not take the labels asked for on UIDs %v of %q; the next sync tries again", unconfirmed, mb.Name)
 	}
-	return nil
+	if len(moves) > 0 {
+		return nil // the next sync learns the moves
+	}
+	// Nothing else changed the mailbox since it was recorded: the state
+	// and the labels' read state move past this run's writes, and the
+	// next sync selects nothing for them.
+	hms, err := t.advance(ctx, remote, mb)
+	if err != nil || hms == 0 {
+		return err
+	}
+	return t.labelsReadUpTo(ctx, mb, hms)
+}
+
+// labelsReadUpTo records mb's labels as read up to HIGHESTMODSEQ hms.
+func (t *tagRun) labelsReadUpTo(ctx context.Context, mb mail.Mailbox, hms mail.ModSeq) error {
+	ix := t.r.deps.Index
+	states := map[int64]*labelReadState{}
+	if v, ok, err := ix.Meta(ctx, gmailLabelMeta); err != nil {
+		return err
+	} else if ok {
+		_ = json.Unmarshal([]byte(v), &states)
+	}
+	st := states[mb.ID]
+	if st == nil || st.UIDValidity != mb.UIDValidity || st.ModSeq >= hms {
+		return nil
+	}
+	st.ModSeq = hms
+	v, _ := json.Marshal(states)
+	return ix.SetMeta(ctx, gmailLabelMeta, string(v))
 }
 
 // labelSpelling is the server's spelling of a merge key in label mode.

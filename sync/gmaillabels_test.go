@@ -184,6 +184,19 @@ func TestGmailLabelsWithModSeq(t *testing.T) {
 	srv.GmailRelabel(id, []string{"Work"}, []string{`\Inbox`})
 	e.mustTagSync(n)
 	wantTags(t, n, "loud", "Work", "unread")
+
+	// A tag written as a label: the sync after it selects nothing, and a
+	// change made elsewhere meanwhile is still found.
+	n.run("tag", "+Later", "--", "id:"+idOf("loud"))
+	e.mustTagSync(n)
+	wantLabels(t, srv, id, "Later", "Work")
+	e.mustTagSync(n)
+	if regexp.MustCompile(`(?m)^C: \S+ (SELECT|EXAMINE|UID FETCH)`).MatchString(e.trace.String()) {
+		t.Fatalf("the sync after a label write selected a mailbox:\n%s", e.trace.String())
+	}
+	srv.GmailRelabel(id, []string{"Receipts"}, nil)
+	e.mustTagSync(n)
+	wantTags(t, n, "loud", "Later", "Receipts", "Work", "unread")
 }
 
 // TestGmailLabelModeNewLocalMail: a message written into the Maildir's

@@ -139,21 +139,24 @@ func (t *tagRun) store(ctx context.Context, s *session, mb mail.Mailbox, changes
 		// The recorded revision stays, so the next sync tries again.
 		return fmt.Errorf("the server kept keywords it was asked to remove from UIDs %v", unconfirmed)
 	}
-	return t.advance(ctx, remote, mb)
+	_, err = t.advance(ctx, remote, mb)
+	return err
 }
 
 // advance records the mailbox's state past this run's keyword STOREs
 // when nothing else changed it meanwhile (see advanceOwnWrites), so that
 // the next run need not select it to learn its own writes back.
-func (t *tagRun) advance(ctx context.Context, remote Remote, mb mail.Mailbox) error {
+//
+// It returns the HIGHESTMODSEQ recorded, 0 when it recorded none.
+func (t *tagRun) advance(ctx context.Context, remote Remote, mb mail.Mailbox) (mail.ModSeq, error) {
 	now, ok, err := t.r.deps.Index.Mailbox(ctx, mb.Name)
 	if err != nil || !ok || remote.Mode() == mail.ModeFull || now.HighestModSeq == 0 {
-		return err
+		return 0, err
 	}
 	before := mail.MailboxStatus{UIDValidity: now.UIDValidity, UIDNext: now.UIDNext, HighestModSeq: now.HighestModSeq, Messages: now.Messages}
 	st, changed, ok, err := remote.StatusChanges(ctx, mb.Name, now.HighestModSeq)
 	if err != nil || !ok {
-		return err
+		return 0, err
 	}
 	a := afterWrites{before: before, after: st, changed: changed, rows: map[mail.UID]mail.Message{}}
 	want := make(map[mail.UID]bool, len(changed))
@@ -170,14 +173,14 @@ func (t *tagRun) advance(ctx context.Context, remote Remote, mb mail.Mailbox) er
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, why := a.decide(); why != "" {
 		t.r.log.Debug("state kept as learned: the next sync looks again", "mailbox", mb.Name, "why", why)
-		return nil
+		return 0, nil
 	}
 	now.HighestModSeq = st.HighestModSeq
-	return t.r.deps.Index.SaveMailbox(ctx, now)
+	return now.HighestModSeq, t.r.deps.Index.SaveMailbox(ctx, now)
 }
 
 // selectRecorded selects mb on the session's connection, failing when

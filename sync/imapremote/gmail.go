@@ -58,14 +58,14 @@ func (c *Client) GmailLabels(ctx context.Context, since mail.ModSeq) ([]mail.Gma
 	return gmailLabeled(msgs), nil
 }
 
-// GmailLabelsOf returns the X-GM-LABELS of the given messages of the
-// selected mailbox; gone messages are absent.
+// GmailLabelsOf returns the X-GM-LABELS, FLAGS and MODSEQ of the given
+// messages of the selected mailbox; gone messages are absent.
 func (c *Client) GmailLabelsOf(ctx context.Context, uids []mail.UID) ([]mail.GmailLabeled, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	defer c.guard(ctx)()
-	msgs, err := c.q.FetchGmail(ctx, qresync.GmailFetch{Set: uidSetString(uids), Labels: true, ModSeq: true})
+	msgs, err := c.q.FetchGmail(ctx, qresync.GmailFetch{Set: uidSetString(uids), Labels: true, Flags: true, ModSeq: true})
 	if err != nil {
 		return nil, fmt.Errorf("fetch X-GM-LABELS in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
@@ -97,7 +97,11 @@ func gmailLabeled(msgs []qresync.GmailMessage) []mail.GmailLabeled {
 		if m.UID == 0 || !m.HasLabels {
 			continue
 		}
-		out = append(out, mail.GmailLabeled{UID: mail.UID(m.UID), MsgID: m.MsgID, ModSeq: mail.ModSeq(m.ModSeq), Labels: m.Labels})
+		g := mail.GmailLabeled{UID: mail.UID(m.UID), MsgID: m.MsgID, ModSeq: mail.ModSeq(m.ModSeq), Labels: m.Labels}
+		if m.HasFlags {
+			g.Flags, g.HasFlags = mail.NewFlags(m.Flags...), true
+		}
+		out = append(out, g)
 	}
 	return out
 }

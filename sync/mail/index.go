@@ -135,4 +135,7 @@ type GmailLabeled struct {
 	MsgID  uint64 // X-GM-MSGID
 	ModSeq ModSeq // 0 when not read
 	Labels []string
+	// Flags, when HasFlags, are the message's flags read with them.
+	Flags    Flags
+	HasFlags bool
 }
