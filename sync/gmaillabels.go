@@ -152,6 +152,7 @@ type labelReadState struct {
 	ModSeq      mail.ModSeq      `json:"modseq"` // HIGHESTMODSEQ before the last read
 	Runs        int              `json:"runs"`   // syncs since the last full read
 	Unreliable  bool             `json:"unreliable,omitempty"`
+	Role        string           `json:"role,omitempty"` // gmailAll, gmailTrash or gmailSpam
 }
 
 // newLabelMode sets the tag run up for label mode, or records why it
@@ -209,6 +210,7 @@ func (t *tagRun) refreshLabels(ctx context.Context, s *session, written []rowKey
 			st = &labelReadState{UIDValidity: mb.UIDValidity}
 			states[id] = st
 		}
+		st.Role = gl.roles[id]
 		var fresh []mail.UID // rows written this run: their labels may be unread
 		for _, k := range written {
 			if k.mailbox == id && k.uidv == mb.UIDValidity {
@@ -567,4 +569,37 @@ func (gl *labelMode) labelSpelling(key string) string {
 		return l
 	}
 	return key
+}
+
+// labelModeOf sets up label mode for VerifyTags from what the last sync
+// recorded: the mailboxes' roles, and their labels in the index.
+func labelModeOf(ctx context.Context, ix interface {
+	Meta(ctx context.Context, key string) (string, bool, error)
+}, tix TagIndex, o *GmailLabelOptions) (*labelMode, error) {
+	m, err := tagmap.NewGmail(o.Labels, o.Local, o.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	lix, ok := tix.(gmailLabelIndex)
+	if !ok {
+		return nil, errors.New("gmail labels: the index cannot record labels")
+	}
+	gl := &labelMode{m: m, ix: lix, roles: map[int64]string{}, byRole: map[string]mail.Mailbox{}}
+	v, ok, err := ix.Meta(ctx, gmailLabelMeta)
+	if err != nil {
+		return nil, err
+	}
+	states := map[int64]*labelReadState{}
+	if ok {
+		_ = json.Unmarshal([]byte(v), &states)
+	}
+	for id, st := range states {
+		if st.Role != "" {
+			gl.roles[id] = st.Role
+		}
+	}
+	if len(gl.roles) == 0 {
+		return nil, errors.New("gmail labels: no label-mode sync recorded yet; run satchel sync first")
+	}
+	return gl, nil
 }

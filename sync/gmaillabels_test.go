@@ -268,3 +268,31 @@ func TestGmailLabelModeDryRun(t *testing.T) {
 	e.mustTagSync(n)
 	wantTags(t, n, "dry", "inbox", "Work", "unread")
 }
+
+// TestGmailLabelModeVerify: verify compares tags with the labels the last
+// sync recorded, not with keywords.
+func TestGmailLabelModeVerify(t *testing.T) {
+	srv, e, n := labelEnv(t, imaptest.GmailOptions{})
+	srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody("checked"), Labels: []string{`\Inbox`, "Work"}})
+	e.mustTagSync(n)
+	verifyLabels := func() []satsync.TagDifference {
+		t.Helper()
+		mbs, err := e.ix.Mailboxes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := satsync.VerifyTags(context.Background(), satsync.TagOptions{Maildir: e.root}, &satsync.GmailLabelOptions{}, n.db, e.ix, mbs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := verifyLabels(); len(d) != 0 {
+		t.Fatalf("after a sync: differences %v", d)
+	}
+	n.run("tag", "+Later", "-Work", "--", "id:"+idOf("checked"))
+	d := verifyLabels()
+	if len(d) != 1 || !slices.Equal(d[0].OnlyTags, []string{"Later"}) || !slices.Equal(d[0].OnlyKeywords, []string{"Work"}) {
+		t.Fatalf("after tagging: differences %+v, want Later only in notmuch and Work only on the server", d)
+	}
+}

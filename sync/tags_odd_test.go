@@ -116,7 +116,7 @@ func TestVerifyTags(t *testing.T) {
 			m, ok := serverMsg(srv, "INBOX", "v")
 			return mail.NewFlags(m.Flags...), ok && m.UID == u
 		}
-		d, err := satsync.VerifyTags(context.Background(), satsync.TagOptions{Maildir: e.root}, n.db, e.ix, mbs,
+		d, err := satsync.VerifyTags(context.Background(), satsync.TagOptions{Maildir: e.root}, nil, n.db, e.ix, mbs,
 			func(mailbox string, u mail.UID) (mail.Flags, bool) { return server(mailbox, uint32(u)) })
 		if err != nil {
 			t.Fatal(err)

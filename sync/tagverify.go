@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -31,13 +32,29 @@ func (d TagDifference) String() string {
 // reports about tags. keywords gives a copy's keywords as the server has
 // them now; nil reads those the index recorded at the last sync.
 // mailboxes are the index's mailboxes.
-func VerifyTags(ctx context.Context, o TagOptions, db TagDB, ix TagIndex, mailboxes []mail.Mailbox, keywords func(mailbox string, uid mail.UID) (mail.Flags, bool)) ([]TagDifference, error) {
+//
+// With gmail (label mode), the labels the index recorded at the last sync
+// stand for the keywords, and keywords is not used: OnlyKeywords then
+// holds labels.
+func VerifyTags(ctx context.Context, o TagOptions, gmail *GmailLabelOptions, db TagDB, ix TagIndex, mailboxes []mail.Mailbox, keywords func(mailbox string, uid mail.UID) (mail.Flags, bool)) ([]TagDifference, error) {
 	m, err := tagmap.New(o.Keywords, o.Local)
 	if err != nil {
 		return nil, err
 	}
 	t := &tagRun{r: &runner{log: slog.New(slog.DiscardHandler)}, db: db, ix: ix, m: m, maild: o.Maildir, res: &TagResult{},
 		boxes: map[string]mail.Mailbox{}, byID: map[int64]mail.Mailbox{}, refused: map[int64]map[string]bool{}}
+	if gmail != nil {
+		mix, ok := ix.(interface {
+			Meta(ctx context.Context, key string) (string, bool, error)
+		})
+		if !ok {
+			return nil, errors.New("gmail labels: the index has no meta")
+		}
+		if t.gl, err = labelModeOf(ctx, mix, ix, gmail); err != nil {
+			return nil, err
+		}
+		keywords = nil
+	}
 	for _, mb := range mailboxes {
 		t.boxes[mb.LocalPath] = mb
 		t.byID[mb.ID] = mb
@@ -59,6 +76,9 @@ func VerifyTags(ctx context.Context, o TagOptions, db TagDB, ix TagIndex, mailbo
 	var out []TagDifference
 	for _, u := range units {
 		tags := t.tagLabels(u.msg.Tags)
+		if t.gl != nil {
+			tags = t.gl.tagKeys(u.msg.Tags)
+		}
 		for _, c := range u.copies {
 			kw := c.keyword
 			if keywords != nil {
@@ -68,7 +88,12 @@ func VerifyTags(ctx context.Context, o TagOptions, db TagDB, ix TagIndex, mailbo
 				}
 				kw = f.Keywords()
 			}
-			server := t.serverLabels(kw)
+			var server map[string][]string
+			if t.gl != nil {
+				server = t.gl.labelsOf(c)
+			} else {
+				server = t.serverLabels(kw)
+			}
 			d := TagDifference{Mailbox: c.mb.Name, UID: c.row.UID, ID: u.msg.ID}
 			for _, l := range slices.Sorted(mapKeys(tags)) {
 				if _, ok := server[l]; !ok && !t.refused[c.mb.ID][l] {

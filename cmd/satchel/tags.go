@@ -178,7 +178,11 @@ func verifyTags(ctx context.Context, acc config.Account, ix *store.Index, trace 
 	if err != nil {
 		return nil, err
 	}
-	ds, err := satsync.VerifyTags(ctx, *o, tagDB(acc, trace), ix, mailboxes, kw.get)
+	var gmail *satsync.GmailLabelOptions
+	if acc.Gmail.Labels == "tags" {
+		gmail = &satsync.GmailLabelOptions{ReadOnly: acc.Gmail.ReadOnly}
+	}
+	ds, err := satsync.VerifyTags(ctx, *o, gmail, tagDB(acc, trace), ix, mailboxes, kw.get)
 	if err != nil {
 		return nil, fmt.Errorf("notmuch tags: %w", err)
 	}
