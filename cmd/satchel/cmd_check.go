@@ -42,8 +42,11 @@ type checkAccount struct {
 	Namespaces *checkNamespaces `json:"namespaces,omitempty"`
 	// Prefix is the personal prefix satchel uses (imap.prefix or NAMESPACE).
 	Prefix *string `json:"prefix,omitempty"`
-	Note   string  `json:"note,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	// Gmail is the account's gmail.labels ("folders" or "tags") where the
+	// server has Gmail's extensions (X-GM-EXT-1); "" elsewhere.
+	Gmail string `json:"gmail,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 func runCheck(ctx context.Context, g *globals, names []string) int {
@@ -65,6 +68,12 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 			}
 			if c.Has("QRESYNC") && c.Mode() != mail.ModeQResync {
 				ca.Note = "the server offers QRESYNC but declined to enable it; satchel uses CONDSTORE"
+			}
+			switch {
+			case c.Gmail():
+				ca.Gmail = acc.Gmail.Labels
+			case acc.Gmail.Labels == "tags":
+				ca.Note = "gmail.labels is tags, but the server is not Gmail (no X-GM-EXT-1): sync fails; set labels: folders"
 			}
 			if ns, err := c.Namespaces(ctx); err == nil {
 				ca.Namespaces, ca.Prefix = namespacesOf(ns, acc.IMAP.Prefix)
@@ -97,6 +106,12 @@ func runCheck(ctx context.Context, g *globals, names []string) int {
 		}
 		if ca.Prefix != nil {
 			fmt.Fprintf(g.stdout, "  folder names: the prefix %q is left out (imap.prefix sets it)\n", *ca.Prefix)
+		}
+		switch ca.Gmail {
+		case "folders":
+			fmt.Fprintf(g.stdout, "  gmail: labels as folders (gmail.labels); a message in several is downloaded once, the other copies hard-linked\n")
+		case "tags":
+			fmt.Fprintf(g.stdout, "  gmail: labels as notmuch tags (gmail.labels); All Mail, the Trash and Spam are synced\n")
 		}
 		if ca.Note != "" {
 			fmt.Fprintf(g.stdout, "  note: %s\n", ca.Note)

@@ -43,3 +43,26 @@ func TestSyncOverQuota(t *testing.T) {
 		t.Fatalf("the next run: exit %d\nstderr %s", code, errs)
 	}
 }
+
+// TestCheckGmail: check says how a Gmail account's labels are synced, and
+// that label mode cannot work on a server that is not Gmail.
+func TestCheckGmail(t *testing.T) {
+	dir := t.TempDir()
+	gm := imaptest.StartGmail(t, imaptest.GmailOptions{})
+	other := imaptest.StartMemory(t)
+	cfg := writeParallelConfig(t, dir, "", []parallelAccount{
+		{name: "gmail", user: gm.User, password: gm.Password, port: gm.Port},
+		{name: "other", user: other.User, password: other.Password, port: other.Port},
+	})
+	code, out, errs := runCLI(t, "--config", cfg, "check")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr %s", code, errs)
+	}
+	if !strings.Contains(out, "gmail: labels as folders (gmail.labels)") || strings.Count(out, "gmail: labels") != 1 {
+		t.Fatalf("check output lacks the Gmail line, or gives it twice:\n%s", out)
+	}
+	code, out, _ = runCLI(t, "--json", "--config", cfg, "check")
+	if code != exitOK || !strings.Contains(out, `"gmail": "folders"`) || strings.Count(out, `"gmail": `) != 1 {
+		t.Fatalf("check --json: exit %d\n%s", code, out)
+	}
+}
