@@ -1,7 +1,9 @@
 package sync_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,8 +13,11 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/satchel-mail/satchel/maildir"
 	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/verify"
 )
 
 // gmailBody is a message whose subject names it.
@@ -299,4 +304,97 @@ func TestGmailRenumberingKeepsIDs(t *testing.T) {
 	if down, linked := gmailTotals(res); down != 0 || linked != 1 {
 		t.Fatalf("a label added after a renumbering: %d downloaded, %d linked; want 0 and 1", down, linked)
 	}
+}
+
+// TestGmailDeepVerifyFetchesOnce: a deep verify of a Gmail account in
+// folder mode fetches each message once and compares its other copies
+// with that body; a copy whose file differs is still found.
+func TestGmailDeepVerifyFetchesOnce(t *testing.T) {
+	srv := imaptest.StartGmail(t, imaptest.GmailOptions{})
+	for i := range 5 {
+		srv.GmailAdd(imaptest.GmailMessage{Body: gmailBody(fmt.Sprintf("v%d", i)), Labels: []string{`\Inbox`, "Work"}})
+	}
+	e := newEnv(t, srv)
+	e.mustSync()
+	// One copy rewritten in place (a broken disk, a careless script):
+	// a new file, not the others' link.
+	files := gmailFiles(t, e.root)
+	var broken string
+	for _, p := range files["v3"] {
+		if strings.Contains(p, string(filepath.Separator)+"Work"+string(filepath.Separator)) {
+			broken = p
+		}
+	}
+	data, err := os.ReadFile(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(data), "This is v3", "This is v4", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.trace.Reset()
+	res := e.verify(true)
+	var deep, shared int
+	var diffs []string
+	for _, m := range res.Mailboxes {
+		deep += m.Deep
+		shared += m.Shared
+		for _, d := range m.Differences {
+			diffs = append(diffs, m.Name+": "+string(d.Kind))
+		}
+	}
+	if deep != 5 || shared != 10 {
+		t.Fatalf("deep verify: %d contents fetched, %d compared against them; want 5 and 10", deep, shared)
+	}
+	if n := bodiesFetched(e.trace.String()); n != 5 {
+		t.Fatalf("the server sent %d bodies, want 5", n)
+	}
+	if !slices.Equal(diffs, []string{"Work: content"}) {
+		t.Fatalf("differences %v, want the rewritten copy in Work", diffs)
+	}
+}
+
+// verify runs satchel verify's engine on the env (deep or not); the
+// protocol trace is in e.trace.
+func (e *env) verify(deep bool) verify.Result {
+	e.t.Helper()
+	root := maildir.Root{Dir: e.root, Layout: e.layout}
+	ropts := imapremote.Options{
+		Host: e.srv.Host, Port: e.srv.Port, TLS: imapremote.TLSNone,
+		User: e.srv.User, Auth: imapremote.AuthPlain,
+		Password: func(context.Context) (string, error) { return e.srv.Password, nil },
+		Trace:    &e.trace,
+	}
+	return verify.Account(context.Background(), verify.Options{Account: "test", Include: e.opts.Include, Deep: deep}, verify.Deps{
+		Connect:   func(ctx context.Context) (verify.Remote, error) { return imapremote.Dial(ctx, ropts) },
+		Index:     e.ix,
+		Folder:    func(rel string) verify.Folder { return verifyFolder{root.Folder(rel)} },
+		LocalPath: root.Path,
+		Folders: func() ([]string, error) {
+			fs, err := root.Folders()
+			out := make([]string, len(fs))
+			for i, f := range fs {
+				out[i] = f.Rel
+			}
+			return out, err
+		},
+		Stored: func(w io.Writer) io.WriteCloser { return maildir.NewLFWriter(w) },
+	})
+}
+
+// verifyFolder is a Maildir folder as verify reads it.
+type verifyFolder struct{ maildir.Folder }
+
+func (f verifyFolder) Open(key string) (io.ReadCloser, error) {
+	e, ok, err := f.Dir.Find(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("open %s: %w", key, os.ErrNotExist)
+	}
+	return os.Open(e.Path(f.Dir))
 }

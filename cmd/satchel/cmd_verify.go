@@ -257,6 +257,7 @@ type jsonVerifyMailbox struct {
 	Compared    int              `json:"compared"`
 	Deep        int              `json:"contents_compared"`
 	Resumed     int              `json:"contents_resumed"`
+	Shared      int              `json:"contents_shared,omitempty"`
 	Error       string           `json:"error,omitempty"`
 	Differences []jsonDifference `json:"differences"`
 }
@@ -303,7 +304,7 @@ func printVerifyResults(g *globals, results []verifiedAccount, deep bool) {
 			}
 			for _, m := range r.Mailboxes {
 				jm := jsonVerifyMailbox{Name: m.Name, Local: m.Local, Remote: m.Remote, Files: m.Files, Compared: m.Compared,
-					Deep: m.Deep, Resumed: m.Resumed, Differences: jsonDifferences(m.Differences)}
+					Deep: m.Deep, Resumed: m.Resumed, Shared: m.Shared, Differences: jsonDifferences(m.Differences)}
 				if m.Err != nil {
 					jm.Error = withHint(m.Err)
 				}
@@ -322,15 +323,19 @@ func printVerifyResults(g *globals, results []verifiedAccount, deep bool) {
 		if g.quiet && n == 0 {
 			continue
 		}
-		var compared, contents, resumed int
+		var compared, contents, resumed, shared int
 		for _, m := range r.Mailboxes {
 			compared += m.Compared
 			contents += m.Deep
 			resumed += m.Resumed
+			shared += m.Shared
 		}
 		summary := fmt.Sprintf("%s: %d mailboxes, %d messages compared", r.Account, len(r.Mailboxes), compared)
 		if deep {
 			summary += fmt.Sprintf(", %d contents compared", contents)
+			if shared > 0 {
+				summary += fmt.Sprintf(" (and %d Gmail copies against them)", shared)
+			}
 			if resumed > 0 {
 				summary += fmt.Sprintf(" (and %d by an interrupted run)", resumed)
 			}

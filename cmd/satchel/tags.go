@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -138,6 +139,22 @@ type keywordRemote struct {
 	verify.Remote
 	s        *serverKeywords
 	examined string
+}
+
+// Gmail and GmailIDs pass on what a deep verify asks of Gmail.
+func (r *keywordRemote) Gmail() bool {
+	g, ok := r.Remote.(interface{ Gmail() bool })
+	return ok && g.Gmail()
+}
+
+func (r *keywordRemote) GmailIDs(ctx context.Context, uids []mail.UID) (map[mail.UID]uint64, error) {
+	g, ok := r.Remote.(interface {
+		GmailIDs(ctx context.Context, uids []mail.UID) (map[mail.UID]uint64, error)
+	})
+	if !ok {
+		return nil, errors.New("the server connection cannot read Gmail message ids")
+	}
+	return g.GmailIDs(ctx, uids)
 }
 
 func (r *keywordRemote) Examine(ctx context.Context, name string) (mail.MailboxStatus, error) {

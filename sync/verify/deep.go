@@ -36,6 +36,34 @@ func (v *verifier) contents(ctx context.Context, remote Remote, mr *MailboxResul
 		}
 		todo = append(todo, p)
 	}
+	// On Gmail a message shows in the mailbox of each of its labels, with
+	// one X-GM-MSGID: its body is fetched once, and its other copies are
+	// compared with what that fetch gave. A deep verify of an account in
+	// folder mode then downloads each message once, as the sync did.
+	var ids map[mail.UID]uint64
+	if gr, ok := remote.(gmailRemote); ok && gr.Gmail() && len(todo) > 0 {
+		uids := make([]mail.UID, len(todo))
+		for i, p := range todo {
+			uids[i] = p.row.UID
+		}
+		var err error
+		if ids, err = gr.GmailIDs(ctx, uids); err != nil {
+			return err
+		}
+		rest := todo[:0]
+		for _, p := range todo {
+			sum, ok := v.gmailSums[ids[p.row.UID]]
+			if !ok || ids[p.row.UID] == 0 {
+				rest = append(rest, p)
+				continue
+			}
+			if err := v.compare(mr, folder, p, sum, progress, entry(p)); err != nil {
+				return err
+			}
+			mr.Shared++
+		}
+		todo = rest
+	}
 	for start := 0; start < len(todo); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -67,22 +95,14 @@ func (v *verifier) contents(ctx context.Context, remote Remote, mr *MailboxResul
 			if err != nil {
 				return fmt.Errorf("read UID %d: %w", uid, err)
 			}
-			localSum, err := fileSum(folder, p.row.Key)
-			if err != nil {
-				mr.Differences = append(mr.Differences, Difference{Kind: Unreadable, UID: uid, Key: p.row.Key, Detail: err.Error()})
-				return nil
-			}
 			mr.Deep++
-			if !bytes.Equal(remoteSum, localSum) {
-				v.log.Warn("content differs", "mailbox", mr.Name, "uid", uid, "key", p.row.Key)
-				mr.Differences = append(mr.Differences, Difference{Kind: Content, UID: uid, Key: p.row.Key,
-					Detail: fmt.Sprintf("same size, different content: SHA-256 %x on the server (as stored), %x locally", remoteSum, localSum)})
-				return nil
+			if id := ids[uid]; id != 0 {
+				if v.gmailSums == nil {
+					v.gmailSums = map[uint64][]byte{}
+				}
+				v.gmailSums[id] = remoteSum
 			}
-			if progress != nil {
-				return progress.Record(entry(p))
-			}
-			return nil
+			return v.compare(mr, folder, p, remoteSum, progress, entry(p))
 		})
 		if err != nil {
 			return err
@@ -92,6 +112,33 @@ func (v *verifier) contents(ctx context.Context, remote Remote, mr *MailboxResul
 		}
 	}
 	return nil
+}
+
+// compare compares a local file with the stored form of the server's
+// body, by SHA-256, and records a match.
+func (v *verifier) compare(mr *MailboxResult, folder Folder, p pair, remoteSum []byte, progress Progress, e Entry) error {
+	localSum, err := fileSum(folder, p.row.Key)
+	if err != nil {
+		mr.Differences = append(mr.Differences, Difference{Kind: Unreadable, UID: p.row.UID, Key: p.row.Key, Detail: err.Error()})
+		return nil
+	}
+	if !bytes.Equal(remoteSum, localSum) {
+		v.log.Warn("content differs", "mailbox", mr.Name, "uid", p.row.UID, "key", p.row.Key)
+		mr.Differences = append(mr.Differences, Difference{Kind: Content, UID: p.row.UID, Key: p.row.Key,
+			Detail: fmt.Sprintf("same size, different content: SHA-256 %x on the server (as stored), %x locally", remoteSum, localSum)})
+		return nil
+	}
+	if progress != nil {
+		return progress.Record(e)
+	}
+	return nil
+}
+
+// gmailRemote is a Remote on Gmail (X-GM-EXT-1).
+type gmailRemote interface {
+	Gmail() bool
+	// GmailIDs returns the X-GM-MSGIDs of uids in the examined mailbox.
+	GmailIDs(ctx context.Context, uids []mail.UID) (map[mail.UID]uint64, error)
 }
 
 // storedSum hashes a server body as a download would store it.

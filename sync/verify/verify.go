@@ -195,9 +195,11 @@ type MailboxResult struct {
 	// flags were compared.
 	Compared int
 	// Deep counts contents fetched and compared by this run, Resumed
-	// those an earlier, interrupted deep run had verified.
-	Deep, Resumed int
-	Differences   []Difference
+	// those an earlier, interrupted deep run had verified, Shared the
+	// Gmail messages compared with the body this run fetched of the same
+	// message (one X-GM-MSGID) in another mailbox.
+	Deep, Resumed, Shared int
+	Differences           []Difference
 	// Err: the mailbox could not be verified to the end; Differences
 	// holds what was found before.
 	Err error
@@ -382,6 +384,9 @@ type verifier struct {
 	conn Remote
 	// names selects and places mailboxes as a sync of the account does.
 	names satsync.Options
+	// gmailSums holds, by X-GM-MSGID, the SHA-256 of the stored form of
+	// each Gmail message whose body this run fetched.
+	gmailSums map[uint64][]byte
 }
 
 func (v *verifier) remote(ctx context.Context) (Remote, error) {
