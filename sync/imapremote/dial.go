@@ -170,11 +170,16 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	})
 	if err := ic.WaitGreeting(); err != nil {
 		var ierr *imap.Error
-		if errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeBye {
+		switch {
+		case errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeBye:
 			// RFC 9051 §7.1.5: the server will not take the connection
 			// now (too many connections, shutting down).
 			err = transient(err)
-		} else {
+		case q.Bye() != "":
+			// The same, with the connection's end read at once: go-imap
+			// then reports either, by chance.
+			err = transient(fmt.Errorf("the server ended the connection: %s", q.Bye()))
+		default:
 			err = raw.explain(ctx, err)
 		}
 		ic.Close()
