@@ -37,6 +37,11 @@ type Client struct {
 	enabling func(context.Context) error
 	// compressed: COMPRESS=DEFLATE (RFC 4978) is on.
 	compressed bool
+	// quiet: the last command sent was a SELECT or a NOOP and its
+	// answer is in, so that the server had nothing left to report on
+	// the selected mailbox (RFC 9051 §7: it reports changes at the end
+	// of those commands); every command cleared it (guard).
+	quiet bool
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -107,6 +112,7 @@ func (c *Client) Close() error {
 // takes no context) or when the server stays silent for Options.Timeout.
 // The returned function ends the guard.
 func (c *Client) guard(ctx context.Context) func() {
+	c.quiet = false
 	disarm := c.wd.arm()
 	stop := context.AfterFunc(ctx, func() { c.c.Close() })
 	return func() {
@@ -188,7 +194,7 @@ func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, e
 		c.selected = ""
 		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 	}
-	c.selected, c.examined = name, false
+	c.selected, c.examined, c.quiet = name, false, true
 	if data.UIDValidity == 0 {
 		// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a non-zero
 		// UIDVALIDITY. Without one, a UID cannot be matched to the same
