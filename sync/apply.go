@@ -60,7 +60,8 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.upload(ctx, remote, b, log); err != nil {
 		return err
 	}
-	if err := r.pushFlags(ctx, remote, b, log); err != nil {
+	sent := r.writeBurst(ctx, remote, b)
+	if err := r.pushFlags(ctx, remote, b, log, sent); err != nil {
 		return err
 	}
 	for _, f := range p.LocalFlags {
@@ -76,7 +77,7 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err != nil {
 		return err
 	}
-	deleted, err := r.deleteRemote(ctx, remote, b, log)
+	deleted, err := r.deleteRemote(ctx, remote, b, log, sent)
 	if err != nil {
 		return err
 	}
@@ -85,6 +86,63 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	}
 	res.Conflicts = len(p.Conflicts)
 	return r.advanceOwnWrites(ctx, remote, b, movedOut+deleted)
+}
+
+// burst is the answers to a mailbox's writes sent together: the first
+// round of flag changes and the expunge of what the user deleted.
+type burst struct {
+	stored   map[mail.UID]mail.RemoteMessage
+	storeErr error
+	// expunged: the expunge was sent, and expungeErr is its answer.
+	expunged   bool
+	expungeErr error
+}
+
+// writeBurst sends a mailbox's flag changes and its expunge in one round
+// trip, and reads the answers; nil when the plan moves messages out or
+// deletes to the trash, which go on as they did, one command after
+// another. Only the sending is moved earlier: the answers are processed
+// in the order the writes were made. The check of the state after them
+// (advanceOwnWrites) waits for their answers: a server may run a STATUS
+// or a FETCH sent with them before them.
+func (r *runner) writeBurst(ctx context.Context, remote Remote, b *box) *burst {
+	p := b.plan
+	if len(p.MoveOut) > 0 || (len(p.DeleteRemote) > 0 && r.trashes(b)) {
+		return nil
+	}
+	var (
+		out     burst
+		stored  func() (map[mail.UID]mail.RemoteMessage, error)
+		expunge func() error
+	)
+	if len(p.RemoteFlags) > 0 {
+		changes, _ := r.flagChanges(b, p.RemoteFlags)
+		stored = remote.StartStore(ctx, changes)
+	}
+	if len(p.DeleteRemote) > 0 {
+		expunge = remote.StartExpunge(ctx, uidsOf(p.DeleteRemote))
+	}
+	if stored != nil {
+		out.stored, out.storeErr = stored()
+	}
+	if expunge != nil {
+		out.expunged, out.expungeErr = true, expunge()
+	}
+	return &out
+}
+
+// trashes reports whether deleteRemote moves b's deleted messages to the
+// trash rather than expunge them.
+func (r *runner) trashes(b *box) bool {
+	return r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name)
+}
+
+func uidsOf(msgs []mail.Message) []mail.UID {
+	uids := make([]mail.UID, len(msgs))
+	for i, m := range msgs {
+		uids[i] = m.UID
+	}
+	return uids
 }
 
 // applyLocal ends a plan on the local side: the files of messages the
@@ -658,22 +716,17 @@ func findAppended(ctx context.Context, remote Remote, from mail.UID, size int64,
 // pushFlags stores merged flags on the server, conditionally on the
 // server's copy being unchanged since it was read; a refused change is
 // merged again with the server's new flags and retried.
-func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog.Logger, sent *burst) error {
 	pending := b.plan.RemoteFlags
 	for round := 0; len(pending) > 0; round++ {
-		changes := make([]mail.FlagChange, 0, len(pending))
-		byUID := map[mail.UID]FlagUpdate{}
-		for _, f := range pending {
-			want := storableFlags(b.st, f.Flags)
-			have := storableFlags(b.st, f.Remote)
-			ch := mail.FlagChange{UID: f.UID, Add: want.Minus(have), Remove: have.Minus(want)}
-			if b.mode != mail.ModeFull {
-				ch.UnchangedSince = f.ModSeq
-			}
-			changes = append(changes, ch)
-			byUID[f.UID] = f
+		changes, byUID := r.flagChanges(b, pending)
+		var done map[mail.UID]mail.RemoteMessage
+		var err error
+		if round == 0 && sent != nil {
+			done, err = sent.stored, sent.storeErr
+		} else {
+			done, err = remote.Store(ctx, changes)
 		}
-		done, err := remote.Store(ctx, changes)
 		if err != nil {
 			return err
 		}
@@ -753,6 +806,23 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 		}
 	}
 	return nil
+}
+
+// flagChanges is what pushFlags stores for pending, and pending by UID.
+func (r *runner) flagChanges(b *box, pending []FlagUpdate) ([]mail.FlagChange, map[mail.UID]FlagUpdate) {
+	changes := make([]mail.FlagChange, 0, len(pending))
+	byUID := make(map[mail.UID]FlagUpdate, len(pending))
+	for _, f := range pending {
+		want := storableFlags(b.st, f.Flags)
+		have := storableFlags(b.st, f.Remote)
+		ch := mail.FlagChange{UID: f.UID, Add: want.Minus(have), Remove: have.Minus(want)}
+		if b.mode != mail.ModeFull {
+			ch.UnchangedSince = f.ModSeq
+		}
+		changes = append(changes, ch)
+		byUID[f.UID] = f
+	}
+	return changes, byUID
 }
 
 // moveOut carries out the user's moves from this mailbox: UID MOVE
@@ -842,16 +912,15 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 // deleteRemote removes from the server what the user deleted locally: to
 // the trash when sync.trash is set, else expunged. It returns how many
 // messages left the mailbox on the server.
-func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger) (int, error) {
+func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger, sent *burst) (int, error) {
 	if len(b.plan.DeleteRemote) == 0 {
 		return 0, nil
 	}
-	var uids []mail.UID
-	for _, m := range b.plan.DeleteRemote {
-		uids = append(uids, m.UID)
-	}
+	uids := uidsOf(b.plan.DeleteRemote)
 	var err error
-	if r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name) {
+	if sent != nil && sent.expunged {
+		err = sent.expungeErr
+	} else if r.trashes(b) {
 		_, err = remote.Move(ctx, uids, r.opts.Trash)
 		if errors.Is(err, mail.ErrNoMove) {
 			if _, err = remote.Copy(ctx, uids, r.opts.Trash); err == nil {

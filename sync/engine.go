@@ -58,6 +58,17 @@ type Remote interface {
 	// mailbox (no CONDSTORE, NOMODSEQ, a refused command): nothing of it
 	// is to be trusted. Only in ModeCondStore or ModeQResync.
 	StatusChanges(ctx context.Context, name string, since mail.ModSeq) (st mail.MailboxStatus, changed []mail.RemoteMessage, ok bool, err error)
+	// StartStore and StartExpunge are Store and Expunge in two halves, so
+	// that a mailbox's flag changes and its expunge go out in one round
+	// trip: each sends its commands and returns a function that waits for
+	// their answers and returns what the whole call would. Both may be
+	// started before either is waited for; each is waited for exactly
+	// once, in the order started, and nothing else is called on the
+	// Remote until both are. Nothing that reads the mailbox's state may
+	// ride with them: a server may run such a command before the writes
+	// sent ahead of it (Dovecot does, RFC 9051 §5.5).
+	StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error)
+	StartExpunge(ctx context.Context, uids []mail.UID) func() error
 	// Scan: UID and FLAGS (and MODSEQ when known) of every message.
 	Scan(ctx context.Context) ([]mail.RemoteMessage, error)
 	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone
