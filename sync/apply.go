@@ -34,16 +34,30 @@ const storeRounds = 3
 // that nothing else changed.
 func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
+	selected := func() error { return nil }
 	if !p.Empty() && remote.Selected() != b.Name {
 		// Learning selected other mailboxes since (or did so on another
 		// connection): select this one again. Left selected, it needs
 		// no second SELECT: the run's own writes follow what it learned.
-		st, err := remote.Select(ctx, b.Name)
-		if err != nil {
-			return err
-		}
-		if st.UIDValidity != b.st.UIDValidity {
-			return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+		wait := remote.StartSelect(ctx, b.Name)
+		selected = gosync.OnceValue(func() error {
+			st, err := wait()
+			if err != nil {
+				return err
+			}
+			if st.UIDValidity != b.st.UIDValidity {
+				return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+			}
+			return nil
+		})
+		defer selected()
+		// An APPEND does not depend on the selected mailbox: when the
+		// uploads come first, they ride in the SELECT's round trip, and
+		// the SELECT's answer is checked before theirs are read.
+		if len(p.Upload) == 0 || len(p.Download)+len(p.Adopt) > 0 {
+			if err := selected(); err != nil {
+				return err
+			}
 		}
 	}
 	if b.folderGone && len(p.Download)+len(p.Adopt) > 0 {
@@ -57,7 +71,10 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.adopt(ctx, remote, b, log); err != nil {
 		return err
 	}
-	if err := r.upload(ctx, remote, b, log); err != nil {
+	if err := r.upload(ctx, remote, b, selected, log); err != nil {
+		return err
+	}
+	if err := selected(); err != nil {
 		return err
 	}
 	sent := r.writeBurst(ctx, remote, b)
@@ -550,20 +567,20 @@ const uploadBatch = 64
 // between leaves intents that the next run resolves one by one
 // (recover): each holds the UIDNEXT seen before, the size and the header
 // hash, so a message the server took is found, and never uploaded twice.
-func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+func (r *runner) upload(ctx context.Context, remote Remote, b *box, selected func() error, log *slog.Logger) error {
 	claimed := b.claimed(b.st.UIDNext)
 	r.opts.planProgress(b.Name, len(b.plan.Upload), 0)
 	var nextLimbo mail.UID
 	for start := 0; start < len(b.plan.Upload); start += uploadBatch {
 		batch := b.plan.Upload[start:min(start+uploadBatch, len(b.plan.Upload))]
-		if err := r.uploadBatch(ctx, remote, b, batch, claimed, &nextLimbo, log); err != nil {
+		if err := r.uploadBatch(ctx, remote, b, batch, claimed, &nextLimbo, selected, log); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch []Upload, claimed map[mail.UID]bool, nextLimbo *mail.UID, log *slog.Logger) error {
+func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch []Upload, claimed map[mail.UID]bool, nextLimbo *mail.UID, selected func() error, log *slog.Logger) error {
 	type step struct {
 		up    Upload
 		info  mail.LocalInfo
@@ -622,6 +639,12 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 			Open: func() (io.ReadCloser, error) { return b.folder.OpenCRLF(key, st.info.Flags) }}
 	}
 	results, sendErr := remote.AppendBatch(ctx, b.Name, outs)
+	if err := selected(); err != nil {
+		// The mailbox to look in for the new messages, and to write
+		// to next, is not the one learned: the intents stay for the
+		// next run, as after a crash.
+		return errors.Join(sendErr, err)
+	}
 	var failed error
 	var drop []int64
 	for i, st := range steps {

@@ -33,6 +33,11 @@ type Remote interface {
 	// false where the server has no NAMESPACE.
 	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// StartSelect is Select in two halves: it sends the SELECT and
+	// returns a function that waits for the answer, to be called exactly
+	// once. Until then only AppendBatch may be called, which then rides
+	// in the SELECT's round trip.
+	StartSelect(ctx context.Context, name string) func() (mail.MailboxStatus, error)
 	// Selected names the mailbox a Select or SelectChanges left open
 	// read-write on this connection, "" when none: commands that follow
 	// act on it without selecting it again.

@@ -527,7 +527,7 @@ func (c *Client) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Ou
 	// report on the selected mailbox, the new messages included, so that
 	// a StartStore that follows needs none of its own.
 	var noop *imapclient.Command
-	if c.selected != "" {
+	if c.selected != "" || c.selecting != "" {
 		noop = c.c.Noop()
 	}
 	if err := c.collect(cmds, out); err != nil {

@@ -769,8 +769,9 @@ func testAppendBatchPipelined(t *testing.T, padding int) {
 }
 
 // TestWritesPipelined: the writes a sync makes to a mailbox take two
-// round trips. AppendBatch sends a NOOP behind its APPENDs, and the
-// StartStore that follows sends no NOOP of its own; StartStore and
+// round trips. The APPENDs follow the SELECT before its answer, and
+// AppendBatch sends a NOOP behind them, so that the StartStore that
+// follows sends no NOOP of its own; StartStore and
 // StartExpunge send their commands before either waits. The server here
 // answers each group only once it has all of it, which a client waiting
 // in between would never give it; a NOOP out of place is refused.
@@ -825,9 +826,7 @@ func TestWritesPipelined(t *testing.T) {
 		}
 	})
 	c := mustDial(t, preauthOptions(t, host, port))
-	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
-		t.Fatalf("Select: %v", err)
-	}
+	selected := c.StartSelect(t.Context(), "INBOX")
 	msgs := make([]mail.Outgoing, 2)
 	for i := range msgs {
 		b := writeMessage(i)
@@ -843,6 +842,9 @@ func TestWritesPipelined(t *testing.T) {
 	}()
 	if err := await(t, result, "AppendBatch sent no NOOP with its APPENDs"); err != nil {
 		t.Fatalf("AppendBatch: %v", err)
+	}
+	if st, err := selected(); err != nil || st.UIDValidity != 7 {
+		t.Fatalf("StartSelect: %+v, %v", st, err)
 	}
 	var stored map[mail.UID]mail.RemoteMessage
 	go func() {
