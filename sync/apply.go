@@ -154,6 +154,7 @@ func (r *runner) trashes(b *box) bool {
 	return r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name)
 }
 
+// uidsOf lists the UIDs of msgs, in order.
 func uidsOf(msgs []mail.Message) []mail.UID {
 	uids := make([]mail.UID, len(msgs))
 	for i, m := range msgs {
