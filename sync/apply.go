@@ -34,16 +34,30 @@ const storeRounds = 3
 // that nothing else changed.
 func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	p, res, log := b.plan, b.res, r.log.With("mailbox", b.Name)
+	selected := func() error { return nil }
 	if !p.Empty() && remote.Selected() != b.Name {
 		// Learning selected other mailboxes since (or did so on another
 		// connection): select this one again. Left selected, it needs
 		// no second SELECT: the run's own writes follow what it learned.
-		st, err := remote.Select(ctx, b.Name)
-		if err != nil {
-			return err
-		}
-		if st.UIDValidity != b.st.UIDValidity {
-			return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+		wait := remote.StartSelect(ctx, b.Name)
+		selected = gosync.OnceValue(func() error {
+			st, err := wait()
+			if err != nil {
+				return err
+			}
+			if st.UIDValidity != b.st.UIDValidity {
+				return fmt.Errorf("%w in %q during the sync", ErrUIDValidityChanged, b.Name)
+			}
+			return nil
+		})
+		defer selected()
+		// An APPEND does not depend on the selected mailbox: when the
+		// uploads come first, they ride in the SELECT's round trip, and
+		// the SELECT's answer is checked before theirs are read.
+		if len(p.Upload) == 0 || len(p.Download)+len(p.Adopt) > 0 {
+			if err := selected(); err != nil {
+				return err
+			}
 		}
 	}
 	if b.folderGone && len(p.Download)+len(p.Adopt) > 0 {
@@ -57,10 +71,14 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.adopt(ctx, remote, b, log); err != nil {
 		return err
 	}
-	if err := r.upload(ctx, remote, b, log); err != nil {
+	if err := r.upload(ctx, remote, b, selected, log); err != nil {
 		return err
 	}
-	if err := r.pushFlags(ctx, remote, b, log); err != nil {
+	if err := selected(); err != nil {
+		return err
+	}
+	sent := r.writeBurst(ctx, remote, b)
+	if err := r.pushFlags(ctx, remote, b, log, sent); err != nil {
 		return err
 	}
 	for _, f := range p.LocalFlags {
@@ -76,7 +94,7 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err != nil {
 		return err
 	}
-	deleted, err := r.deleteRemote(ctx, remote, b, log)
+	deleted, err := r.deleteRemote(ctx, remote, b, log, sent)
 	if err != nil {
 		return err
 	}
@@ -85,6 +103,64 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	}
 	res.Conflicts = len(p.Conflicts)
 	return r.advanceOwnWrites(ctx, remote, b, movedOut+deleted)
+}
+
+// burst is the answers to a mailbox's writes sent together: the first
+// round of flag changes and the expunge of what the user deleted.
+type burst struct {
+	stored   map[mail.UID]mail.RemoteMessage
+	storeErr error
+	// expunged: the expunge was sent, and expungeErr is its answer.
+	expunged   bool
+	expungeErr error
+}
+
+// writeBurst sends a mailbox's flag changes and its expunge in one round
+// trip, and reads the answers; nil when the plan moves messages out or
+// deletes to the trash, which go on as they did, one command after
+// another. Only the sending is moved earlier: the answers are processed
+// in the order the writes were made. The check of the state after them
+// (advanceOwnWrites) waits for their answers: a server may run a STATUS
+// or a FETCH sent with them before them.
+func (r *runner) writeBurst(ctx context.Context, remote Remote, b *box) *burst {
+	p := b.plan
+	if len(p.MoveOut) > 0 || (len(p.DeleteRemote) > 0 && r.trashes(b)) {
+		return nil
+	}
+	var (
+		out     burst
+		stored  func() (map[mail.UID]mail.RemoteMessage, error)
+		expunge func() error
+	)
+	if len(p.RemoteFlags) > 0 {
+		changes, _ := r.flagChanges(b, p.RemoteFlags)
+		stored = remote.StartStore(ctx, changes)
+	}
+	if len(p.DeleteRemote) > 0 {
+		expunge = remote.StartExpunge(ctx, uidsOf(p.DeleteRemote))
+	}
+	if stored != nil {
+		out.stored, out.storeErr = stored()
+	}
+	if expunge != nil {
+		out.expunged, out.expungeErr = true, expunge()
+	}
+	return &out
+}
+
+// trashes reports whether deleteRemote moves b's deleted messages to the
+// trash rather than expunge them.
+func (r *runner) trashes(b *box) bool {
+	return r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name)
+}
+
+// uidsOf lists the UIDs of msgs, in order.
+func uidsOf(msgs []mail.Message) []mail.UID {
+	uids := make([]mail.UID, len(msgs))
+	for i, m := range msgs {
+		uids[i] = m.UID
+	}
+	return uids
 }
 
 // applyLocal ends a plan on the local side: the files of messages the
@@ -492,20 +568,20 @@ const uploadBatch = 64
 // between leaves intents that the next run resolves one by one
 // (recover): each holds the UIDNEXT seen before, the size and the header
 // hash, so a message the server took is found, and never uploaded twice.
-func (r *runner) upload(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+func (r *runner) upload(ctx context.Context, remote Remote, b *box, selected func() error, log *slog.Logger) error {
 	claimed := b.claimed(b.st.UIDNext)
 	r.opts.planProgress(b.Name, len(b.plan.Upload), 0)
 	var nextLimbo mail.UID
 	for start := 0; start < len(b.plan.Upload); start += uploadBatch {
 		batch := b.plan.Upload[start:min(start+uploadBatch, len(b.plan.Upload))]
-		if err := r.uploadBatch(ctx, remote, b, batch, claimed, &nextLimbo, log); err != nil {
+		if err := r.uploadBatch(ctx, remote, b, batch, claimed, &nextLimbo, selected, log); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch []Upload, claimed map[mail.UID]bool, nextLimbo *mail.UID, log *slog.Logger) error {
+func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch []Upload, claimed map[mail.UID]bool, nextLimbo *mail.UID, selected func() error, log *slog.Logger) error {
 	type step struct {
 		up    Upload
 		info  mail.LocalInfo
@@ -564,6 +640,12 @@ func (r *runner) uploadBatch(ctx context.Context, remote Remote, b *box, batch [
 			Open: func() (io.ReadCloser, error) { return b.folder.OpenCRLF(key, st.info.Flags) }}
 	}
 	results, sendErr := remote.AppendBatch(ctx, b.Name, outs)
+	if err := selected(); err != nil {
+		// The mailbox to look in for the new messages, and to write
+		// to next, is not the one learned: the intents stay for the
+		// next run, as after a crash.
+		return errors.Join(sendErr, err)
+	}
 	var failed error
 	var drop []int64
 	for i, st := range steps {
@@ -658,22 +740,17 @@ func findAppended(ctx context.Context, remote Remote, from mail.UID, size int64,
 // pushFlags stores merged flags on the server, conditionally on the
 // server's copy being unchanged since it was read; a refused change is
 // merged again with the server's new flags and retried.
-func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog.Logger) error {
+func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog.Logger, sent *burst) error {
 	pending := b.plan.RemoteFlags
 	for round := 0; len(pending) > 0; round++ {
-		changes := make([]mail.FlagChange, 0, len(pending))
-		byUID := map[mail.UID]FlagUpdate{}
-		for _, f := range pending {
-			want := storableFlags(b.st, f.Flags)
-			have := storableFlags(b.st, f.Remote)
-			ch := mail.FlagChange{UID: f.UID, Add: want.Minus(have), Remove: have.Minus(want)}
-			if b.mode != mail.ModeFull {
-				ch.UnchangedSince = f.ModSeq
-			}
-			changes = append(changes, ch)
-			byUID[f.UID] = f
+		changes, byUID := r.flagChanges(b, pending)
+		var done map[mail.UID]mail.RemoteMessage
+		var err error
+		if round == 0 && sent != nil {
+			done, err = sent.stored, sent.storeErr
+		} else {
+			done, err = remote.Store(ctx, changes)
 		}
-		done, err := remote.Store(ctx, changes)
 		if err != nil {
 			return err
 		}
@@ -753,6 +830,23 @@ func (r *runner) pushFlags(ctx context.Context, remote Remote, b *box, log *slog
 		}
 	}
 	return nil
+}
+
+// flagChanges is what pushFlags stores for pending, and pending by UID.
+func (r *runner) flagChanges(b *box, pending []FlagUpdate) ([]mail.FlagChange, map[mail.UID]FlagUpdate) {
+	changes := make([]mail.FlagChange, 0, len(pending))
+	byUID := make(map[mail.UID]FlagUpdate, len(pending))
+	for _, f := range pending {
+		want := storableFlags(b.st, f.Flags)
+		have := storableFlags(b.st, f.Remote)
+		ch := mail.FlagChange{UID: f.UID, Add: want.Minus(have), Remove: have.Minus(want)}
+		if b.mode != mail.ModeFull {
+			ch.UnchangedSince = f.ModSeq
+		}
+		changes = append(changes, ch)
+		byUID[f.UID] = f
+	}
+	return changes, byUID
 }
 
 // moveOut carries out the user's moves from this mailbox: UID MOVE
@@ -842,16 +936,15 @@ func (r *runner) moveOut(ctx context.Context, remote Remote, b *box, log *slog.L
 // deleteRemote removes from the server what the user deleted locally: to
 // the trash when sync.trash is set, else expunged. It returns how many
 // messages left the mailbox on the server.
-func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger) (int, error) {
+func (r *runner) deleteRemote(ctx context.Context, remote Remote, b *box, log *slog.Logger, sent *burst) (int, error) {
 	if len(b.plan.DeleteRemote) == 0 {
 		return 0, nil
 	}
-	var uids []mail.UID
-	for _, m := range b.plan.DeleteRemote {
-		uids = append(uids, m.UID)
-	}
+	uids := uidsOf(b.plan.DeleteRemote)
 	var err error
-	if r.opts.Trash != "" && !sameMailbox(r.opts.Trash, b.Name) {
+	if sent != nil && sent.expunged {
+		err = sent.expungeErr
+	} else if r.trashes(b) {
 		_, err = remote.Move(ctx, uids, r.opts.Trash)
 		if errors.Is(err, mail.ErrNoMove) {
 			if _, err = remote.Copy(ctx, uids, r.opts.Trash); err == nil {

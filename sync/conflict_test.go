@@ -204,6 +204,14 @@ func (r *racingRemote) Store(ctx context.Context, changes []mail.FlagChange) (ma
 	return r.Remote.Store(ctx, changes)
 }
 
+func (r *racingRemote) StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error) {
+	if !r.done {
+		r.done = true
+		r.race()
+	}
+	return r.Remote.StartStore(ctx, changes)
+}
+
 // TestConcurrentServerChange: with CONDSTORE, a flag change made on the
 // server while satchel stores its own is not overwritten: the STORE is
 // refused (UNCHANGEDSINCE), merged again, and both changes stand.

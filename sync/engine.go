@@ -33,6 +33,11 @@ type Remote interface {
 	// false where the server has no NAMESPACE.
 	Namespaces(ctx context.Context) (mail.Namespaces, error)
 	Select(ctx context.Context, name string) (mail.MailboxStatus, error)
+	// StartSelect is Select in two halves: it sends the SELECT and
+	// returns a function that waits for the answer, to be called exactly
+	// once. Until then only AppendBatch may be called, which then rides
+	// in the SELECT's round trip.
+	StartSelect(ctx context.Context, name string) func() (mail.MailboxStatus, error)
 	// Selected names the mailbox a Select or SelectChanges left open
 	// read-write on this connection, "" when none: commands that follow
 	// act on it without selecting it again.
@@ -58,6 +63,17 @@ type Remote interface {
 	// mailbox (no CONDSTORE, NOMODSEQ, a refused command): nothing of it
 	// is to be trusted. Only in ModeCondStore or ModeQResync.
 	StatusChanges(ctx context.Context, name string, since mail.ModSeq) (st mail.MailboxStatus, changed []mail.RemoteMessage, ok bool, err error)
+	// StartStore and StartExpunge are Store and Expunge in two halves, so
+	// that a mailbox's flag changes and its expunge go out in one round
+	// trip: each sends its commands and returns a function that waits for
+	// their answers and returns what the whole call would. Both may be
+	// started before either is waited for; each is waited for exactly
+	// once, in the order started, and nothing else is called on the
+	// Remote until both are. Nothing that reads the mailbox's state may
+	// ride with them: a server may run such a command before the writes
+	// sent ahead of it (Dovecot does, RFC 9051 §5.5).
+	StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error)
+	StartExpunge(ctx context.Context, uids []mail.UID) func() error
 	// Scan: UID and FLAGS (and MODSEQ when known) of every message.
 	Scan(ctx context.Context) ([]mail.RemoteMessage, error)
 	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone

@@ -1,8 +1,13 @@
 package sync_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
+
+	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // TestApplyWhereLearned: with several connections, each mailbox is
@@ -46,6 +51,122 @@ func TestApplyWhereLearned(t *testing.T) {
 			if n := strings.Count(e.trace.String(), "* PREAUTH"); n > len(boxes) {
 				t.Errorf("%d connections for %d mailboxes", n, len(boxes))
 			}
+		})
+	}
+}
+
+// writeOrder records when a mailbox's flag changes and expunge are sent
+// and when their answers are waited for.
+type writeOrder struct {
+	satsync.Remote
+	log *[]string
+}
+
+func (w writeOrder) StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error) {
+	*w.log = append(*w.log, "store sent")
+	wait := w.Remote.StartStore(ctx, changes)
+	return func() (map[mail.UID]mail.RemoteMessage, error) {
+		*w.log = append(*w.log, "store awaited")
+		return wait()
+	}
+}
+
+func (w writeOrder) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
+	*w.log = append(*w.log, "expunge sent")
+	wait := w.Remote.StartExpunge(ctx, uids)
+	return func() error {
+		*w.log = append(*w.log, "expunge awaited")
+		return wait()
+	}
+}
+
+func (w writeOrder) Store(ctx context.Context, changes []mail.FlagChange) (map[mail.UID]mail.RemoteMessage, error) {
+	*w.log = append(*w.log, "store")
+	return w.Remote.Store(ctx, changes)
+}
+
+func (w writeOrder) Expunge(ctx context.Context, uids []mail.UID) error {
+	*w.log = append(*w.log, "expunge")
+	return w.Remote.Expunge(ctx, uids)
+}
+
+// TestWritesInOneRoundTrip: after a mail reader's day (two new files, a
+// flag changed, a file deleted), the sync sends the STORE and the
+// expunge before it waits for either answer; the check of its own
+// writes, after them, still vouches for them, so that the next sync is a
+// no-op.
+func TestWritesInOneRoundTrip(t *testing.T) {
+	for _, mode := range serverModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			e := twoWayDay(t, mode.start(t))
+			var log []string
+			e.wrap = func(r satsync.Remote) satsync.Remote { return writeOrder{Remote: r, log: &log} }
+			assertWrote(t, e.mustSync())
+			if want := []string{"store sent", "expunge sent", "store awaited", "expunge awaited"}; !slices.Equal(log, want) {
+				t.Errorf("writes %q, want %q", log, want)
+			}
+			e.wrap = nil
+			e.assertNoOp(e.mustSync())
+			e.assertMirror(false)
+		})
+	}
+}
+
+// selectOrder records the SELECTs apply sends and the APPENDs.
+type selectOrder struct {
+	satsync.Remote
+	log *[]string
+}
+
+func (s selectOrder) StartSelect(ctx context.Context, name string) func() (mail.MailboxStatus, error) {
+	*s.log = append(*s.log, "select "+name)
+	wait := s.Remote.StartSelect(ctx, name)
+	return func() (mail.MailboxStatus, error) {
+		*s.log = append(*s.log, "selected "+name)
+		return wait()
+	}
+}
+
+func (s selectOrder) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error) {
+	*s.log = append(*s.log, "append "+mailbox)
+	return s.Remote.AppendBatch(ctx, mailbox, msgs)
+}
+
+// TestSelectWithAppends: a mailbox that is not selected when its plan is
+// applied, and whose plan starts with uploads, gets its new local message
+// appended in the round trip of the SELECT, whose answer is awaited after
+// the APPEND is sent. Both messages arrive, and the next sync is a no-op.
+func TestSelectWithAppends(t *testing.T) {
+	for _, mode := range serverModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			srv.CreateMailbox("A")
+			srv.Append("INBOX", msg("old"), nil, day)
+			srv.Append("A", msg("old in A"), nil, day)
+			e := newEnv(t, srv)
+			e.opts.Connections = 1
+			e.mustSync()
+			e.writeLocal("INBOX", msg("new"), mail.NewFlags())
+			e.writeLocal("A", msg("new in A"), mail.NewFlags())
+			var log []string
+			e.wrap = func(r satsync.Remote) satsync.Remote { return selectOrder{Remote: r, log: &log} }
+			e.mustSync()
+			// Each mailbox: its SELECT, its APPEND, the SELECT's answer.
+			ok := len(log) > 0 && len(log)%3 == 0
+			for i := 0; ok && i < len(log); i += 3 {
+				name, _ := strings.CutPrefix(log[i], "select ")
+				ok = slices.Equal(log[i:i+3], []string{"select " + name, "append " + name, "selected " + name})
+			}
+			if !ok {
+				t.Errorf("apply sent %q, want for each mailbox its SELECT, its APPEND, then the SELECT's answer", log)
+			}
+			for _, b := range []string{"INBOX", "A"} {
+				if n := len(srv.Messages(b)); n != 2 {
+					t.Errorf("%s holds %d messages on the server, want 2", b, n)
+				}
+			}
+			e.wrap = nil
+			e.assertNoOp(e.mustSync())
 		})
 	}
 }

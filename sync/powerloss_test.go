@@ -533,6 +533,13 @@ func (r cutRemote) Store(ctx context.Context, changes []mail.FlagChange) (map[ma
 	return r.Remote.Store(ctx, changes)
 }
 
+func (r cutRemote) StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error) {
+	if err := r.c.Op(fmt.Sprintf("imap: store flags of %d messages", len(changes))); err != nil {
+		return func() (map[mail.UID]mail.RemoteMessage, error) { return nil, err }
+	}
+	return r.Remote.StartStore(ctx, changes)
+}
+
 // AppendBatch passes each message through the crash model as it is
 // sent: a cut stops the batch there, as the process would stop.
 func (r cutRemote) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Outgoing) ([]mail.Appended, error) {
@@ -569,4 +576,11 @@ func (r cutRemote) Expunge(ctx context.Context, uids []mail.UID) error {
 		return err
 	}
 	return r.Remote.Expunge(ctx, uids)
+}
+
+func (r cutRemote) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
+	if err := r.c.Op(fmt.Sprintf("imap: expunge %d messages", len(uids))); err != nil {
+		return func() error { return err }
+	}
+	return r.Remote.StartExpunge(ctx, uids)
 }

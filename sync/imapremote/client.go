@@ -37,6 +37,15 @@ type Client struct {
 	enabling func(context.Context) error
 	// compressed: COMPRESS=DEFLATE (RFC 4978) is on.
 	compressed bool
+	// quiet: the last command sent was a SELECT or a NOOP and its
+	// answer is in, so that the server had nothing left to report on
+	// the selected mailbox (RFC 9051 §7: it reports changes at the end
+	// of those commands); every command clears it (guard).
+	quiet bool
+	// calls counts the calls guard covered; selecting names the mailbox
+	// of a SELECT sent and not yet answered (StartSelect).
+	calls     int
+	selecting string
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -107,6 +116,8 @@ func (c *Client) Close() error {
 // takes no context) or when the server stays silent for Options.Timeout.
 // The returned function ends the guard.
 func (c *Client) guard(ctx context.Context) func() {
+	c.quiet = false
+	c.calls++
 	disarm := c.wd.arm()
 	stop := context.AfterFunc(ctx, func() { c.c.Close() })
 	return func() {
@@ -181,23 +192,40 @@ func remoteMailbox(d *imap.ListData) mail.RemoteMailbox {
 // (RFC 7162 §3.1.8), and returns its state, with the MAILBOXID the server
 // reports in its answer (RFC 8474 §4.2) where it has OBJECTID.
 func (c *Client) Select(ctx context.Context, name string) (mail.MailboxStatus, error) {
-	defer c.guard(ctx)()
+	return c.StartSelect(ctx, name)()
+}
+
+// StartSelect is Select in two halves: it sends the SELECT and returns,
+// and the function it returns waits for the answer. Until then only
+// AppendBatch may be called: an APPEND names its mailbox and does not
+// depend on the one selected (RFC 9051 §6.3.12), so it can ride in the
+// SELECT's round trip, and its NOOP is then sent too.
+func (c *Client) StartSelect(ctx context.Context, name string) func() (mail.MailboxStatus, error) {
+	done := c.guard(ctx)
+	calls := c.calls
 	opts := &imap.SelectOptions{CondStore: c.caps.Has(imap.CapCondStore)}
-	data, err := c.c.Select(name, opts).Wait()
-	if err != nil {
-		c.selected = ""
-		return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
+	cmd := c.c.Select(name, opts)
+	c.selecting = name
+	return func() (mail.MailboxStatus, error) {
+		defer done()
+		c.selecting = ""
+		data, err := cmd.Wait()
+		if err != nil {
+			c.selected = ""
+			return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
+		}
+		// Quiet if nothing was sent since, or an AppendBatch's NOOP was.
+		c.selected, c.examined, c.quiet = name, false, c.quiet || c.calls == calls
+		if data.UIDValidity == 0 {
+			// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a
+			// non-zero UIDVALIDITY. Without one, a UID cannot be matched
+			// to the same message in a later session.
+			return mail.MailboxStatus{}, fmt.Errorf("select %q: the server sent no UIDVALIDITY; its UIDs cannot be relied on", name)
+		}
+		st := mailboxStatus(data)
+		st.MailboxID = c.q.SelectMailboxID()
+		return st, nil
 	}
-	c.selected, c.examined = name, false
-	if data.UIDValidity == 0 {
-		// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a non-zero
-		// UIDVALIDITY. Without one, a UID cannot be matched to the same
-		// message in a later session.
-		return mail.MailboxStatus{}, fmt.Errorf("select %q: the server sent no UIDVALIDITY; its UIDs cannot be relied on", name)
-	}
-	st := mailboxStatus(data)
-	st.MailboxID = c.q.SelectMailboxID()
-	return st, nil
 }
 
 // mailboxStatus converts a SELECT reply. A missing HIGHESTMODSEQ (no

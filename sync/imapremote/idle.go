@@ -112,6 +112,7 @@ func (c *Client) CanIdle() bool { return c.caps.Has(imap.CapIdle) }
 // after one, and errors.Is(err, mail.ErrTransient) says a new one may
 // succeed.
 func (c *Client) WaitChange(ctx context.Context, mailbox string, maxIdle time.Duration) (Change, error) {
+	c.quiet = false
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -68,27 +68,54 @@ type FlagChange = mail.FlagChange
 // Changes must name distinct, non-zero UIDs, and no flag may be both
 // added and removed.
 func (c *Client) Store(ctx context.Context, changes []FlagChange) (map[mail.UID]mail.RemoteMessage, error) {
+	return c.StartStore(ctx, changes)()
+}
+
+// StartStore is Store in two halves: it sends the STOREs and returns, and
+// the function it returns reads their answers and returns what Store
+// would. Commands sent between the two, such as the rest of a mailbox's
+// writes, go out in the same round trip. The NOOP is left out when the
+// connection's last command was one (AppendBatch ends with one) or a
+// SELECT: the server has then had nothing to report since.
+func (c *Client) StartStore(ctx context.Context, changes []FlagChange) func() (map[mail.UID]mail.RemoteMessage, error) {
+	fail := func(err error) func() (map[mail.UID]mail.RemoteMessage, error) {
+		return func() (map[mail.UID]mail.RemoteMessage, error) { return nil, err }
+	}
 	want, order, err := c.checkChanges(changes)
 	if err != nil {
-		return nil, fmt.Errorf("store flags in %q: %w", c.selected, err)
+		return fail(fmt.Errorf("store flags in %q: %w", c.selected, err))
 	}
 	out := make(map[mail.UID]mail.RemoteMessage, len(want))
 	if len(want) == 0 {
-		return out, nil
+		return func() (map[mail.UID]mail.RemoteMessage, error) { return out, nil }
 	}
-	defer c.guard(ctx)()
-	if err := c.c.Noop().Wait(); err != nil {
-		return nil, fmt.Errorf("store flags in %q: noop: %w", c.selected, c.ioErr(ctx, err))
+	quiet := c.quiet
+	done := c.guard(ctx)
+	if !quiet {
+		if err := c.c.Noop().Wait(); err != nil {
+			done()
+			return fail(fmt.Errorf("store flags in %q: noop: %w", c.selected, c.ioErr(ctx, err)))
+		}
 	}
 	cmds, err := c.planStore(ctx, want, order)
 	if err != nil {
-		return nil, fmt.Errorf("store flags: %w", err)
+		done()
+		return fail(fmt.Errorf("store flags: %w", err))
 	}
-	replies, err := c.runStores(cmds)
-	if err != nil {
-		return nil, fmt.Errorf("store flags in %q: %w", c.selected, c.ioErr(ctx, err))
+	wait := c.startStores(cmds)
+	return func() (map[mail.UID]mail.RemoteMessage, error) {
+		defer done()
+		replies, err := wait()
+		if err != nil {
+			return nil, fmt.Errorf("store flags in %q: %w", c.selected, c.ioErr(ctx, err))
+		}
+		return c.confirmStores(ctx, want, order, replies, out)
 	}
+}
 
+// confirmStores fills out with the changes the STOREs' replies confirm,
+// reading again the messages whose reply did not show the change.
+func (c *Client) confirmStores(ctx context.Context, want map[mail.UID]FlagChange, order []mail.UID, replies map[mail.UID]storeReply, out map[mail.UID]mail.RemoteMessage) (map[mail.UID]mail.RemoteMessage, error) {
 	var recheck []mail.UID
 	for _, uid := range order {
 		r, ok := replies[uid]
@@ -283,13 +310,14 @@ type storeReply struct {
 	modSeq   mail.ModSeq
 }
 
-// runStores sends every command before reading any answer, then reads them
-// all. For a UID that two commands name (+FLAGS, then -FLAGS), the reply
-// of the later one wins. The two commute, Add and Remove being disjoint,
-// so the final flags do not depend on the order a server runs them in
-// (RFC 9051 §5.5); a reply that shows the state between them fails the
-// check in Store and the message is read again.
-func (c *Client) runStores(cmds []storeCmd) (map[mail.UID]storeReply, error) {
+// startStores sends every command before reading any answer; the
+// function it returns reads them all. For a UID that two commands name
+// (+FLAGS, then -FLAGS), the reply of the later one wins. The two
+// commute, Add and Remove being disjoint, so the final flags do not
+// depend on the order a server runs them in (RFC 9051 §5.5); a reply
+// that shows the state between them fails the check in Store and the
+// message is read again.
+func (c *Client) startStores(cmds []storeCmd) func() (map[mail.UID]storeReply, error) {
 	fetches := make([]*imapclient.FetchCommand, len(cmds))
 	for i, sc := range cmds {
 		var opts *imap.StoreOptions
@@ -298,27 +326,29 @@ func (c *Client) runStores(cmds []storeCmd) (map[mail.UID]storeReply, error) {
 		}
 		fetches[i] = c.c.Store(sc.uids, &sc.flags, opts)
 	}
-	// Each command is drained on its own goroutine: go-imap blocks its
-	// reader when a command's queue of FETCH replies is full, so draining
-	// them in turn could wait on a command whose replies are stuck
-	// behind another's.
+	// Each command is drained on its own goroutine, from now on: go-imap
+	// blocks its reader when a command's queue of FETCH replies is full,
+	// so draining them in turn, or later, could wait on a command whose
+	// replies are stuck behind another's.
 	results := make([]map[mail.UID]storeReply, len(fetches))
 	errs := make([]error, len(fetches))
 	var wg sync.WaitGroup
 	for i, f := range fetches {
 		wg.Go(func() { results[i], errs[i] = drainStore(f) })
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	out := map[mail.UID]storeReply{}
-	for _, r := range results {
-		for uid, rep := range r {
-			out[uid] = rep
+	return func() (map[mail.UID]storeReply, error) {
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
 		}
+		out := map[mail.UID]storeReply{}
+		for _, r := range results {
+			for uid, rep := range r {
+				out[uid] = rep
+			}
+		}
+		return out, nil
 	}
-	return out, nil
 }
 
 // drainStore reads a STORE's FETCH replies. A reply without UID (RFC 9051
@@ -493,8 +523,19 @@ func (c *Client) AppendBatch(ctx context.Context, mailbox string, msgs []mail.Ou
 		}
 		cmds[i] = cmd
 	}
+	// A NOOP in the same round trip collects what the server has to
+	// report on the selected mailbox, the new messages included, so that
+	// a StartStore that follows needs none of its own.
+	var noop *imapclient.Command
+	if c.selected != "" || c.selecting != "" {
+		noop = c.c.Noop()
+	}
 	if err := c.collect(cmds, out); err != nil {
 		return out, fmt.Errorf("append to %q: %w", mailbox, c.ioErr(ctx, err))
+	}
+	// A failed NOOP only leaves the next STORE its own.
+	if noop != nil && noop.Wait() == nil {
+		c.quiet = true
 	}
 	return out, nil
 }
@@ -726,23 +767,37 @@ func (c *Client) copyUIDs(asked []mail.UID, src, dst imap.NumSet) map[mail.UID]m
 // returned. Another client that flags a message \Deleted between that
 // SEARCH and the EXPUNGE loses it: IMAP without UIDPLUS cannot prevent it.
 func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
+	return c.StartExpunge(ctx, uids)()
+}
+
+// StartExpunge is Expunge in two halves: with UIDPLUS it sends the STORE
+// and the UID EXPUNGE and returns, and the function it returns waits for
+// their answers; without, it does all of Expunge before returning (the
+// EXPUNGE waits for the SEARCH).
+func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
 	if len(uids) == 0 {
-		return nil
+		return func() error { return nil }
 	}
-	defer c.guard(ctx)()
+	if !c.caps.Has(imap.CapUIDPlus) {
+		err := c.expungeSearched(ctx, uids)
+		return func() error { return err }
+	}
+	done := c.guard(ctx)
 	set := uidSet(uids)
 	store := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
-	if c.caps.Has(imap.CapUIDPlus) {
-		// Pipelined: UID EXPUNGE touches only these UIDs whatever the
-		// STORE did.
-		exp := c.c.UIDExpunge(set)
-		// go-imap queues EXPUNGE replies, unsolicited ones during the
-		// STORE included, for the pending UID EXPUNGE and blocks its
-		// reader when the queue is full: drain it meanwhile.
-		expDone := make(chan error, 1)
-		go func() { expDone <- exp.Close() }()
-		serr := store.Close()
-		eerr := <-expDone
+	// Pipelined: UID EXPUNGE touches only these UIDs whatever the STORE
+	// did.
+	exp := c.c.UIDExpunge(set)
+	// go-imap queues EXPUNGE replies, unsolicited ones during the STORE
+	// included, for the pending UID EXPUNGE and blocks its reader when
+	// the queue is full; and the STORE's FETCH replies, if any, for the
+	// STORE: drain both from now on.
+	expDone, storeDone := make(chan error, 1), make(chan error, 1)
+	go func() { expDone <- exp.Close() }()
+	go func() { storeDone <- store.Close() }()
+	return func() error {
+		defer done()
+		serr, eerr := <-storeDone, <-expDone
 		if serr != nil {
 			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, serr))
 		}
@@ -751,7 +806,13 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 		}
 		return nil
 	}
+}
 
+// expungeSearched is Expunge without UIDPLUS.
+func (c *Client) expungeSearched(ctx context.Context, uids []mail.UID) error {
+	defer c.guard(ctx)()
+	set := uidSet(uids)
+	store := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
 	search := c.c.UIDSearch(&imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil)
 	serr := store.Close()
 	data, err := search.Wait()

@@ -593,6 +593,9 @@ func TestStoreRefusedAmidUpdates(t *testing.T) {
 			"* 2 EXISTS", "* OK [UIDVALIDITY 7] x", "* OK [UIDNEXT 3] x", "* OK [HIGHESTMODSEQ 10] x",
 			"TAG OK [READ-WRITE] SELECT completed",
 		}},
+		{"UID SEARCH ALL", []string{"* SEARCH 1 2", "TAG OK SEARCH completed"}},
+		// The server may have queued updates since the SEARCH: a NOOP
+		// collects them before the STORE.
 		{"NOOP", []string{"TAG OK NOOP completed"}},
 		{`UID STORE 1:2 (UNCHANGEDSINCE 10) +FLAGS (\Seen)`, []string{
 			`* 1 FETCH (UID 1 MODSEQ (11) FLAGS (\Flagged))`, // the other client's change
@@ -607,6 +610,9 @@ func TestStoreRefusedAmidUpdates(t *testing.T) {
 	c := mustDial(t, preauthOptions(t, host, port))
 	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
 		t.Fatalf("Select: %v", err)
+	}
+	if _, err := c.UIDs(t.Context()); err != nil {
+		t.Fatalf("UIDs: %v", err)
 	}
 	got, err := c.Store(t.Context(), []FlagChange{
 		{UID: 1, Add: writeFlags(`\Seen`), UnchangedSince: 10},
@@ -759,5 +765,99 @@ func testAppendBatchPipelined(t *testing.T, padding int) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("AppendBatch waited for an answer before sending the next APPEND")
+	}
+}
+
+// TestWritesPipelined: the writes a sync makes to a mailbox take two
+// round trips. The APPENDs follow the SELECT before its answer, and
+// AppendBatch sends a NOOP behind them, so that the StartStore that
+// follows sends no NOOP of its own; StartStore and
+// StartExpunge send their commands before either waits. The server here
+// answers each group only once it has all of it, which a client waiting
+// in between would never give it; a NOOP out of place is refused.
+func TestWritesPipelined(t *testing.T) {
+	host, port := scriptedServer(t, func(c net.Conn) {
+		io.WriteString(c, "* PREAUTH ready\r\n")
+		br := bufio.NewReader(c)
+		var appends, writes []string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				return
+			}
+			tag, cmd := f[0], strings.ToUpper(f[1])
+			if cmd == "UID" && len(f) > 2 {
+				cmd += " " + strings.ToUpper(f[2])
+			}
+			switch cmd {
+			case "CAPABILITY":
+				io.WriteString(c, "* CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS CONDSTORE\r\n"+tag+" OK done\r\n")
+			case "SELECT":
+				io.WriteString(c, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 3] x\r\n* OK [HIGHESTMODSEQ 10] x\r\n"+tag+" OK [READ-WRITE] done\r\n")
+			case "APPEND":
+				size, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
+				io.CopyN(io.Discard, br, int64(size))
+				br.ReadString('\n')
+				appends = append(appends, tag)
+			case "NOOP":
+				if len(appends) != 2 {
+					io.WriteString(c, tag+" BAD NOOP out of place\r\n")
+					continue
+				}
+				for i, a := range appends {
+					fmt.Fprintf(c, "%s OK [APPENDUID 7 %d] done\r\n", a, 3+i)
+				}
+				io.WriteString(c, "* 4 EXISTS\r\n"+tag+" OK done\r\n")
+				appends = nil
+			case "UID STORE", "UID EXPUNGE":
+				if writes = append(writes, tag); len(writes) < 3 {
+					continue
+				}
+				fmt.Fprintf(c, "* 1 FETCH (UID 1 MODSEQ (12) FLAGS (\\Seen))\r\n%s OK done\r\n", writes[0])
+				fmt.Fprintf(c, "%s OK done\r\n* VANISHED 2\r\n%s OK done\r\n", writes[1], writes[2])
+				writes = nil
+			default:
+				io.WriteString(c, tag+" BAD unexpected\r\n")
+			}
+		}
+	})
+	c := mustDial(t, preauthOptions(t, host, port))
+	selected := c.StartSelect(t.Context(), "INBOX")
+	msgs := make([]mail.Outgoing, 2)
+	for i := range msgs {
+		b := writeMessage(i)
+		msgs[i] = mail.Outgoing{Date: writeDate, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
+	}
+	result := make(chan error, 1)
+	go func() {
+		res, err := c.AppendBatch(t.Context(), "INBOX", msgs)
+		if err == nil && (!res[0].Done || !res[1].Done) {
+			err = fmt.Errorf("not appended: %+v", res)
+		}
+		result <- err
+	}()
+	if err := await(t, result, "AppendBatch sent no NOOP with its APPENDs"); err != nil {
+		t.Fatalf("AppendBatch: %v", err)
+	}
+	if st, err := selected(); err != nil || st.UIDValidity != 7 {
+		t.Fatalf("StartSelect: %+v, %v", st, err)
+	}
+	var stored map[mail.UID]mail.RemoteMessage
+	go func() {
+		wait := c.StartStore(t.Context(), []FlagChange{{UID: 1, Add: writeFlags(`\Seen`), UnchangedSince: 10}})
+		expunged := c.StartExpunge(t.Context(), []mail.UID{2})
+		var err error
+		stored, err = wait()
+		result <- errors.Join(err, expunged())
+	}()
+	if err := await(t, result, "StartStore waited before StartExpunge sent its commands"); err != nil {
+		t.Fatalf("store and expunge: %v", err)
+	}
+	if got := stored[1]; got.ModSeq != 12 || !got.Flags.Equal(writeFlags(`\Seen`)) {
+		t.Errorf("stored %+v, want UID 1 with \\Seen at MODSEQ 12", stored)
 	}
 }
