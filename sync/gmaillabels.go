@@ -146,6 +146,25 @@ type labelMode struct {
 // gmailLabelMeta is the index's meta key for the labels' read state.
 const gmailLabelMeta = "gmail_labels"
 
+// metaReader reads the index's meta values.
+type metaReader interface {
+	Meta(ctx context.Context, key string) (string, bool, error)
+}
+
+// labelStates reads the labels' read state, by mailbox ID; a missing or
+// unreadable record is no state (every mailbox read in full again).
+func labelStates(ctx context.Context, ix metaReader) (map[int64]*labelReadState, error) {
+	states := map[int64]*labelReadState{}
+	v, ok, err := ix.Meta(ctx, gmailLabelMeta)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		_ = json.Unmarshal([]byte(v), &states)
+	}
+	return states, nil
+}
+
 // labelReadState is, per mailbox, how far its labels were read.
 type labelReadState struct {
 	UIDValidity mail.UIDValidity `json:"uidvalidity"`
@@ -158,21 +177,25 @@ type labelReadState struct {
 // newLabelMode sets the tag run up for label mode, or records why it
 // cannot be.
 func (t *tagRun) newLabelMode(o *GmailLabelOptions) {
+	t.gl, t.err = labelModeFor(t.ix, o)
+}
+
+// labelModeFor builds label mode's mapping from o, over an index that
+// records labels.
+func labelModeFor(tix TagIndex, o *GmailLabelOptions) (*labelMode, error) {
 	m, err := tagmap.NewGmail(o.Labels, o.Local, o.ReadOnly)
 	if err != nil {
-		t.err = fmt.Errorf("gmail labels: %w", err)
-		return
+		return nil, fmt.Errorf("gmail labels: %w", err)
 	}
-	ix, ok := t.ix.(gmailLabelIndex)
+	ix, ok := tix.(gmailLabelIndex)
 	if !ok {
-		t.err = errors.New("gmail labels: the index cannot record labels")
-		return
+		return nil, errors.New("gmail labels: the index cannot record labels")
 	}
 	every := o.ScanEvery
 	if every <= 0 {
 		every = 24
 	}
-	t.gl = &labelMode{m: m, ix: ix, every: every}
+	return &labelMode{m: m, ix: ix, every: every}, nil
 }
 
 // prepareLabels finds the mailboxes of the roles among the index's.
@@ -196,11 +219,9 @@ func (t *tagRun) prepareLabels() {
 func (t *tagRun) refreshLabels(ctx context.Context, s *session, written []rowKey) ([]rowKey, error) {
 	gl := t.gl
 	ix := t.r.deps.Index
-	states := map[int64]*labelReadState{}
-	if v, ok, err := ix.Meta(ctx, gmailLabelMeta); err != nil {
+	states, err := labelStates(ctx, ix)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		_ = json.Unmarshal([]byte(v), &states)
 	}
 	var changed []rowKey
 	for _, id := range slices.Sorted(mapKeysInt(gl.roles)) {
@@ -542,11 +563,9 @@ func (t *tagRun) storeLabels(ctx context.Context, s *session, mb mail.Mailbox, c
 // labelsReadUpTo records mb's labels as read up to HIGHESTMODSEQ hms.
 func (t *tagRun) labelsReadUpTo(ctx context.Context, mb mail.Mailbox, hms mail.ModSeq) error {
 	ix := t.r.deps.Index
-	states := map[int64]*labelReadState{}
-	if v, ok, err := ix.Meta(ctx, gmailLabelMeta); err != nil {
+	states, err := labelStates(ctx, ix)
+	if err != nil {
 		return err
-	} else if ok {
-		_ = json.Unmarshal([]byte(v), &states)
 	}
 	st := states[mb.ID]
 	if st == nil || st.UIDValidity != mb.UIDValidity || st.ModSeq >= hms {
@@ -573,25 +592,15 @@ func (gl *labelMode) labelSpelling(key string) string {
 
 // labelModeOf sets up label mode for VerifyTags from what the last sync
 // recorded: the mailboxes' roles, and their labels in the index.
-func labelModeOf(ctx context.Context, ix interface {
-	Meta(ctx context.Context, key string) (string, bool, error)
-}, tix TagIndex, o *GmailLabelOptions) (*labelMode, error) {
-	m, err := tagmap.NewGmail(o.Labels, o.Local, o.ReadOnly)
+func labelModeOf(ctx context.Context, ix metaReader, tix TagIndex, o *GmailLabelOptions) (*labelMode, error) {
+	gl, err := labelModeFor(tix, o)
 	if err != nil {
 		return nil, err
 	}
-	lix, ok := tix.(gmailLabelIndex)
-	if !ok {
-		return nil, errors.New("gmail labels: the index cannot record labels")
-	}
-	gl := &labelMode{m: m, ix: lix, roles: map[int64]string{}, byRole: map[string]mail.Mailbox{}}
-	v, ok, err := ix.Meta(ctx, gmailLabelMeta)
+	gl.roles, gl.byRole = map[int64]string{}, map[string]mail.Mailbox{}
+	states, err := labelStates(ctx, ix)
 	if err != nil {
 		return nil, err
-	}
-	states := map[int64]*labelReadState{}
-	if ok {
-		_ = json.Unmarshal([]byte(v), &states)
 	}
 	for id, st := range states {
 		if st.Role != "" {

@@ -44,9 +44,7 @@ func VerifyTags(ctx context.Context, o TagOptions, gmail *GmailLabelOptions, db 
 	t := &tagRun{r: &runner{log: slog.New(slog.DiscardHandler)}, db: db, ix: ix, m: m, maild: o.Maildir, res: &TagResult{},
 		boxes: map[string]mail.Mailbox{}, byID: map[int64]mail.Mailbox{}, refused: map[int64]map[string]bool{}}
 	if gmail != nil {
-		mix, ok := ix.(interface {
-			Meta(ctx context.Context, key string) (string, bool, error)
-		})
+		mix, ok := ix.(metaReader)
 		if !ok {
 			return nil, errors.New("gmail labels: the index has no meta")
 		}
