@@ -17,6 +17,7 @@ import (
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
+	"github.com/satchel-mail/satchel/sync/synctest"
 	"github.com/satchel-mail/satchel/sync/verify"
 )
 
@@ -371,7 +372,7 @@ func (e *env) verify(deep bool) verify.Result {
 	return verify.Account(context.Background(), verify.Options{Account: "test", Include: e.opts.Include, Deep: deep}, verify.Deps{
 		Connect:   func(ctx context.Context) (verify.Remote, error) { return imapremote.Dial(ctx, ropts) },
 		Index:     e.ix,
-		Folder:    func(rel string) verify.Folder { return verifyFolder{root.Folder(rel)} },
+		Folder:    func(rel string) verify.Folder { return synctest.VerifyFolder{Folder: root.Folder(rel)} },
 		LocalPath: root.Path,
 		Folders: func() ([]string, error) {
 			fs, err := root.Folders()
@@ -383,18 +384,4 @@ func (e *env) verify(deep bool) verify.Result {
 		},
 		Stored: func(w io.Writer) io.WriteCloser { return maildir.NewLFWriter(w) },
 	})
-}
-
-// verifyFolder is a Maildir folder as verify reads it.
-type verifyFolder struct{ maildir.Folder }
-
-func (f verifyFolder) Open(key string) (io.ReadCloser, error) {
-	e, ok, err := f.Dir.Find(key)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("open %s: %w", key, os.ErrNotExist)
-	}
-	return os.Open(e.Path(f.Dir))
 }

@@ -11,9 +11,13 @@ package synctest
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync"
 
+	"github.com/satchel-mail/satchel/maildir"
 	"github.com/satchel-mail/satchel/sync/imapremote"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 )
@@ -92,4 +96,20 @@ func RemoteOptions(srv *imaptest.Server, trace *Buffer) imapremote.Options {
 		o.Trace = trace
 	}
 	return o
+}
+
+// VerifyFolder is a Maildir folder as sync/verify reads it (verify.Folder):
+// a message's file opened by its key, wherever it is now.
+type VerifyFolder struct{ maildir.Folder }
+
+// Open opens the file of key; an absent one fails with os.ErrNotExist.
+func (f VerifyFolder) Open(key string) (io.ReadCloser, error) {
+	e, ok, err := f.Dir.Find(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("open %s: %w", key, os.ErrNotExist)
+	}
+	return os.Open(e.Path(f.Dir))
 }

@@ -3,7 +3,6 @@ package verify_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -82,20 +81,6 @@ func (m *mirror) remoteOptions() imapremote.Options {
 	return synctest.RemoteOptions(m.srv, &m.trace)
 }
 
-// folder is a Maildir folder as verify reads it.
-type folder struct{ maildir.Folder }
-
-func (f folder) Open(key string) (io.ReadCloser, error) {
-	e, ok, err := f.Dir.Find(key)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("open %s: %w", key, os.ErrNotExist)
-	}
-	return os.Open(e.Path(f.Dir))
-}
-
 // verify runs a verification; its protocol trace is in m.trace.
 func (m *mirror) verify(ctx context.Context, opts verify.Options, progress verify.Progress) verify.Result {
 	m.t.Helper()
@@ -105,7 +90,7 @@ func (m *mirror) verify(ctx context.Context, opts verify.Options, progress verif
 	return verify.Account(ctx, opts, verify.Deps{
 		Connect:   func(ctx context.Context) (verify.Remote, error) { return imapremote.Dial(ctx, m.remoteOptions()) },
 		Index:     m.ix,
-		Folder:    func(rel string) verify.Folder { return folder{m.root.Folder(rel)} },
+		Folder:    func(rel string) verify.Folder { return synctest.VerifyFolder{Folder: m.root.Folder(rel)} },
 		LocalPath: m.root.Path,
 		Folders:   func() ([]string, error) { return folders(m.root.Dir) },
 		Stored:    func(w io.Writer) io.WriteCloser { return maildir.NewLFWriter(w) },
