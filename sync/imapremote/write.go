@@ -771,9 +771,13 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 }
 
 // StartExpunge is Expunge in two halves: with UIDPLUS it sends the STORE
-// and the UID EXPUNGE and returns, and the function it returns waits for
-// their answers; without, it does all of Expunge before returning (the
-// EXPUNGE waits for the SEARCH).
+// and returns, and the function it returns waits for the STORE's answer,
+// then sends the UID EXPUNGE and waits for that; without, it does all of
+// Expunge before returning. The UID EXPUNGE never goes out with the STORE:
+// it depends on the STORE's result, and a server may run pipelined
+// commands at once (RFC 9051 §5.5). Dovecot does: a UID EXPUNGE sent
+// right behind the STORE can find the messages not yet flagged, expunge
+// nothing and answer OK.
 func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
 	if len(uids) == 0 {
 		return func() error { return nil }
@@ -785,24 +789,13 @@ func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error
 	done := c.guard(ctx)
 	set := uidSet(uids)
 	store := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
-	// Pipelined: UID EXPUNGE touches only these UIDs whatever the STORE
-	// did.
-	exp := c.c.UIDExpunge(set)
-	// go-imap queues EXPUNGE replies, unsolicited ones during the STORE
-	// included, for the pending UID EXPUNGE and blocks its reader when
-	// the queue is full; and the STORE's FETCH replies, if any, for the
-	// STORE: drain both from now on.
-	expDone, storeDone := make(chan error, 1), make(chan error, 1)
-	go func() { expDone <- exp.Close() }()
-	go func() { storeDone <- store.Close() }()
 	return func() error {
 		defer done()
-		serr, eerr := <-storeDone, <-expDone
-		if serr != nil {
-			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, serr))
+		if err := store.Close(); err != nil {
+			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, err))
 		}
-		if eerr != nil {
-			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, eerr))
+		if err := c.c.UIDExpunge(set).Close(); err != nil {
+			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, err))
 		}
 		return nil
 	}
@@ -812,13 +805,11 @@ func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error
 func (c *Client) expungeSearched(ctx context.Context, uids []mail.UID) error {
 	defer c.guard(ctx)()
 	set := uidSet(uids)
-	store := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
-	search := c.c.UIDSearch(&imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil)
-	serr := store.Close()
-	data, err := search.Wait()
-	if serr != nil {
-		return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, serr))
+	// The SEARCH waits for the STORE, as StartExpunge's UID EXPUNGE does.
+	if err := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, err))
 	}
+	data, err := c.c.UIDSearch(&imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
 	if err != nil {
 		return fmt.Errorf("search deleted messages in %q: %w", c.selected, c.ioErr(ctx, err))
 	}

@@ -120,6 +120,30 @@ func tracedCommands(trace, cmd string) []string {
 	return out
 }
 
+// answeredBefore checks that the first command cmd in trace was answered
+// before the first command next was sent.
+func answeredBefore(trace, cmd, next string) error {
+	sent := tracedCommands(trace, cmd)
+	if len(sent) == 0 {
+		return fmt.Errorf("no %s in the trace", cmd)
+	}
+	tag := strings.Fields(sent[0])[0]
+	answered := false
+	for _, l := range strings.Split(trace, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 3 && f[0] == "S:" && f[1] == tag:
+			answered = true
+		case len(f) >= 3 && f[0] == "C:" && (strings.EqualFold(f[2], next) || strings.EqualFold(f[2], "UID") && len(f) >= 4 && strings.EqualFold(f[3], next)):
+			if !answered {
+				return fmt.Errorf("%s sent before %s %s was answered:\n%s", next, cmd, tag, trace)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no %s in the trace", next)
+}
+
 // writeFlags is a test flag set.
 func writeFlags(f ...string) mail.Flags { return mail.NewFlags(f...) }
 
