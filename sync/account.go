@@ -275,21 +275,36 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, prefer fun
 		taken = make([]bool, n)
 		next  int // the lowest item not taken yet, or one below it
 	)
+	// reserved: the item each session prefers for the mailbox it has
+	// selected now, set aside before any session starts, so that another
+	// session that runs first does not take it in order.
+	reserved := map[*session]int{}
+	preferred := func(s *session) (int, bool) {
+		if prefer == nil || s.conn == nil {
+			return 0, false
+		}
+		if sel := s.conn.Selected(); sel != "" {
+			for i := next; i < n; i++ {
+				if !taken[i] && prefer(i, sel) {
+					return i, true
+				}
+			}
+		}
+		return 0, false
+	}
 	pick := func(s *session) (int, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if ctx.Err() != nil || r.stopped() != nil {
 			return 0, false
 		}
-		if prefer != nil && s.conn != nil {
-			if sel := s.conn.Selected(); sel != "" {
-				for i := next; i < n; i++ {
-					if !taken[i] && prefer(i, sel) {
-						taken[i] = true
-						return i, true
-					}
-				}
-			}
+		if i, ok := reserved[s]; ok {
+			delete(reserved, s)
+			return i, true
+		}
+		if i, ok := preferred(s); ok {
+			taken[i] = true
+			return i, true
 		}
 		for ; next < n; next++ {
 			if !taken[next] {
@@ -311,6 +326,12 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, prefer fun
 		// More than this call needs: their slots may serve a download
 		// split over connections (downloadSplit).
 		s.close()
+	}
+	for _, s := range sessions {
+		if i, ok := preferred(s); ok {
+			taken[i] = true
+			reserved[s] = i
+		}
 	}
 	// giveBack returns an item an extra session took and cannot do.
 	giveBack := func(i int) {

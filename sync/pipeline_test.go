@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +14,11 @@ import (
 // TestApplyWhereLearned: with several connections, each mailbox is
 // applied on the connection that learned it, where it is still selected:
 // the sync after a change in every mailbox selects each of them once, and
-// opens no connection for applying.
+// opens no connection for applying. That needs learning to have spread
+// the mailboxes one per connection; on a loaded machine an extra
+// connection may come up only after the first one learned two mailboxes,
+// and one of them is then selected again rightly. So the sync is tried
+// up to three times, and one of them must select each mailbox once.
 func TestApplyWhereLearned(t *testing.T) {
 	for _, mode := range serverModes[:2] {
 		t.Run(mode.name, func(t *testing.T) {
@@ -28,29 +33,38 @@ func TestApplyWhereLearned(t *testing.T) {
 			e := newEnv(t, srv)
 			e.opts.Connections = len(boxes)
 			e.mustSync()
-			for _, b := range boxes {
-				srv.Append(srv.Name(b), msg("new in "+b), nil, day)
-			}
-			res := e.mustSync()
-			for _, m := range res.Mailboxes {
-				if m.Downloaded != 1 {
-					t.Fatalf("%s: downloaded %d, want 1", m.Name, m.Downloaded)
+			var why []string
+			for try := range 3 {
+				for _, b := range boxes {
+					srv.Append(srv.Name(b), msg(fmt.Sprintf("new in %s, %d", b, try)), nil, day)
 				}
-			}
-			selects := map[string]int{}
-			for _, c := range e.clientCommands() {
-				if name, ok := strings.CutPrefix(c, "SELECT "); ok {
-					selects[strings.Trim(strings.Fields(name)[0], `"`)]++
+				res := e.mustSync()
+				for _, m := range res.Mailboxes {
+					if m.Downloaded != 1 {
+						t.Fatalf("%s: downloaded %d, want 1", m.Name, m.Downloaded)
+					}
 				}
-			}
-			for _, b := range boxes {
-				if n := selects[strings.ToUpper(srv.Name(b))]; n != 1 {
-					t.Errorf("%s selected %d times, want once: %v", b, n, selects)
+				selects := map[string]int{}
+				for _, c := range e.clientCommands() {
+					if name, ok := strings.CutPrefix(c, "SELECT "); ok {
+						selects[strings.Trim(strings.Fields(name)[0], `"`)]++
+					}
 				}
+				failed := ""
+				for _, b := range boxes {
+					if n := selects[strings.ToUpper(srv.Name(b))]; n != 1 {
+						failed += fmt.Sprintf("%s selected %d times, want once: %v; ", b, n, selects)
+					}
+				}
+				if n := strings.Count(e.trace.String(), "* PREAUTH"); n > len(boxes) {
+					failed += fmt.Sprintf("%d connections for %d mailboxes", n, len(boxes))
+				}
+				if failed == "" {
+					return
+				}
+				why = append(why, failed)
 			}
-			if n := strings.Count(e.trace.String(), "* PREAUTH"); n > len(boxes) {
-				t.Errorf("%d connections for %d mailboxes", n, len(boxes))
-			}
+			t.Errorf("in each of 3 syncs:\n%s", strings.Join(why, "\n"))
 		})
 	}
 }
