@@ -118,6 +118,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 		return res
 	}
 	res.Tags = tags.finish(ctx, first, results)
+	r.settleConns(ctx, first)
 	for _, mr := range results {
 		res.Mailboxes = append(res.Mailboxes, *mr)
 	}
@@ -382,6 +383,37 @@ func (r *runner) parallel(ctx context.Context, first *session, n int, prefer fun
 	r.mu.Lock()
 	r.idle = append(r.idle, sessions[1:]...)
 	r.mu.Unlock()
+}
+
+// settleConns calls Settle on the open connections at the end of a run, one
+// for each mailbox selected: those of different mailboxes at once, and
+// for a mailbox several connections have selected, the next only when
+// the one before sent nothing. A failure only loses what it would save.
+func (r *runner) settleConns(ctx context.Context, first *session) {
+	r.mu.Lock()
+	sessions := append([]*session{first}, r.idle...)
+	r.mu.Unlock()
+	byMailbox := map[string][]Remote{}
+	for _, s := range sessions {
+		if s.conn != nil && s.conn.Selected() != "" {
+			byMailbox[s.conn.Selected()] = append(byMailbox[s.conn.Selected()], s.conn)
+		}
+	}
+	var wg gosync.WaitGroup
+	for name, conns := range byMailbox {
+		wg.Go(func() {
+			for _, c := range conns {
+				sent, err := c.Settle(ctx)
+				if err != nil {
+					r.log.Debug("settle", "mailbox", name, "err", err)
+				}
+				if sent {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // closeIdle closes the sessions parallel left open.

@@ -125,6 +125,10 @@ type Remote interface {
 	Rename(ctx context.Context, from, to string) error
 	// Delete deletes a mailbox; one that does not exist is not an error.
 	Delete(ctx context.Context, name string) error
+	// Settle ends a run's use of the connection where the server would
+	// otherwise make its next session pay for this one's changes
+	// (imapremote.Client.Settle); it reports whether it sent anything.
+	Settle(ctx context.Context) (bool, error)
 	Close() error
 }
 

@@ -87,6 +87,8 @@ type env struct {
 	mirrored []string
 	// passwords counts the calls of the password function: one per login.
 	passwords atomic.Int32
+	// clock, when set, is the connections' clock (imapremote.Options.Now).
+	clock func() time.Time
 }
 
 type lockedBuffer struct {
@@ -151,6 +153,7 @@ func (e *env) deps() satsync.Deps {
 			return e.srv.Password, nil
 		},
 		Trace: &e.trace,
+		Now:   e.clock,
 	}
 	folder := e.folder
 	if folder == nil {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	gosync "sync"
 	"testing"
+	"time"
 
 	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -183,4 +185,77 @@ func TestSelectWithAppends(t *testing.T) {
 			e.assertNoOp(e.mustSync())
 		})
 	}
+}
+
+// TestSettleAfterDownloads: a run that downloaded sends a NOOP on the
+// mailbox each connection still has open, once per mailbox, so that
+// Dovecot's next session need not re-read the folder
+// (imapremote.Client.Settle); a run that downloaded nothing sends none.
+// The connections' clock moves a second at each reading, so that every
+// download counts as long enough after its SELECT.
+func TestSettleAfterDownloads(t *testing.T) {
+	clock := func() func() time.Time {
+		var mu gosync.Mutex
+		now := time.Now()
+		return func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(time.Second)
+			return now
+		}
+	}
+	noops := func(e *env) int {
+		n := 0
+		for _, c := range e.clientCommands() {
+			if c == "NOOP" {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("one connection", func(t *testing.T) {
+		srv := serverModes[0].start(t)
+		for _, b := range []string{"A", "B"} {
+			srv.CreateMailbox(srv.Name(b))
+		}
+		for _, b := range []string{"INBOX", "A", "B"} {
+			srv.Append(srv.Name(b), msg("in "+b), nil, day)
+		}
+		e := newEnv(t, srv)
+		e.clock = clock()
+		e.mustSync()
+		// Only the mailbox the connection has open at the end.
+		if n := noops(e); n != 1 {
+			t.Errorf("a first sync sent %d NOOPs, want 1:\n%s", n, e.trace.String())
+		}
+		e.mustSync()
+		if n := noops(e); n != 0 {
+			t.Errorf("a sync with nothing to download sent %d NOOPs", n)
+		}
+		srv.Append(srv.Name("A"), msg("new in A"), nil, day)
+		e.mustSync()
+		if n := noops(e); n != 1 {
+			t.Errorf("a sync that downloaded in one mailbox sent %d NOOPs, want 1", n)
+		}
+	})
+	t.Run("a download split over connections", func(t *testing.T) {
+		srv := serverModes[0].start(t)
+		for i := range 600 {
+			srv.Append("INBOX", msg(fmt.Sprintf("message %d", i)), nil, day)
+		}
+		e := newEnv(t, srv)
+		e.opts.Connections = 3
+		e.clock = clock()
+		res := e.mustSync()
+		if n := strings.Count(e.trace.String(), "* PREAUTH"); n < 2 {
+			t.Fatalf("%d connections: the download was not split", n)
+		}
+		if res.Mailboxes[0].Downloaded != 600 {
+			t.Fatalf("downloaded %d, want 600", res.Mailboxes[0].Downloaded)
+		}
+		// All have INBOX open; one NOOP settles it.
+		if n := noops(e); n != 1 {
+			t.Errorf("a first sync over several connections sent %d NOOPs, want 1", n)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -46,6 +47,44 @@ type Client struct {
 	// of a SELECT sent and not yet answered (StartSelect).
 	calls     int
 	selecting string
+	// openedAt: when the selected mailbox was opened; fetched: bodies
+	// were fetched from it since (see Settle). now is the clock.
+	openedAt time.Time
+	fetched  bool
+	now      func() time.Time
+}
+
+// opened records the mailbox a SELECT or EXAMINE just opened.
+func (c *Client) opened(name string, examined bool) {
+	c.selected, c.examined = name, examined
+	c.openedAt, c.fetched = c.now(), false
+}
+
+// settleAfter is how long after opening a mailbox Settle's NOOP lets the
+// server trust its Maildir again: Dovecot re-reads a Maildir directory
+// whose modification time lies within a second of its last look at it
+// (MAILDIR_SYNC_SECS) at its next look.
+const settleAfter = time.Second
+
+// Settle ends a run's use of the connection. When it fetched bodies from
+// the selected mailbox and opened that mailbox at least settleAfter ago,
+// it sends a NOOP and waits for it, and reports true. Opening a mailbox
+// makes Dovecot move new mail into cur/; its later looks within the
+// second cannot trust cur/, and a download sends nothing that makes it
+// look again. Without this NOOP, the next session to open the mailbox
+// (the next sync's LIST-STATUS) re-reads all of cur/; with it, the run
+// that changed the directory pays that, once, at the end of a download
+// that took longer than the NOOP. Any other server only answers a NOOP.
+func (c *Client) Settle(ctx context.Context) (bool, error) {
+	if c.selected == "" || !c.fetched || c.now().Sub(c.openedAt) < settleAfter {
+		return false, nil
+	}
+	defer c.guard(ctx)()
+	c.fetched = false
+	if err := c.c.Noop().Wait(); err != nil {
+		return false, fmt.Errorf("noop in %q: %w", c.selected, c.ioErr(ctx, err))
+	}
+	return true, nil
 }
 
 func (c *Client) loadCaps(ctx context.Context) error {
@@ -215,7 +254,8 @@ func (c *Client) StartSelect(ctx context.Context, name string) func() (mail.Mail
 			return mail.MailboxStatus{}, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 		}
 		// Quiet if nothing was sent since, or an AppendBatch's NOOP was.
-		c.selected, c.examined, c.quiet = name, false, c.quiet || c.calls == calls
+		c.opened(name, false)
+		c.quiet = c.quiet || c.calls == calls
 		if data.UIDValidity == 0 {
 			// RFC 9051 §6.3.2 and §2.3.1.1: every SELECT reports a
 			// non-zero UIDVALIDITY. Without one, a UID cannot be matched
@@ -394,6 +434,7 @@ var ErrBodyOrder = errors.New("server sent BODY[] before UID")
 // are skipped. If fn fails, the rest of the batch is drained and the
 // error is returned.
 func (c *Client) FetchBodies(ctx context.Context, msgs []mail.RemoteMessage, fn BodyFunc) error {
+	c.fetched = c.fetched || len(msgs) > 0
 	var whole []mail.UID
 	var large []mail.RemoteMessage
 	for _, m := range msgs {

@@ -84,6 +84,8 @@ type Options struct {
 	// COMPRESS=DEFLATE (RFC 4978) whenever the server offers it, or
 	// CompressOff never to.
 	Compress string
+	// Now is the clock Settle reads (default time.Now).
+	Now func() time.Time
 }
 
 // capObjectID is RFC 8474's capability (§3); go-imap has no name for it.
@@ -185,7 +187,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ic.Close()
 		return nil, fmt.Errorf("%w to %s: no IMAP greeting: %w", ErrConnect, addr, err)
 	}
-	c := &Client{c: ic, log: opts.Logger, q: q, lp: lp, fetches: col, changes: sig, wd: raw, large: opts.LargeMessage}
+	c := &Client{c: ic, log: opts.Logger, q: q, lp: lp, fetches: col, changes: sig, wd: raw, large: opts.LargeMessage, now: opts.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.large <= 0 {
 		c.large = DefaultLargeMessage
 	}

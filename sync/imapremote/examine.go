@@ -22,7 +22,7 @@ func (c *Client) Examine(ctx context.Context, name string) (mail.MailboxStatus, 
 		c.selected = ""
 		return mail.MailboxStatus{}, fmt.Errorf("examine %q: %w", name, c.ioErr(ctx, err))
 	}
-	c.selected, c.examined = name, true
+	c.opened(name, true)
 	if data.UIDValidity == 0 {
 		// RFC 9051 §2.3.1.1: without UIDVALIDITY no UID can be compared
 		// with the one recorded in the index.

@@ -97,7 +97,7 @@ func (c *Client) SelectChanges(ctx context.Context, name string, uidValidity mai
 	if err != nil {
 		return mail.MailboxStatus{}, nil, nil, fmt.Errorf("select %q: %w", name, c.ioErr(ctx, err))
 	}
-	c.selected, c.examined = name, false
+	c.opened(name, false)
 	st := mailboxStatus(data)
 	st.MailboxID = c.q.SelectMailboxID() // RFC 8474 §4.2
 	changed, ok := c.fetches.wait(c.q.SelectFetches(), 10*time.Second)
