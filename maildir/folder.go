@@ -207,6 +207,22 @@ func (f Folder) ScanShared(same func(key string) string) (map[string]mail.Flags,
 	}
 }
 
+// EachFile calls fn with the key and flags of each message file in new/
+// and cur/, a directory block at a time, without holding the list: a key
+// found in both is reported twice. A missing folder has no files.
+func (f Folder) EachFile(fn func(key string, flags mail.Flags)) error {
+	for _, sub := range []string{subNew, subCur} {
+		err := f.Dir.eachEntry(sub, func(e Entry) bool {
+			fn(e.Key, e.Flags)
+			return true
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("list %s: %w", f.Dir.Path, err)
+		}
+	}
+	return nil
+}
+
 // dirStamps identifies the state of new/ and cur/ by their mtimes.
 func (f Folder) dirStamps() ([2]time.Time, error) {
 	var s [2]time.Time

@@ -605,6 +605,14 @@ func (r *runner) agreedStamp(ctx context.Context, b *box) string {
 	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
 		return ""
 	}
+	if _, n, err := r.deps.Index.CountRows(ctx, b.mb.ID, b.mb.UIDValidity); err == nil && n >= leanAgreeMin {
+		if agree, decided := r.agreeLean(ctx, b); decided {
+			if after, _, err := b.folder.Stamp(); !agree || err != nil || after != before {
+				return ""
+			}
+			return before
+		}
+	}
 	files, err := b.folder.ScanShared(nil)
 	if err != nil {
 		return ""

@@ -68,6 +68,9 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.downloadSplit(ctx, remote, b, p.Download, log); err != nil {
 		return err
 	}
+	if err := r.downloadStream(ctx, remote, b, p.Stream, log); err != nil {
+		return err
+	}
 	if err := r.adopt(ctx, remote, b, log); err != nil {
 		return err
 	}

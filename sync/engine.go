@@ -230,6 +230,10 @@ type Folder interface {
 	// the key: the engine passes its index rows' copy, so that a large
 	// folder's keys are not held twice.
 	ScanShared(same func(key string) string) (map[string]mail.Flags, error)
+	// EachFile calls fn with the key and flags of each message file, as a
+	// listing finds them, without holding the list; a key found in both
+	// new/ and cur/ is reported twice. A missing folder has no files.
+	EachFile(fn func(key string, flags mail.Flags)) error
 	// Info reads a message to describe it as the server would. seen is
 	// the flags the folder's listing showed on the file: it is found by
 	// the name they give, without listing the folder again (a listing if

@@ -50,8 +50,11 @@ type box struct {
 	// changes: what a delta learn that gave up had already asked the
 	// server (CONDSTORE's CHANGEDSINCE), for remoteDelta.
 	changes []mail.RemoteMessage
-	plan    *Plan
-	res     *MailboxResult
+	// stream: the UIDs of a first sync streamed in windows (stream.go),
+	// until the plan takes them over.
+	stream []mail.UID
+	plan   *Plan
+	res    *MailboxResult
 }
 
 // learn selects a mailbox, asks the server what changed since the index's
@@ -196,7 +199,15 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			return err
 		}
 	}
-	if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
+	stream := false
+	if first {
+		if stream, err = r.streamable(b); err != nil {
+			return fmt.Errorf("count the files of folder %s: %w", b.rel, err)
+		}
+	}
+	if stream {
+		err = r.learnStream(ctx, remote, b)
+	} else if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
 		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
 	} else {
 		// Not QRESYNC, or NOMODSEQ, or a HIGHESTMODSEQ lower than the

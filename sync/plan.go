@@ -22,6 +22,9 @@ type Plan struct {
 	// Download: on the server, to be written locally (new messages, and
 	// restores of locally deleted ones), by ascending UID.
 	Download []mail.RemoteMessage
+	// Stream: the UIDs of a first sync downloaded in windows, each
+	// window's metadata asked as it is downloaded (stream.go).
+	Stream []mail.UID
 	// Upload: local files to append to the server (new local mail, and
 	// restores of messages the server expunged).
 	Upload []Upload
@@ -92,7 +95,7 @@ type Adoption struct {
 
 // Empty reports whether the plan changes nothing on either side.
 func (p *Plan) Empty() bool {
-	return len(p.Download)+len(p.Upload)+len(p.LocalFlags)+len(p.RemoteFlags)+len(p.RemoveLocal)+
+	return len(p.Download)+len(p.Stream)+len(p.Upload)+len(p.LocalFlags)+len(p.RemoteFlags)+len(p.RemoveLocal)+
 		len(p.DeleteRemote)+len(p.MoveOut)+len(p.Adopt) == 0
 }
 
@@ -240,7 +243,8 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 				vanished[b] = append(vanished[b], m)
 			}
 		}
-		b.plan = &Plan{Mailbox: b.Name, Mode: b.mode, Status: b.st}
+		b.plan = &Plan{Mailbox: b.Name, Mode: b.mode, Status: b.st, Stream: b.stream}
+		b.stream = nil
 	}
 	boxes = all
 	isFailed := map[*box]bool{}

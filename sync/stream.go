@@ -1,0 +1,169 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+
+	"github.com/satchel-mail/satchel/sync/mail"
+)
+
+// The first sync of a huge mailbox into an empty folder is streamed: its
+// messages' metadata is asked a window at a time, each window downloaded
+// before the next is asked, so that memory follows the window and not the
+// mailbox (about 300 bytes a message otherwise, from the listing to the
+// end of the downloads: 300 MB for a million messages).
+
+// streamMin is the smallest mailbox whose first sync is streamed.
+var streamMin uint32 = 50_000
+
+// streamWindow is how many messages a window holds: its metadata is one
+// UID FETCH, and the connections take windows in turn.
+var streamWindow = 4096
+
+// streamable reports whether b, learned for the first time, can be
+// streamed: nothing local to pair with its messages (no rows, no files),
+// nothing that needs the whole listing to decide (a dry run's plan, the
+// download limits that keep the newest messages, Gmail's label mode),
+// and mail to pull.
+func (r *runner) streamable(b *box) (bool, error) {
+	o := r.opts
+	if o.DryRun || !o.pulls() || b.folderGone || b.st.Messages < streamMin || b.known.len() > 0 || b.limbo.len() > 0 ||
+		!o.Since.IsZero() || o.MaxSize > 0 || o.MaxMessages > 0 || o.GmailLabels != nil {
+		return false, nil
+	}
+	n, err := b.folder.Count()
+	return n == 0, err
+}
+
+// learnStream learns a streamed mailbox: only its UIDs, which the plan
+// carries as Plan.Stream.
+func (r *runner) learnStream(ctx context.Context, remote Remote, b *box) error {
+	uids, err := remote.UIDs(ctx)
+	if err != nil {
+		return err
+	}
+	b.mode, b.gone, b.changed, b.stream = mail.ModeFull, map[mail.UID]bool{}, nil, uids
+	return nil
+}
+
+// downloadStream downloads a streamed mailbox's messages a window at a
+// time, on remote and on the connections no other mailbox is using
+// (within imap.connections), each taking the next window when done with
+// its last. A message expunged since the UIDs were listed is missing from
+// its window's metadata and skipped. The first failure stops the others
+// taking more windows; what was downloaded is committed, and the next
+// run goes on from there.
+func (r *runner) downloadStream(ctx context.Context, remote Remote, b *box, uids []mail.UID, log *slog.Logger) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	windows := (len(uids) + streamWindow - 1) / streamWindow
+	extra := r.takeSlots(min(r.connections()-1, windows-1))
+	conns, err := r.openExtra(ctx, b, extra, log)
+	if err != nil {
+		return err
+	}
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+	)
+	work := func(c Remote) error {
+		for !failed.Load() {
+			i := int(next.Add(1) - 1)
+			if i >= windows {
+				return nil
+			}
+			window := uids[i*streamWindow : min((i+1)*streamWindow, len(uids))]
+			msgs, err := c.Meta(ctx, window)
+			if err == nil {
+				err = r.download(ctx, c, b, msgs, log)
+			}
+			if err != nil {
+				failed.Store(true)
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(conns)+1)
+	var wg gosync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			defer r.releaseSlot()
+			defer c.Close()
+			errs[i+1] = work(c)
+		})
+	}
+	errs[0] = work(remote)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// leanAgreeMin is the number of rows with a file from which agreedStamp
+// compares the folder with the index by agreeLean rather than by a map of
+// the folder's files (about 100 bytes a file).
+var leanAgreeMin = 50_000
+
+// agreeLean is agreedStamp's comparison in constant memory: the folder
+// agrees with the index when it holds as many files as the index has rows
+// with a file, and the same set of (key, system flags): compared as sums
+// of keyed hashes, two of 64 bits, of each side's pairs, the folder's
+// listed a directory block at a time and the rows read one at a time.
+// Only synced rows say which flags their file has: with any other row
+// with a file, it cannot decide (decided false), and the caller compares
+// the map way.
+func (r *runner) agreeLean(ctx context.Context, b *box) (agree, decided bool) {
+	rows, files := newSetDigest(), newSetDigest()
+	errUndecided := errors.New("a row with a file is not synced")
+	add := func(m mail.Message) error {
+		switch {
+		case !m.State.OnLocal():
+			return nil
+		case m.State != mail.StateSynced:
+			return errUndecided
+		}
+		rows.add(m.Key, m.Flags.System())
+		return nil
+	}
+	for _, uidv := range []mail.UIDValidity{b.mb.UIDValidity, limbo} {
+		if err := r.deps.Index.EachMessage(ctx, b.mb.ID, uidv, add); err != nil {
+			return false, !errors.Is(err, errUndecided)
+		}
+	}
+	if err := b.folder.EachFile(func(key string, flags mail.Flags) { files.add(key, flags.System()) }); err != nil {
+		return false, true
+	}
+	return rows.equal(files), true
+}
+
+// setDigest sums keyed hashes of (key, flags) pairs: equal sets give
+// equal digests, whatever their order.
+type setDigest struct {
+	n    int
+	sum  [2]uint64
+	seed [2]maphash.Seed
+	h    maphash.Hash
+}
+
+// digestSeeds are the keys of every setDigest of a process: two digests
+// compare only with the same keys.
+var digestSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func newSetDigest() *setDigest { return &setDigest{seed: digestSeeds} }
+
+func (d *setDigest) add(key string, flags mail.Flags) {
+	d.n++
+	for i, s := range d.seed {
+		d.h.SetSeed(s)
+		d.h.WriteString(key)
+		d.h.WriteByte(0)
+		d.h.WriteString(flags.String())
+		d.sum[i] += d.h.Sum64()
+	}
+}
+
+func (d *setDigest) equal(o *setDigest) bool { return d.n == o.n && d.sum == o.sum }
