@@ -2,13 +2,18 @@ package sync_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/satchel-mail/satchel/maildir"
+	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // writeForeign writes a message file as another tool would have named it.
@@ -86,4 +91,49 @@ func TestAdoptExistingMaildir(t *testing.T) {
 			e.assertSettled()
 		})
 	}
+}
+
+// identifyFails fails the first n calls of Identify, as a run killed
+// during a first sync's adoption would stop there.
+type identifyFails struct {
+	satsync.Remote
+	left *atomic.Int32
+}
+
+func (f identifyFails) Identify(ctx context.Context) ([]mail.RemoteMessage, error) {
+	if f.left.Add(-1) >= 0 {
+		return nil, errors.New("connection cut")
+	}
+	return f.Remote.Identify(ctx)
+}
+
+// TestAdoptAfterFirstSyncCut: a first sync that stops after recording
+// the mailbox's UIDVALIDITY, before it paired the folder's files with
+// the server's messages, pairs them when it is tried again (in the same
+// run or the next): nothing is uploaded or downloaded twice.
+func TestAdoptAfterFirstSyncCut(t *testing.T) {
+	srv := serverModes[0].start(t)
+	lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+	e := newEnv(t, srv)
+	in := e.dir("INBOX")
+	for i := range 4 {
+		body := msg(fmt.Sprintf("kept %d", i))
+		srv.Append("INBOX", body, []string{`\Seen`}, day)
+		writeForeign(t, in, fmt.Sprintf("1700000000.%d.host:2,S", i), lf(body), day)
+	}
+	var left atomic.Int32
+	left.Store(1)
+	e.wrap = func(r satsync.Remote) satsync.Remote { return identifyFails{Remote: r, left: &left} }
+	e.sync()
+	if left.Load() > 0 {
+		t.Fatal("the adoption was never reached")
+	}
+	e.mustSync()
+	if n := len(srv.Messages("INBOX")); n != 4 {
+		t.Errorf("INBOX on the server has %d messages, want 4", n)
+	}
+	if n, _ := in.Count(); n != 4 {
+		t.Errorf("INBOX locally has %d files, want 4", n)
+	}
+	e.assertMirror(false)
 }

@@ -95,6 +95,11 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			ErrFolderMoved, b.Name, mb.LocalPath, b.rel)
 	}
 	first := mb.UIDValidity == 0
+	if !first {
+		if first, err = r.firstCutShort(ctx, mb); err != nil {
+			return err
+		}
+	}
 	delta := !first && r.deltaReady(ctx, remote, b, mb)
 	if !first && !delta {
 		if b.known, err = loadRows(ctx, ix, mb.ID, mb.UIDValidity); err != nil {
@@ -228,6 +233,27 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		return fmt.Errorf("list folder %s: %w", b.rel, err)
 	}
 	return nil
+}
+
+// firstCutShort reports whether mb's first sync was cut short before it
+// recorded anything but the UIDVALIDITY: no sync of it ever completed,
+// and the index holds no row and no intent for it. Such a mailbox is
+// learned as a first sync again, so that the files of its folder are
+// paired with the server's messages (adoptExisting), not uploaded beside
+// them while the server's copies are downloaded.
+func (r *runner) firstCutShort(ctx context.Context, mb mail.Mailbox) (bool, error) {
+	if mb.UIDNext != 0 || mb.HighestModSeq != 0 || !mb.LastSync.IsZero() {
+		return false, nil
+	}
+	ix := r.deps.Index
+	for _, uidv := range []mail.UIDValidity{mb.UIDValidity, limbo} {
+		onServer, onLocal, err := ix.CountRows(ctx, mb.ID, uidv)
+		if err != nil || onServer+onLocal > 0 {
+			return false, err
+		}
+	}
+	ins, err := ix.Intents(ctx, mb.ID)
+	return err == nil && len(ins) == 0, err
 }
 
 // qresyncDelta takes the server's changes as QRESYNC reported them during
