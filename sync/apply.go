@@ -74,6 +74,12 @@ func (r *runner) apply(ctx context.Context, remote Remote, b *box) error {
 	if err := r.adopt(ctx, remote, b, log); err != nil {
 		return err
 	}
+	if len(p.Upload) > 0 && len(p.DeleteRemote) > 0 && r.bursts(b) && remote.Selected() == b.Name {
+		// The mailbox is open: the \Deleted STORE of the expunge rides
+		// with the APPENDs, and the UID EXPUNGE, which must wait for it,
+		// with the flag STOREs (writeBurst).
+		remote.FlagDeleted(ctx, uidsOf(p.DeleteRemote))
+	}
 	if err := r.upload(ctx, remote, b, selected, log); err != nil {
 		return err
 	}
@@ -127,7 +133,7 @@ type burst struct {
 // or a FETCH sent with them before them.
 func (r *runner) writeBurst(ctx context.Context, remote Remote, b *box) *burst {
 	p := b.plan
-	if len(p.MoveOut) > 0 || (len(p.DeleteRemote) > 0 && r.trashes(b)) {
+	if !r.bursts(b) {
 		return nil
 	}
 	var (
@@ -149,6 +155,12 @@ func (r *runner) writeBurst(ctx context.Context, remote Remote, b *box) *burst {
 		out.expunged, out.expungeErr = true, expunge()
 	}
 	return &out
+}
+
+// bursts reports whether writeBurst sends b's writes together.
+func (r *runner) bursts(b *box) bool {
+	p := b.plan
+	return len(p.MoveOut) == 0 && (len(p.DeleteRemote) == 0 || !r.trashes(b))
 }
 
 // trashes reports whether deleteRemote moves b's deleted messages to the

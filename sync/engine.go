@@ -74,6 +74,10 @@ type Remote interface {
 	// sent ahead of it (Dovecot does, RFC 9051 §5.5).
 	StartStore(ctx context.Context, changes []mail.FlagChange) func() (map[mail.UID]mail.RemoteMessage, error)
 	StartExpunge(ctx context.Context, uids []mail.UID) func() error
+	// FlagDeleted sends ahead the \Deleted STORE of a StartExpunge of
+	// the same UIDs to come, where the connection can (see
+	// imapremote.Client.FlagDeleted); it may do nothing.
+	FlagDeleted(ctx context.Context, uids []mail.UID)
 	// Scan: UID and FLAGS (and MODSEQ when known) of every message.
 	Scan(ctx context.Context) ([]mail.RemoteMessage, error)
 	// Meta: flags, MODSEQ, size and INTERNALDATE; messages that are gone

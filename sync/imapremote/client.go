@@ -52,6 +52,8 @@ type Client struct {
 	openedAt time.Time
 	fetched  bool
 	now      func() time.Time
+	// deleting: a \Deleted STORE FlagDeleted sent ahead of its expunge.
+	deleting *pendingDelete
 }
 
 // opened records the mailbox a SELECT or EXAMINE just opened.

@@ -779,6 +779,13 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 // right behind the STORE can find the messages not yet flagged, expunge
 // nothing and answer OK.
 func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
+	if p := c.deleting; p != nil {
+		c.deleting = nil
+		if slices.Equal(p.uids, uids) {
+			return c.expungeFlagged(ctx, p)
+		}
+		<-p.done // another set: the STORE's answer is not left unread
+	}
 	if len(uids) == 0 {
 		return func() error { return nil }
 	}
@@ -795,6 +802,58 @@ func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error
 			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, err))
 		}
 		if err := c.c.UIDExpunge(set).Close(); err != nil {
+			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, err))
+		}
+		return nil
+	}
+}
+
+// pendingDelete is a STORE +FLAGS.SILENT (\Deleted) that FlagDeleted
+// sent ahead of the expunge of the same messages; done gets its answer.
+type pendingDelete struct {
+	uids []mail.UID
+	done chan error
+}
+
+// FlagDeleted sends the STORE +FLAGS.SILENT (\Deleted) of an expunge to
+// come and returns without waiting, so that it rides in the round trip
+// of the commands sent next (a mailbox's APPENDs). StartExpunge of the
+// same UIDs then waits for its answer and sends the UID EXPUNGE at once,
+// in the round trip of whatever is sent beside it (the flag STOREs).
+// It does nothing without UIDPLUS, or unless the mailbox is selected
+// with no SELECT pending: the UIDs must be those of the mailbox the
+// server has open.
+func (c *Client) FlagDeleted(ctx context.Context, uids []mail.UID) {
+	if len(uids) == 0 || !c.caps.Has(imap.CapUIDPlus) || c.selected == "" || c.selecting != "" || c.examined || c.deleting != nil {
+		return
+	}
+	defer c.guard(ctx)()
+	store := c.c.Store(uidSet(uids), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
+	p := &pendingDelete{uids: slices.Clone(uids), done: make(chan error, 1)}
+	// Drained from now on: go-imap queues the STORE's FETCH replies for
+	// it and blocks its reader when the queue is full.
+	go func() { p.done <- store.Close() }()
+	c.deleting = p
+}
+
+// expungeFlagged is StartExpunge after FlagDeleted: once the STORE is
+// answered, the UID EXPUNGE goes out before StartExpunge returns.
+func (c *Client) expungeFlagged(ctx context.Context, p *pendingDelete) func() error {
+	done := c.guard(ctx)
+	if err := <-p.done; err != nil {
+		done()
+		err = fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, err))
+		return func() error { return err }
+	}
+	exp := c.c.UIDExpunge(uidSet(p.uids))
+	// Drained from now on too: go-imap queues EXPUNGE replies for the
+	// pending UID EXPUNGE, and the flag STOREs sent before it may still
+	// wait to be read.
+	expDone := make(chan error, 1)
+	go func() { expDone <- exp.Close() }()
+	return func() error {
+		defer done()
+		if err := <-expDone; err != nil {
 			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, err))
 		}
 		return nil

@@ -887,3 +887,95 @@ func TestWritesPipelined(t *testing.T) {
 		t.Errorf("stored %+v, want UID 1 with \\Seen at MODSEQ 12", stored)
 	}
 }
+
+// TestFlagDeletedAhead: with the mailbox open, FlagDeleted sends the
+// \Deleted STORE before the APPENDs without waiting, and StartExpunge of
+// the same UIDs sends the UID EXPUNGE beside the flag STOREs, once the
+// \Deleted STORE is answered. The server answers the \Deleted STORE only
+// once the APPENDs' NOOP came, and the flag STORE only once the UID
+// EXPUNGE came: a client that waited in between would never get either
+// answer. A UID EXPUNGE before the \Deleted STORE's answer is refused.
+func TestFlagDeletedAhead(t *testing.T) {
+	host, port := scriptedServer(t, func(c net.Conn) {
+		io.WriteString(c, "* PREAUTH ready\r\n")
+		br := bufio.NewReader(c)
+		var appends []string
+		var deleting, flagging string
+		answered := false
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			tag, cmd := f[0], strings.ToUpper(f[1])
+			if cmd == "UID" && len(f) > 2 {
+				cmd += " " + strings.ToUpper(f[2])
+			}
+			switch {
+			case cmd == "CAPABILITY":
+				io.WriteString(c, "* CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS CONDSTORE\r\n"+tag+" OK done\r\n")
+			case cmd == "SELECT":
+				io.WriteString(c, "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 4] x\r\n* OK [HIGHESTMODSEQ 10] x\r\n"+tag+" OK [READ-WRITE] done\r\n")
+			case cmd == "UID STORE" && strings.Contains(line, `\Deleted`):
+				deleting = tag
+			case cmd == "UID STORE":
+				flagging = tag
+			case cmd == "APPEND":
+				size, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
+				io.CopyN(io.Discard, br, int64(size))
+				br.ReadString('\n')
+				appends = append(appends, tag)
+			case cmd == "NOOP":
+				if deleting == "" || len(appends) != 1 {
+					io.WriteString(c, tag+" BAD NOOP out of place\r\n")
+					continue
+				}
+				fmt.Fprintf(c, "* 3 FETCH (UID 3 MODSEQ (11))\r\n%s OK done\r\n", deleting)
+				fmt.Fprintf(c, "%s OK [APPENDUID 7 4] done\r\n* 4 EXISTS\r\n%s OK done\r\n", appends[0], tag)
+				answered = true
+			case cmd == "UID EXPUNGE":
+				if !answered || flagging == "" {
+					io.WriteString(c, tag+" BAD UID EXPUNGE out of place\r\n")
+					continue
+				}
+				fmt.Fprintf(c, "* 1 FETCH (UID 1 MODSEQ (12) FLAGS (\\Seen))\r\n%s OK done\r\n", flagging)
+				fmt.Fprintf(c, "* VANISHED 3\r\n%s OK done\r\n", tag)
+			default:
+				io.WriteString(c, tag+" BAD unexpected\r\n")
+			}
+		}
+	})
+	c := mustDial(t, preauthOptions(t, host, port))
+	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
+		t.Fatalf("Select: %v", err)
+	}
+	b := writeMessage(0)
+	msgs := []mail.Outgoing{{Date: writeDate, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}}
+	result := make(chan error, 1)
+	var stored map[mail.UID]mail.RemoteMessage
+	go func() {
+		c.FlagDeleted(t.Context(), []mail.UID{3})
+		res, err := c.AppendBatch(t.Context(), "INBOX", msgs)
+		if err == nil && !res[0].Done {
+			err = fmt.Errorf("not appended: %+v", res)
+		}
+		if err != nil {
+			result <- err
+			return
+		}
+		wait := c.StartStore(t.Context(), []FlagChange{{UID: 1, Add: writeFlags(`\Seen`), UnchangedSince: 10}})
+		expunged := c.StartExpunge(t.Context(), []mail.UID{3})
+		stored, err = wait()
+		result <- errors.Join(err, expunged())
+	}()
+	if err := await(t, result, "a write waited for an answer the server holds back until the next write"); err != nil {
+		t.Fatalf("writes: %v", err)
+	}
+	if got := stored[1]; got.ModSeq != 12 || !got.Flags.Equal(writeFlags(`\Seen`)) {
+		t.Errorf("stored %+v, want UID 1 with \\Seen at MODSEQ 12", stored)
+	}
+}
