@@ -15,7 +15,10 @@ import (
 //
 //   - the folder's stamp is the one recorded when both sides last agreed,
 //     and old enough to trust (stampSettle): no file was added, removed or
-//     renamed since, so the folder is what the index records;
+//     renamed since, so the folder is what the index records; or, where
+//     the last run changed the folder and recorded no stamp, the folder
+//     is compared with the index now (agreedStamp, in constant memory for
+//     a large folder) and agrees;
 //   - the server tells what changed since the recorded HIGHESTMODSEQ
 //     (QRESYNC, RFC 7162 §3.2.5; or CONDSTORE, §3.1.4.1, with the message
 //     count showing that nothing was expunged);
@@ -35,7 +38,7 @@ import (
 // takes the folder's stamp (b.stamp) when it says yes.
 func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.Mailbox) bool {
 	o := r.opts
-	if remote.Mode() == mail.ModeFull || mb.HighestModSeq == 0 || mb.LocalStamp == "" ||
+	if remote.Mode() == mail.ModeFull || mb.HighestModSeq == 0 ||
 		o.Reindex || o.FetchSkipped || o.limited() || b.vanished || b.folderGone {
 		return false
 	}
@@ -43,7 +46,17 @@ func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.
 		return false
 	}
 	stamp, latest, err := r.deps.Folder(b.rel).Stamp()
-	if err != nil || stamp != mb.LocalStamp || time.Since(latest) < stampSettle(latest) {
+	if err != nil || time.Since(latest) < stampSettle(latest) {
+		return false
+	}
+	if mb.LocalStamp == "" && mb.LocalPath == b.rel {
+		// Not known to agree: the last run changed the folder (a delta
+		// that downloaded or removed). Compared now, locally, as for a
+		// mailbox unchanged on the server; otherwise every row and the
+		// whole folder would be read into memory for a few changes.
+		mb.LocalStamp = r.agreedStamp(ctx, &box{mailboxEntry: b.mailboxEntry, mb: mb, folder: r.deps.Folder(b.rel)})
+	}
+	if stamp != mb.LocalStamp {
 		return false
 	}
 	b.stamp = stamp

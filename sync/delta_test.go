@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -184,3 +185,59 @@ func selectLines(trace string) string {
 // settle waits past the clock tick of the folders' last change, as the
 // minutes between two real runs do.
 func settle() { time.Sleep(100 * time.Millisecond) }
+
+// TestDeltaAfterChangingDelta: a delta sync that downloaded changed the
+// folder, so it recorded no stamp of it. When the server has changed
+// again by the next sync, the folder is compared with the index there,
+// locally, and the mailbox is learned as a delta again (QRESYNC asked
+// without known UIDs), not read whole; a file changed since is still
+// seen.
+func TestDeltaAfterChangingDelta(t *testing.T) {
+	srv := serverModes[0].start(t)
+	seed(t, srv, 120, 0)
+	e := newEnv(t, srv)
+	e.mustSync()
+	e.backdate()
+	e.mustSync()
+	delta := regexp.MustCompile(`SELECT \S+ \(QRESYNC \(\d+ \d+\)\)`)
+	for round := range 2 {
+		srv.Append("INBOX", msg(fmt.Sprintf("new in round %d", round)), nil, day)
+		settle()
+		res := e.mustSync()
+		if down, _, _ := totals(res); down != 1 {
+			t.Fatalf("round %d: downloaded %d, want 1", round, down)
+		}
+		if !delta.MatchString(e.trace.String()) {
+			t.Errorf("round %d: INBOX not learned as a delta after a sync that downloaded:\n%s", round, e.clientCommands())
+		}
+	}
+	// A flag changed locally after a sync that downloaded: the comparison
+	// disagrees, the mailbox is read whole and the flag pushed.
+	srv.Append("INBOX", msg("one more"), nil, day)
+	settle()
+	e.mustSync()
+	rows := e.rows("INBOX")
+	var key string
+	var uid mail.UID
+	for u, r := range rows {
+		if !r.Flags.Has(mail.FlagFlagged) {
+			key, uid = r.Key, u
+			break
+		}
+	}
+	if _, err := e.dir("INBOX").SetFlags(key, rows[uid].Flags.System().Union(mail.NewFlags(`\Flagged`))); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append("INBOX", msg("and another"), nil, day)
+	settle()
+	e.mustSync()
+	if delta.MatchString(e.trace.String()) {
+		t.Errorf("learned as a delta although a file changed since the last sync")
+	}
+	for _, m := range srv.Messages("INBOX") {
+		if mail.UID(m.UID) == uid && !slices.Contains(m.Flags, `\Flagged`) {
+			t.Errorf("UID %d on the server: %v, want \\Flagged", uid, m.Flags)
+		}
+	}
+	e.assertMirror(false)
+}
