@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -142,6 +143,31 @@ func answeredBefore(trace, cmd, next string) error {
 		}
 	}
 	return fmt.Errorf("no %s in the trace", next)
+}
+
+// readCommand reads a command line for a scripted server: the line, its
+// tag and its command in upper case, "UID FETCH" and the like as two
+// words. ok is false at the connection's end or on a line that is not a
+// command.
+func readCommand(br *bufio.Reader) (line, tag, cmd string, ok bool) {
+	line, err := br.ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) < 2 {
+		return line, "", "", false
+	}
+	tag, cmd = f[0], strings.ToUpper(f[1])
+	if cmd == "UID" && len(f) > 2 {
+		cmd += " " + strings.ToUpper(f[2])
+	}
+	return line, tag, cmd, true
+}
+
+// skipLiteral reads past the non-synchronizing literal that line
+// announces ({n+}) and the rest of its command.
+func skipLiteral(br *bufio.Reader, line string) {
+	size, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
+	io.CopyN(io.Discard, br, int64(size))
+	br.ReadString('\n')
 }
 
 // writeFlags is a test flag set.

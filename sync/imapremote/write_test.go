@@ -793,17 +793,9 @@ func TestWritesPipelined(t *testing.T) {
 		var appends, writes []string
 		early := false
 		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
+			line, tag, cmd, ok := readCommand(br)
+			if !ok {
 				return
-			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return
-			}
-			tag, cmd := f[0], strings.ToUpper(f[1])
-			if cmd == "UID" && len(f) > 2 {
-				cmd += " " + strings.ToUpper(f[2])
 			}
 			switch cmd {
 			case "CAPABILITY":
@@ -811,9 +803,7 @@ func TestWritesPipelined(t *testing.T) {
 			case "SELECT":
 				io.WriteString(c, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 3] x\r\n* OK [HIGHESTMODSEQ 10] x\r\n"+tag+" OK [READ-WRITE] done\r\n")
 			case "APPEND":
-				size, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
-				io.CopyN(io.Discard, br, int64(size))
-				br.ReadString('\n')
+				skipLiteral(br, line)
 				appends = append(appends, tag)
 			case "NOOP":
 				if len(appends) != 2 {
@@ -903,17 +893,9 @@ func TestFlagDeletedAhead(t *testing.T) {
 		var deleting, flagging string
 		answered := false
 		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
+			line, tag, cmd, ok := readCommand(br)
+			if !ok {
 				return
-			}
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			tag, cmd := f[0], strings.ToUpper(f[1])
-			if cmd == "UID" && len(f) > 2 {
-				cmd += " " + strings.ToUpper(f[2])
 			}
 			switch {
 			case cmd == "CAPABILITY":
@@ -925,9 +907,7 @@ func TestFlagDeletedAhead(t *testing.T) {
 			case cmd == "UID STORE":
 				flagging = tag
 			case cmd == "APPEND":
-				size, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(line[strings.LastIndex(line, "{")+1:]), "+}"))
-				io.CopyN(io.Discard, br, int64(size))
-				br.ReadString('\n')
+				skipLiteral(br, line)
 				appends = append(appends, tag)
 			case cmd == "NOOP":
 				if deleting == "" || len(appends) != 1 {
