@@ -435,30 +435,34 @@ const splitMin = 256
 func (r *runner) downloadSplit(ctx context.Context, remote Remote, b *box, msgs []mail.RemoteMessage, log *slog.Logger) error {
 	extra := 0
 	if len(msgs) >= splitMin {
-		extra = r.takeSlots(min(r.connections()-1, len(msgs)/splitMin))
+		extra = min(r.connections()-1, len(msgs)/splitMin)
 	}
-	conns, err := r.openExtra(ctx, b, extra, log)
+	return r.withExtra(ctx, remote, b, extra, log, func(c Remote, i, parts int) error {
+		return r.download(ctx, c, b, msgs[i*len(msgs)/parts:(i+1)*len(msgs)/parts], log)
+	})
+}
+
+// withExtra runs work on remote and on up to extra more connections that
+// no other mailbox is using (within imap.connections), b selected on
+// each, at once: work gets its connection, its index (remote's is 0) and
+// how many there are. The extra connections are closed at the end; the
+// errors are joined.
+func (r *runner) withExtra(ctx context.Context, remote Remote, b *box, extra int, log *slog.Logger, work func(c Remote, i, n int) error) error {
+	conns, err := r.openExtra(ctx, b, r.takeSlots(extra), log)
 	if err != nil {
 		return err
 	}
-	if len(conns) == 0 {
-		return r.download(ctx, remote, b, msgs, log)
-	}
-	parts := len(conns) + 1
-	errs := make([]error, parts)
+	n := len(conns) + 1
+	errs := make([]error, n)
 	var wg gosync.WaitGroup
-	for i := 1; i < parts; i++ {
-		chunk := msgs[i*len(msgs)/parts : (i+1)*len(msgs)/parts]
-		c := conns[i-1]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i, c := range conns {
+		wg.Go(func() {
 			defer r.releaseSlot()
 			defer c.Close()
-			errs[i] = r.download(ctx, c, b, chunk, log)
-		}()
+			errs[i+1] = work(c, i+1, n)
+		})
 	}
-	errs[0] = r.download(ctx, remote, b, msgs[:len(msgs)/parts], log)
+	errs[0] = work(remote, 0, n)
 	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
-	gosync "sync"
 	"sync/atomic"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -62,16 +61,11 @@ func (r *runner) downloadStream(ctx context.Context, remote Remote, b *box, uids
 		return nil
 	}
 	windows := (len(uids) + streamWindow - 1) / streamWindow
-	extra := r.takeSlots(min(r.connections()-1, windows-1))
-	conns, err := r.openExtra(ctx, b, extra, log)
-	if err != nil {
-		return err
-	}
 	var (
 		next   atomic.Int64
 		failed atomic.Bool
 	)
-	work := func(c Remote) error {
+	return r.withExtra(ctx, remote, b, min(r.connections()-1, windows-1), log, func(c Remote, _, _ int) error {
 		for !failed.Load() {
 			i := int(next.Add(1) - 1)
 			if i >= windows {
@@ -88,19 +82,7 @@ func (r *runner) downloadStream(ctx context.Context, remote Remote, b *box, uids
 			}
 		}
 		return nil
-	}
-	errs := make([]error, len(conns)+1)
-	var wg gosync.WaitGroup
-	for i, c := range conns {
-		wg.Go(func() {
-			defer r.releaseSlot()
-			defer c.Close()
-			errs[i+1] = work(c)
-		})
-	}
-	errs[0] = work(remote)
-	wg.Wait()
-	return errors.Join(errs...)
+	})
 }
 
 // leanAgreeMin is the number of rows with a file from which agreedStamp
