@@ -124,8 +124,9 @@ type burst struct {
 	expungeErr error
 }
 
-// writeBurst sends a mailbox's flag changes and its expunge in one round
-// trip, and reads the answers; nil when the plan moves messages out or
+// writeBurst sends a mailbox's flag changes and its expunge's \Deleted
+// STORE in one round trip, the UID EXPUNGE once that STORE is answered,
+// and reads the answers; nil when the plan moves messages out or
 // deletes to the trash, which go on as they did, one command after
 // another. Only the sending is moved earlier: the answers are processed
 // in the order the writes were made. The check of the state after them

@@ -64,9 +64,10 @@ type Remote interface {
 	// is to be trusted. Only in ModeCondStore or ModeQResync.
 	StatusChanges(ctx context.Context, name string, since mail.ModSeq) (st mail.MailboxStatus, changed []mail.RemoteMessage, ok bool, err error)
 	// StartStore and StartExpunge are Store and Expunge in two halves, so
-	// that a mailbox's flag changes and its expunge go out in one round
-	// trip: each sends its commands and returns a function that waits for
-	// their answers and returns what the whole call would. Both may be
+	// that a mailbox's flag changes and its expunge's \Deleted STORE go
+	// out in one round trip (the UID EXPUNGE, which waits for that STORE,
+	// in the next): each sends its commands and returns a function that
+	// waits for the last answers and returns what the whole call would. Both may be
 	// started before either is waited for; each is waited for exactly
 	// once, in the order started, and nothing else is called on the
 	// Remote until both are. Nothing that reads the mailbox's state may

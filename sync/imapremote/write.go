@@ -771,20 +771,21 @@ func (c *Client) Expunge(ctx context.Context, uids []mail.UID) error {
 }
 
 // StartExpunge is Expunge in two halves: with UIDPLUS it sends the STORE
-// and returns, and the function it returns waits for the STORE's answer,
-// then sends the UID EXPUNGE and waits for that; without, it does all of
-// Expunge before returning. The UID EXPUNGE never goes out with the STORE:
-// it depends on the STORE's result, and a server may run pipelined
-// commands at once (RFC 9051 §5.5). Dovecot does: a UID EXPUNGE sent
-// right behind the STORE can find the messages not yet flagged, expunge
-// nothing and answer OK.
+// (unless FlagDeleted sent it already), waits for its answer, sends the
+// UID EXPUNGE and returns, and the function it returns waits for the UID
+// EXPUNGE's answer; without, it does all of Expunge before returning. The
+// UID EXPUNGE never goes out with the STORE: it depends on the STORE's
+// result, and a server may run pipelined commands at once (RFC 9051
+// §5.5). Dovecot does: a UID EXPUNGE sent right behind the STORE can
+// find the messages not yet flagged, expunge nothing and answer OK.
+// Commands sent before StartExpunge, such as a mailbox's flag STOREs,
+// share the STORE's round trip.
 func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error {
-	if p := c.deleting; p != nil {
-		c.deleting = nil
-		if slices.Equal(p.uids, uids) {
-			return c.expungeFlagged(ctx, p)
-		}
+	p := c.deleting
+	c.deleting = nil
+	if p != nil && !slices.Equal(p.uids, uids) {
 		<-p.done // another set: the STORE's answer is not left unread
+		p = nil
 	}
 	if len(uids) == 0 {
 		return func() error { return nil }
@@ -793,52 +794,9 @@ func (c *Client) StartExpunge(ctx context.Context, uids []mail.UID) func() error
 		err := c.expungeSearched(ctx, uids)
 		return func() error { return err }
 	}
-	done := c.guard(ctx)
-	set := uidSet(uids)
-	store := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
-	return func() error {
-		defer done()
-		if err := store.Close(); err != nil {
-			return fmt.Errorf("flag messages \\Deleted in %q: %w", c.selected, c.ioErr(ctx, err))
-		}
-		if err := c.c.UIDExpunge(set).Close(); err != nil {
-			return fmt.Errorf("expunge messages in %q: %w", c.selected, c.ioErr(ctx, err))
-		}
-		return nil
+	if p == nil {
+		p = c.sendDeleted(ctx, uids)
 	}
-}
-
-// pendingDelete is a STORE +FLAGS.SILENT (\Deleted) that FlagDeleted
-// sent ahead of the expunge of the same messages; done gets its answer.
-type pendingDelete struct {
-	uids []mail.UID
-	done chan error
-}
-
-// FlagDeleted sends the STORE +FLAGS.SILENT (\Deleted) of an expunge to
-// come and returns without waiting, so that it rides in the round trip
-// of the commands sent next (a mailbox's APPENDs). StartExpunge of the
-// same UIDs then waits for its answer and sends the UID EXPUNGE at once,
-// in the round trip of whatever is sent beside it (the flag STOREs).
-// It does nothing without UIDPLUS, or unless the mailbox is selected
-// with no SELECT pending: the UIDs must be those of the mailbox the
-// server has open.
-func (c *Client) FlagDeleted(ctx context.Context, uids []mail.UID) {
-	if len(uids) == 0 || !c.caps.Has(imap.CapUIDPlus) || c.selected == "" || c.selecting != "" || c.examined || c.deleting != nil {
-		return
-	}
-	defer c.guard(ctx)()
-	store := c.c.Store(uidSet(uids), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
-	p := &pendingDelete{uids: slices.Clone(uids), done: make(chan error, 1)}
-	// Drained from now on: go-imap queues the STORE's FETCH replies for
-	// it and blocks its reader when the queue is full.
-	go func() { p.done <- store.Close() }()
-	c.deleting = p
-}
-
-// expungeFlagged is StartExpunge after FlagDeleted: once the STORE is
-// answered, the UID EXPUNGE goes out before StartExpunge returns.
-func (c *Client) expungeFlagged(ctx context.Context, p *pendingDelete) func() error {
 	done := c.guard(ctx)
 	if err := <-p.done; err != nil {
 		done()
@@ -846,9 +804,9 @@ func (c *Client) expungeFlagged(ctx context.Context, p *pendingDelete) func() er
 		return func() error { return err }
 	}
 	exp := c.c.UIDExpunge(uidSet(p.uids))
-	// Drained from now on too: go-imap queues EXPUNGE replies for the
-	// pending UID EXPUNGE, and the flag STOREs sent before it may still
-	// wait to be read.
+	// Drained from now on: go-imap queues EXPUNGE replies for the
+	// pending UID EXPUNGE and blocks its reader when the queue is full,
+	// and the flag STOREs sent before it may still wait to be read.
 	expDone := make(chan error, 1)
 	go func() { expDone <- exp.Close() }()
 	return func() error {
@@ -858,6 +816,39 @@ func (c *Client) expungeFlagged(ctx context.Context, p *pendingDelete) func() er
 		}
 		return nil
 	}
+}
+
+// pendingDelete is a STORE +FLAGS.SILENT (\Deleted) sent ahead of the
+// UID EXPUNGE of the same messages; done gets its answer.
+type pendingDelete struct {
+	uids []mail.UID
+	done chan error
+}
+
+// FlagDeleted sends the STORE +FLAGS.SILENT (\Deleted) of an expunge to
+// come and returns without waiting, so that it rides in the round trip
+// of the commands sent next (a mailbox's APPENDs). StartExpunge of the
+// same UIDs then only waits for its answer before it sends the UID
+// EXPUNGE, in the round trip of whatever is sent beside it (the flag
+// STOREs). It does nothing without UIDPLUS, or unless the mailbox is
+// selected with no SELECT pending: the UIDs must be those of the mailbox
+// the server has open.
+func (c *Client) FlagDeleted(ctx context.Context, uids []mail.UID) {
+	if len(uids) == 0 || !c.caps.Has(imap.CapUIDPlus) || c.selected == "" || c.selecting != "" || c.examined || c.deleting != nil {
+		return
+	}
+	c.deleting = c.sendDeleted(ctx, uids)
+}
+
+// sendDeleted sends the STORE +FLAGS.SILENT (\Deleted) of uids.
+func (c *Client) sendDeleted(ctx context.Context, uids []mail.UID) *pendingDelete {
+	defer c.guard(ctx)()
+	store := c.c.Store(uidSet(uids), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
+	p := &pendingDelete{uids: slices.Clone(uids), done: make(chan error, 1)}
+	// Drained from now on: go-imap queues the STORE's FETCH replies for
+	// it and blocks its reader when the queue is full.
+	go func() { p.done <- store.Close() }()
+	return p
 }
 
 // expungeSearched is Expunge without UIDPLUS.
