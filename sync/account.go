@@ -179,6 +179,7 @@ func (r *runner) unchanged(ctx context.Context, b *box) bool {
 		if mb.LocalPath != b.rel {
 			return false
 		}
+		b.compared = true
 		if stamp = r.agreedStamp(ctx, &box{mailboxEntry: b.mailboxEntry, mb: mb, folder: r.deps.Folder(b.rel)}); stamp == "" {
 			return false
 		}

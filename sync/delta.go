@@ -49,11 +49,13 @@ func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.
 	if err != nil || time.Since(latest) < stampSettle(latest) {
 		return false
 	}
-	if mb.LocalStamp == "" && mb.LocalPath == b.rel {
+	if mb.LocalStamp == "" && mb.LocalPath == b.rel && !b.compared {
 		// Not known to agree: the last run changed the folder (a delta
 		// that downloaded or removed). Compared now, locally, as for a
 		// mailbox unchanged on the server; otherwise every row and the
-		// whole folder would be read into memory for a few changes.
+		// whole folder would be read into memory for a few changes. Not
+		// again when unchanged already compared them in this run and
+		// found them apart.
 		mb.LocalStamp = r.agreedStamp(ctx, &box{mailboxEntry: b.mailboxEntry, mb: mb, folder: r.deps.Folder(b.rel)})
 	}
 	if stamp != mb.LocalStamp {

@@ -50,6 +50,9 @@ type box struct {
 	// changes: what a delta learn that gave up had already asked the
 	// server (CONDSTORE's CHANGEDSINCE), for remoteDelta.
 	changes []mail.RemoteMessage
+	// compared: unchanged compared the folder with the index in this run
+	// (agreedStamp) and they did not agree.
+	compared bool
 	// stream: the UIDs of a first sync streamed in windows (stream.go),
 	// until the plan takes them over.
 	stream []mail.UID
