@@ -840,11 +840,6 @@ func (s *gmSession) appendCmd(p *gmParser) error {
 // come; a GmailExpireSessions ends it with BYE.
 func (s *gmSession) idle() {
 	s.line("+ idling")
-	s.poll(true)
-	if s.bw.Flush() != nil {
-		s.closed = true
-		return
-	}
 	done := make(chan error, 1)
 	go func() {
 		l, err := readLine(s.br)
@@ -854,6 +849,8 @@ func (s *gmSession) idle() {
 		done <- err
 	}()
 	for {
+		// The signal is taken before the poll: a change made after the
+		// poll closes this channel, however soon it comes.
 		s.store.mu.Lock()
 		changed := s.store.changed
 		expired := s.expireGen != s.store.expireGen
@@ -861,6 +858,13 @@ func (s *gmSession) idle() {
 		if expired {
 			s.bye("Session expired, please login again.")
 			s.bw.Flush()
+			s.c.Close()
+			<-done
+			return
+		}
+		s.poll(true)
+		if s.bw.Flush() != nil {
+			s.closed = true
 			s.c.Close()
 			<-done
 			return
@@ -878,13 +882,6 @@ func (s *gmSession) idle() {
 			s.ok("IDLE terminated (Success)")
 			return
 		case <-changed:
-			s.poll(true)
-			if s.bw.Flush() != nil {
-				s.closed = true
-				s.c.Close()
-				<-done
-				return
-			}
 		}
 	}
 }
