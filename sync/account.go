@@ -606,17 +606,28 @@ func (r *runner) agreedStamp(ctx context.Context, b *box) string {
 	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
 		return ""
 	}
+	if !r.folderAgrees(ctx, b) {
+		return ""
+	}
+	if after, _, err := b.folder.Stamp(); err != nil || after != before {
+		return ""
+	}
+	return before
+}
+
+// folderAgrees reports whether b's folder holds exactly the files the
+// index records for it, with the flags it records for synced messages:
+// by digest for a large folder where that can decide (agreeLean), else
+// by a map of the folder's files.
+func (r *runner) folderAgrees(ctx context.Context, b *box) bool {
 	if _, n, err := r.deps.Index.CountRows(ctx, b.mb.ID, b.mb.UIDValidity); err == nil && n >= leanAgreeMin {
 		if agree, decided := r.agreeLean(ctx, b); decided {
-			if after, _, err := b.folder.Stamp(); !agree || err != nil || after != before {
-				return ""
-			}
-			return before
+			return agree
 		}
 	}
 	files, err := b.folder.ScanShared(nil)
 	if err != nil {
-		return ""
+		return false
 	}
 	check := func(m mail.Message) error {
 		f, ok := files[m.Key]
@@ -633,16 +644,10 @@ func (r *runner) agreedStamp(ctx context.Context, b *box) string {
 	}
 	for _, uidv := range []mail.UIDValidity{b.mb.UIDValidity, limbo} {
 		if err := r.deps.Index.EachMessage(ctx, b.mb.ID, uidv, check); err != nil {
-			return ""
+			return false
 		}
 	}
-	if len(files) > 0 {
-		return ""
-	}
-	if after, _, err := b.folder.Stamp(); err != nil || after != before {
-		return ""
-	}
-	return before
+	return len(files) == 0
 }
 
 type runner struct {

@@ -85,12 +85,12 @@ func (r *runner) downloadStream(ctx context.Context, remote Remote, b *box, uids
 	})
 }
 
-// leanAgreeMin is the number of rows with a file from which agreedStamp
+// leanAgreeMin is the number of rows with a file from which folderAgrees
 // compares the folder with the index by agreeLean rather than by a map of
 // the folder's files (about 100 bytes a file).
 var leanAgreeMin = 50_000
 
-// agreeLean is agreedStamp's comparison in constant memory: the folder
+// agreeLean is folderAgrees's comparison in constant memory: the folder
 // agrees with the index when it holds as many files as the index has rows
 // with a file, and the same set of (key, system flags): compared as sums
 // of keyed hashes, two of 64 bits, of each side's pairs, the folder's
