@@ -39,7 +39,7 @@ import (
 func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.Mailbox) bool {
 	o := r.opts
 	if remote.Mode() == mail.ModeFull || mb.HighestModSeq == 0 ||
-		o.Reindex || o.FetchSkipped || o.limited() || b.vanished || b.folderGone {
+		o.Reindex || o.Force || o.FetchSkipped || o.limited() || b.vanished || b.folderGone {
 		return false
 	}
 	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
