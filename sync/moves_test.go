@@ -120,6 +120,35 @@ func TestServerMoveFollowedLocally(t *testing.T) {
 	e.assertSettled()
 }
 
+// TestLookalikeReplacesExpunged: a message expunged on the server while
+// another of the same size and date arrives in the same mailbox is no
+// move: the old file goes, and the new message is downloaded, in the run
+// that sees both (a delta would not report it again).
+func TestLookalikeReplacesExpunged(t *testing.T) {
+	for _, mode := range withOthers(serverModes) {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := mode.start(t)
+			inbox := srv.Name("INBOX")
+			srv.Append(inbox, msg("first of two"), nil, day)
+			e := newEnv(t, srv)
+			e.mustSync()
+			e.backdate()
+			e.mustSync()
+			m, _ := serverMsg(srv, inbox, "first of two")
+			srv.Expunge(inbox, m.UID)
+			// The same length: "first of two" and "other of two".
+			srv.Append(inbox, msg("other of two"), nil, day)
+			settle()
+			res := e.mustSync()
+			if down, _, removed := totals(res); down != 1 || removed != 1 {
+				t.Errorf("downloaded %d, removed %d; want 1, 1", down, removed)
+			}
+			e.keyOf("INBOX", "other of two")
+			e.assertMirror(false)
+		})
+	}
+}
+
 // blindFolder hides one key from the listing, as a listing that raced
 // with a mail reader's rename would.
 type blindFolder struct {

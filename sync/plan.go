@@ -296,7 +296,7 @@ func (pl *planner) planAll(boxes, failed []*box) error {
 				// server moved it too, its move wins and the local copy
 				// follows; otherwise the local copy is uploaded where the
 				// user put it (an ordinary unknown file).
-				if t, ok := pl.takeServerMove(row, adopted); ok {
+				if t, ok := pl.takeServerMove(row, nil, adopted); ok {
 					claimed[dst][key] = true
 					moved[src][row.UID] = true
 					r := row
@@ -384,11 +384,13 @@ func (pl *planner) serverNew() map[idSize][]adoptTarget {
 
 // takeServerMove finds a new server message that is row moved on the
 // server: same size (the row's Message-ID is checked after download is
-// avoided, so size and a unique candidate decide).
-func (pl *planner) takeServerMove(row mail.Message, adopted map[*box]map[mail.UID]bool) (adoptTarget, bool) {
+// avoided, so size and a unique candidate decide), in a mailbox other than
+// except. The one it returns is marked adopted: it is not downloaded, so
+// the caller must adopt it.
+func (pl *planner) takeServerMove(row mail.Message, except *box, adopted map[*box]map[mail.UID]bool) (adoptTarget, bool) {
 	var found []adoptTarget
 	for _, t := range pl.serverNew()[idSize{"", row.Size}] {
-		if !adopted[t.box][t.msg.UID] && t.msg.InternalDate.Equal(row.InternalDate) {
+		if t.box != except && !adopted[t.box][t.msg.UID] && t.msg.InternalDate.Equal(row.InternalDate) {
 			found = append(found, t)
 		}
 	}
@@ -453,7 +455,10 @@ func (pl *planner) planBox(b *box, unknown, claimed map[string]bool, moved map[m
 			pl.keep(b, row, out.Flags, lf, remoteFlags, remoteModSeq)
 		case conflict.DeleteLocal:
 			if o.localMayLose() && o.pulls() {
-				if t, ok := pl.takeServerMove(row, adopted); ok && t.box != b {
+				// A new message of the same size and date in the same
+				// mailbox is another message: one expunged and one
+				// delivered are no move (and it must be downloaded).
+				if t, ok := pl.takeServerMove(row, b, adopted); ok {
 					// Moved on the server: the local file follows it.
 					r := row
 					t.box.plan.Adopt = append(t.box.plan.Adopt, Adoption{Remote: t.msg, Key: row.Key, FromRel: b.rel, From: b, Row: &r, RowBox: b})
