@@ -81,6 +81,26 @@ func (ix *Index) TagMessagesByKey(ctx context.Context, mailboxID int64, uidvalid
 	return out, nil
 }
 
+// MessagesByKey returns the rows of the mailbox's messages with these
+// Maildir keys, under any UIDVALIDITY, by key; keys without a row are
+// absent. A key names one row of a mailbox (messages_maildir_key).
+func (ix *Index) MessagesByKey(ctx context.Context, mailboxID int64, keys []string) (map[string]mail.Message, error) {
+	out := map[string]mail.Message{}
+	err := chunks(keys, func(part []string) error {
+		args := []any{mailboxID}
+		for _, k := range part {
+			args = append(args, k)
+		}
+		return ix.eachRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE mailbox_id = ? AND maildir_key IN (`+inList(len(part))+`)`, args, func(m mail.Message) {
+			out[m.Key] = m
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read messages of mailbox %d by key: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
 // TagMessagesByUID returns the rows of the mailbox's messages under
 // uidvalidity with these UIDs; UIDs without a row are absent.
 func (ix *Index) TagMessagesByUID(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) (map[mail.UID]mail.Message, error) {

@@ -43,6 +43,7 @@ func Account(ctx context.Context, opts Options, deps Deps) (res Result) {
 	first := &session{r: r}
 	defer first.close()
 	defer r.closeIdle()
+	defer r.closeWatcher()
 	remote, err := first.remote(ctx)
 	if err != nil {
 		res.Err = err
@@ -493,6 +494,12 @@ func (s *session) fail(b *box, err error) {
 // what failed), and the folder's stamp if nothing touched the folder
 // since it was listed.
 func (r *runner) finish(ctx context.Context, b *box) error {
+	queued := false
+	defer func() {
+		if b.watch != nil && !queued {
+			b.watch.Close()
+		}
+	}()
 	mb := b.mb
 	mb.UIDNext = b.st.UIDNext
 	mb.HighestModSeq = b.st.HighestModSeq
@@ -512,6 +519,15 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 		// its changes.
 		if now, _, err := b.folder.Stamp(); err == nil && now == b.stamp {
 			mb.LocalStamp = now
+		} else if b.watch != nil {
+			// What changed in the folder since is known by name: the
+			// stamp is kept if those messages are as the index records
+			// them (watchedStamp, once the whole pass is applied).
+			r.mu.Lock()
+			r.toStamp = append(r.toStamp, stampLater{b, mb})
+			r.mu.Unlock()
+			queued = true
+			return nil
 		}
 		return r.deps.Index.SaveMailbox(ctx, mb)
 	}
@@ -529,6 +545,7 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 		r.mu.Lock()
 		r.toStamp = append(r.toStamp, stampLater{b, mb})
 		r.mu.Unlock()
+		queued = true
 		return nil
 	}
 	return r.deps.Index.SaveMailbox(ctx, mb)
@@ -568,7 +585,14 @@ func (r *runner) stampAll(ctx context.Context) {
 	mbs := make([]mail.Mailbox, len(later))
 	for i, l := range later {
 		mbs[i] = l.mb
-		mbs[i].LocalStamp = r.agreedStamp(ctx, l.b)
+		if l.b.delta {
+			mbs[i].LocalStamp = r.watchedStamp(ctx, l.b)
+		} else {
+			mbs[i].LocalStamp = r.agreedStamp(ctx, l.b)
+		}
+		if l.b.watch != nil {
+			l.b.watch.Close()
+		}
 	}
 	if err := r.deps.Index.SaveMailboxes(ctx, mbs); err != nil {
 		for _, l := range later {
@@ -695,6 +719,10 @@ type runner struct {
 	gmailRoles map[string]string
 	// gmailSeen is the HIGHESTMODSEQ the listing gave those mailboxes.
 	gmailSeen map[string]mail.ModSeq
+	// watcher follows the folders of delta syncs (watchstamp.go); set
+	// by the first watchFolder that needs it, under mu.
+	watcher    Watcher
+	watchTried bool
 }
 
 // takeSlots takes up to n connection slots without waiting and returns

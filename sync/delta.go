@@ -45,6 +45,14 @@ func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.
 	if ins, err := r.deps.Index.Intents(ctx, mb.ID); err != nil || len(ins) > 0 {
 		return false
 	}
+	// Followed from before its stamp is taken: what the run changes in
+	// it after, and anything else changed there, is then known by name.
+	watch := r.watchFolder(b.rel)
+	defer func() {
+		if b.watch != watch && watch != nil {
+			watch.Close()
+		}
+	}()
 	stamp, latest, err := r.deps.Folder(b.rel).Stamp()
 	if err != nil || time.Since(latest) < stampSettle(latest) {
 		return false
@@ -62,6 +70,7 @@ func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.
 		return false
 	}
 	b.stamp = stamp
+	b.watch = watch
 	return true
 }
 

@@ -241,3 +241,9 @@ func TestDeltaAfterChangingDelta(t *testing.T) {
 	}
 	e.assertMirror(false)
 }
+
+func (c *countingIndex) MessagesByKey(ctx context.Context, id int64, keys []string) (map[string]mail.Message, error) {
+	ms, err := c.Index.MessagesByKey(ctx, id, keys)
+	c.add(len(ms))
+	return ms, err
+}

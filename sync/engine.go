@@ -162,6 +162,9 @@ type Index interface {
 	// server (mail.State.OnServer) and of those with a local file
 	// (mail.State.OnLocal).
 	CountRows(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity) (onServer, onLocal int, err error)
+	// MessagesByKey returns the rows with these Maildir keys, under any
+	// UIDVALIDITY, by key; keys without a row are absent.
+	MessagesByKey(ctx context.Context, mailboxID int64, keys []string) (map[string]mail.Message, error)
 	PutMessages(ctx context.Context, mailboxID int64, msgs []mail.Message) error
 	DeleteMessages(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, uids []mail.UID) error
 
@@ -379,6 +382,29 @@ type Deps struct {
 	// Index).
 	TagDB    TagDB
 	TagIndex TagIndex
+	// Watcher, if set, starts a Watcher for the run; the run closes it.
+	// Without one (or when it fails), a delta sync that changed its
+	// folder leaves the comparison of the folder with the index to the
+	// next run.
+	Watcher func() (Watcher, error)
+}
+
+// Watcher follows local folders' message lists while a run changes them
+// (maildir.Watcher). Its methods may be called from several goroutines.
+type Watcher interface {
+	// Watch starts following the folder at rel; changes made before it
+	// returns may or may not be reported.
+	Watch(rel string) (FolderWatch, error)
+	Close() error
+}
+
+// FolderWatch is one watched folder. Changed returns the keys of the
+// messages whose files were added, removed or renamed in the folder since
+// Watch, by anyone; ok is false when that cannot be told. (An alias of an
+// unnamed interface: maildir.Watcher names the same type.)
+type FolderWatch = interface {
+	Changed() (keys []string, ok bool)
+	Close()
 }
 
 // MailboxResult is what happened to one mailbox.

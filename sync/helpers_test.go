@@ -89,6 +89,41 @@ type env struct {
 	passwords atomic.Int32
 	// clock, when set, is the connections' clock (imapremote.Options.Now).
 	clock func() time.Time
+	// noWatch: the run watches no folder (as where inotify is missing);
+	// watch, when set, stands between the engine and each folder watch.
+	noWatch bool
+	watch   func(rel string, fw satsync.FolderWatch) satsync.FolderWatch
+}
+
+// watcher gives the engine the root's folder watcher, as satchel does.
+func (e *env) watcher(root maildir.Root) func() (satsync.Watcher, error) {
+	if e.noWatch {
+		return nil
+	}
+	return func() (satsync.Watcher, error) {
+		w, err := root.NewWatcher()
+		if err != nil {
+			return nil, err
+		}
+		if e.watch == nil {
+			return w, nil
+		}
+		return wrappedWatcher{w, e.watch}, nil
+	}
+}
+
+// wrappedWatcher passes each folder watch through wrap.
+type wrappedWatcher struct {
+	*maildir.Watcher
+	wrap func(rel string, fw satsync.FolderWatch) satsync.FolderWatch
+}
+
+func (w wrappedWatcher) Watch(rel string) (satsync.FolderWatch, error) {
+	fw, err := w.Watcher.Watch(rel)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(rel, fw), nil
 }
 
 type lockedBuffer struct {
@@ -177,6 +212,7 @@ func (e *env) deps() satsync.Deps {
 		MoveFile:     root.MoveFile,
 		RenameFolder: root.RenameFolder,
 		RemoveFolder: root.RemoveFolder,
+		Watcher:      e.watcher(root),
 		LocalFolders: func() ([]satsync.LocalFolder, error) {
 			fs, err := root.Folders()
 			out := make([]satsync.LocalFolder, len(fs))

@@ -50,6 +50,9 @@ type box struct {
 	// changes: what a delta learn that gave up had already asked the
 	// server (CONDSTORE's CHANGEDSINCE), for remoteDelta.
 	changes []mail.RemoteMessage
+	// watch follows the folder from before deltaReady took its stamp
+	// (watchstamp.go); nil when the run cannot watch.
+	watch FolderWatch
 	// compared: unchanged compared the folder with the index in this run
 	// (agreedStamp) and they did not agree.
 	compared bool

@@ -169,6 +169,16 @@ func syncDeps(a *openedAccount, dryRun bool) satsync.Deps {
 		MoveFile:     local.MoveFile,
 		RenameFolder: local.RenameFolder,
 		RemoveFolder: local.RemoveFolder,
+		Watcher: func() (satsync.Watcher, error) {
+			if dryRun {
+				return nil, maildir.ErrWatchUnsupported
+			}
+			w, err := local.NewWatcher()
+			if err != nil {
+				return nil, err
+			}
+			return w, nil
+		},
 		LocalFolders: func() ([]satsync.LocalFolder, error) {
 			fs, err := local.Folders()
 			out := make([]satsync.LocalFolder, len(fs))

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package maildir
+
+// Without inotify no folder is watched: NewWatcher reports
+// ErrWatchUnsupported and these are never reached.
+
+type watcher struct{}
+
+// FolderWatch is one folder's part of a Watcher.
+type FolderWatch struct{}
+
+func newWatcher() (*watcher, error)                  { return nil, ErrWatchUnsupported }
+func (*watcher) watch([]string) (*FolderWatch, error) { return nil, ErrWatchUnsupported }
+func (*watcher) close() error                         { return nil }
+func (*FolderWatch) changed() ([]string, bool)        { return nil, false }
+func (*FolderWatch) close()                           {}
