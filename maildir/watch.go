@@ -3,6 +3,8 @@ package maildir
 import (
 	"errors"
 	"path/filepath"
+
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // A Watcher follows the message lists of folders below a root while a
@@ -42,7 +44,7 @@ func (r Root) NewWatcher() (*Watcher, error) {
 // It returns a *FolderWatch, as an interface the sync engine's Watcher
 // also names, so that a *Watcher serves it as it is.
 func (w *Watcher) Watch(rel string) (interface {
-	Changed() ([]string, bool)
+	Changed() (map[string]*mail.Flags, bool)
 	Close()
 }, error) {
 	dir := w.root.Folder(rel).Dir.Path
@@ -56,13 +58,17 @@ func (w *Watcher) Watch(rel string) (interface {
 // Close stops every watch and releases the watcher.
 func (w *Watcher) Close() error { return w.w.close() }
 
-// Changed returns the keys of the messages whose files were added to,
-// removed from or renamed in the folder's new/ or cur/ since Watch, each
-// once, in no order. ok is false when that cannot be told: the kernel's
-// queue of events overflowed, a directory was moved or removed, or a
-// name that is not a message's (ParseName) appeared or went. It may be
-// called more than once; each call reports everything since Watch.
-func (fw *FolderWatch) Changed() (keys []string, ok bool) { return fw.changed() }
+// Changed returns the messages whose files were added to, removed from or
+// renamed in the folder's new/ or cur/ since Watch, by key: the flags of
+// the file the events left there, nil if they left none (the file is
+// gone, or was there before Watch and untouched since: a caller must not
+// take nil for absence of a message it did not see go). ok is false when
+// that cannot be told: the kernel's queue of events overflowed, a
+// directory was moved or removed, a name that is not a message's
+// (ParseName) appeared or went, or the events left two files for a key.
+// It may be called more than once; each call reports everything since
+// Watch, as the files are now.
+func (fw *FolderWatch) Changed() (changed map[string]*mail.Flags, ok bool) { return fw.changed() }
 
 // Close stops following the folder.
 func (fw *FolderWatch) Close() { fw.close() }

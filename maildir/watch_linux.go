@@ -6,10 +6,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	gosync "sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/satchel-mail/satchel/sync/mail"
 )
 
 // watchMask: what adds, removes or renames an entry of new/ or cur/, and
@@ -31,7 +35,10 @@ type watcher struct {
 type FolderWatch struct {
 	w    *watcher
 	wds  []int32
-	keys map[string]struct{}
+	dirs map[int32]string
+	// keys holds every key an event named, with the paths its events
+	// added and did not take away since.
+	keys map[string]map[string]bool
 	bad  bool // a directory went, or a name that is not a message's
 }
 
@@ -51,7 +58,7 @@ func (w *watcher) watch(dirs []string) (*FolderWatch, error) {
 	if w.closed {
 		return nil, errors.New("watch: the watcher is closed")
 	}
-	fw := &FolderWatch{w: w, keys: map[string]struct{}{}}
+	fw := &FolderWatch{w: w, dirs: map[int32]string{}, keys: map[string]map[string]bool{}}
 	for _, d := range dirs {
 		wd, err := unix.InotifyAddWatch(w.fd, d, watchMask)
 		if err == nil && w.byWD[int32(wd)] != nil {
@@ -61,6 +68,7 @@ func (w *watcher) watch(dirs []string) (*FolderWatch, error) {
 		} else if err == nil {
 			w.byWD[int32(wd)] = fw
 			fw.wds = append(fw.wds, int32(wd))
+			fw.dirs[int32(wd)] = d
 		}
 		if err != nil {
 			w.unwatch(fw)
@@ -118,10 +126,22 @@ func (w *watcher) note(wd int32, mask uint32, name string) {
 		fw.bad = true
 		return
 	}
-	fw.keys[key] = struct{}{}
+	paths := fw.keys[key]
+	if paths == nil {
+		paths = map[string]bool{}
+		fw.keys[key] = paths
+	}
+	// One queue for both directories: the events come in the order of
+	// the changes, a move from new/ to cur/ included.
+	p := filepath.Join(fw.dirs[wd], name)
+	if mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+		paths[p] = true
+	} else {
+		delete(paths, p)
+	}
 }
 
-func (fw *FolderWatch) changed() ([]string, bool) {
+func (fw *FolderWatch) changed() (map[string]*mail.Flags, bool) {
 	w := fw.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -129,11 +149,28 @@ func (fw *FolderWatch) changed() ([]string, bool) {
 		return nil, false
 	}
 	w.drain()
-	keys := make([]string, 0, len(fw.keys))
-	for k := range fw.keys {
-		keys = append(keys, k)
+	if w.overflow || fw.bad {
+		return nil, false
 	}
-	return keys, !w.overflow && !fw.bad
+	out := make(map[string]*mail.Flags, len(fw.keys))
+	for k, paths := range fw.keys {
+		// The file an event put there and none took away, if it is
+		// still there: a stat per changed message, not a listing.
+		var found *mail.Flags
+		for p := range paths {
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			if found != nil {
+				return nil, false // two files for one key
+			}
+			_, flags, _ := ParseName(filepath.Base(p))
+			found = &flags
+		}
+		out[k] = found
+	}
+	return out, true
 }
 
 func (fw *FolderWatch) close() {

@@ -43,9 +43,19 @@ func newWatched(t *testing.T) (Root, *Watcher, FolderWatchOf) {
 	return r, w, fw
 }
 
+// changedKeys returns the keys Changed names, sorted, each with the flags
+// of its file (as "key=FS") or "key=-" for none.
 func changedKeys(t *testing.T, fw FolderWatchOf) ([]string, bool) {
 	t.Helper()
-	keys, ok := fw.Changed()
+	changed, ok := fw.Changed()
+	var keys []string
+	for k, f := range changed {
+		if f == nil {
+			keys = append(keys, k+"=-")
+		} else {
+			keys = append(keys, k+"="+InfoFromFlags(*f))
+		}
+	}
 	slices.Sort(keys)
 	return keys, ok
 }
@@ -73,8 +83,8 @@ func TestWatchNamesChangedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, ok := changedKeys(t, fw)
-	if !ok || !slices.Equal(keys, []string{"new-a", "old-a"}) {
-		t.Fatalf("after changes: %v, %v; want [new-a old-a], true", keys, ok)
+	if !ok || !slices.Equal(keys, []string{"new-a=S", "old-a=F"}) {
+		t.Fatalf("after changes: %v, %v; want [new-a=S old-a=F], true", keys, ok)
 	}
 	// Another process's removal, straight on the file system.
 	e, found, err := a.Dir.Find("new-a")
@@ -84,15 +94,22 @@ func TestWatchNamesChangedMessages(t *testing.T) {
 	if err := os.Remove(e.Path(a.Dir)); err != nil {
 		t.Fatal(err)
 	}
-	if keys, ok := changedKeys(t, fw); !ok || !slices.Equal(keys, []string{"new-a", "old-a"}) {
-		t.Fatalf("after a removal: %v, %v; want [new-a old-a], true", keys, ok)
+	if keys, ok := changedKeys(t, fw); !ok || !slices.Equal(keys, []string{"new-a=-", "old-a=F"}) {
+		t.Fatalf("after a removal: %v, %v; want [new-a=- old-a=F], true", keys, ok)
 	}
 	// Files in tmp/ are no message yet.
 	if err := os.WriteFile(filepath.Join(a.Dir.Path, "tmp", "partial"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if keys, ok := changedKeys(t, fw); !ok || len(keys) != 2 {
-		t.Fatalf("after a write to tmp/: %v, %v; want the same two keys, true", keys, ok)
+	if keys, ok := changedKeys(t, fw); !ok || !slices.Equal(keys, []string{"new-a=-", "old-a=F"}) {
+		t.Fatalf("after a write to tmp/: %v, %v; want the same, true", keys, ok)
+	}
+	// Two files for one key cannot be told apart.
+	if err := os.WriteFile(filepath.Join(a.Dir.Path, "new", "old-a"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if keys, ok := changedKeys(t, fw); ok {
+		t.Fatalf("a second file for old-a: %v, true; want false", keys)
 	}
 	fw.Close()
 	if _, ok := fw.Changed(); ok {
@@ -151,6 +168,6 @@ func TestWatchOneFolderOnce(t *testing.T) {
 
 // FolderWatchOf is what Watcher.Watch returns.
 type FolderWatchOf = interface {
-	Changed() ([]string, bool)
+	Changed() (map[string]*mail.Flags, bool)
 	Close()
 }

@@ -398,12 +398,14 @@ type Watcher interface {
 	Close() error
 }
 
-// FolderWatch is one watched folder. Changed returns the keys of the
-// messages whose files were added, removed or renamed in the folder since
-// Watch, by anyone; ok is false when that cannot be told. (An alias of an
-// unnamed interface: maildir.Watcher names the same type.)
+// FolderWatch is one watched folder. Changed returns the messages whose
+// files were added, removed or renamed in the folder since Watch, by
+// anyone, by key: the flags of the file the changes left, nil for none
+// left (or one there before and untouched); ok is false when that cannot
+// be told. (An alias of an unnamed interface: maildir.Watcher names the
+// same type.)
 type FolderWatch = interface {
-	Changed() (keys []string, ok bool)
+	Changed() (changed map[string]*mail.Flags, ok bool)
 	Close()
 }
 

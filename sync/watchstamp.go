@@ -78,8 +78,8 @@ func (r *runner) watchedStamp(ctx context.Context, b *box) string {
 	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
 		return ""
 	}
-	keys, ok := b.watch.Changed()
-	if !ok || !r.keysAgree(ctx, b, keys) {
+	changed, ok := b.watch.Changed()
+	if !ok || !r.keysAgree(ctx, b, changed) {
 		return ""
 	}
 	if after, _, err := b.folder.Stamp(); err != nil || after != before {
@@ -88,25 +88,34 @@ func (r *runner) watchedStamp(ctx context.Context, b *box) string {
 	return before
 }
 
-// keysAgree reports whether the files of these keys in b's folder are what
-// the index records, by the rules of folderAgrees: a row with a local file
-// has it, with the recorded flags if synced; no other file is there; a
-// row a safety check held back never agrees.
-func (r *runner) keysAgree(ctx context.Context, b *box, keys []string) bool {
-	if len(keys) == 0 {
+// keysAgree reports whether the files the watch found for the changed
+// keys of b's folder are what the index records, by the rules of
+// folderAgrees: a row with a local file has it, with the recorded flags if
+// synced; no other file is there; a row a safety check held back never
+// agrees. A key the watch left without a file is taken as having none: it
+// had one before the watch only if its row said so then, and then its
+// removal is among the changes (the folder agreed with the index when the
+// watch began), or the row still wants the file and the check fails.
+func (r *runner) keysAgree(ctx context.Context, b *box, changed map[string]*mail.Flags) bool {
+	if len(changed) == 0 {
 		return true
+	}
+	keys := make([]string, 0, len(changed))
+	for k := range changed {
+		keys = append(keys, k)
 	}
 	rows, err := r.deps.Index.MessagesByKey(ctx, b.mb.ID, keys)
 	if err != nil {
 		return false
 	}
-	for _, k := range keys {
+	for k, f := range changed {
 		if ctx.Err() != nil {
 			return false
 		}
-		flags, found, err := b.folder.Find(k)
-		if err != nil {
-			return false
+		var flags mail.Flags
+		found := f != nil
+		if found {
+			flags = *f
 		}
 		m, ok := rows[k]
 		if ok && m.UIDValidity != b.mb.UIDValidity && m.UIDValidity != limbo {
