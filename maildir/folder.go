@@ -223,6 +223,39 @@ func (f Folder) EachFile(fn func(key string, flags mail.Flags)) error {
 	return nil
 }
 
+// FindAll finds the files of several keys at once: each first under the
+// name its flags in want give it (a stat), the others by listing new/ and
+// then cur/, and those still missing by listing both again (a mail reader
+// may rename a file while a listing passes it). It returns the flags of
+// the files found, by key. However many keys, it lists the folder at most
+// twice, where Find lists it for each.
+func (f Folder) FindAll(want map[string]mail.Flags) (map[string]mail.Flags, error) {
+	found := make(map[string]mail.Flags, len(want))
+	missing := map[string]bool{}
+	for key, flags := range want {
+		if e, ok := f.Dir.guess(key, flags); ok {
+			found[key] = e.Flags
+		} else {
+			missing[key] = true
+		}
+	}
+	for range 2 {
+		if len(missing) == 0 {
+			break
+		}
+		err := f.EachFile(func(key string, flags mail.Flags) {
+			if missing[key] {
+				found[key] = flags
+				delete(missing, key)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
 // dirStamps identifies the state of new/ and cur/ by their mtimes.
 func (f Folder) dirStamps() ([2]time.Time, error) {
 	var s [2]time.Time

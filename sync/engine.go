@@ -219,6 +219,10 @@ type Folder interface {
 	SyncDirs() error
 	// Find returns the flags of key's file, looking in both cur/ and new/.
 	Find(key string) (flags mail.Flags, ok bool, err error)
+	// FindAll finds the files of several keys, each first under the name
+	// the given flags make (as Deliver names a file), listing the folder
+	// at most twice for the others, and returns their flags by key.
+	FindAll(want map[string]mail.Flags) (map[string]mail.Flags, error)
 	// SetFlags renames key's file to carry flags (system flags only).
 	SetFlags(key string, flags mail.Flags) error
 	// Remove deletes key's file; an absent file is not an error.

@@ -473,15 +473,26 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 	if searches {
 		exclude = b.known.uidsFrom(from)
 	}
+	// The files of interrupted downloads and adoptions, found together: a
+	// download cut short leaves a batch of intents (up to one per message
+	// of each connection's batch), most without a file, and looking each
+	// up alone would list a large folder for each.
+	want := map[string]mail.Flags{}
+	for _, in := range ins {
+		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
+			want[in.Key] = in.Row.Flags.System()
+		}
+	}
+	present, err := b.folder.FindAll(want)
+	if err != nil {
+		return false, err
+	}
 	for _, in := range ins {
 		row := in.Row
 		found := false
 		switch in.Kind {
 		case mail.IntentDownload, mail.IntentAdopt:
-			_, ok, err := b.folder.Find(in.Key)
-			if err != nil {
-				return false, err
-			}
+			_, ok := present[in.Key]
 			found = ok && in.Row.UIDValidity == b.st.UIDValidity
 			if found && row.MessageID == "" {
 				if info, err := b.folder.Info(in.Key, in.Row.Flags.System()); err == nil {

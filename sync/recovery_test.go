@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
+	"github.com/satchel-mail/satchel/maildir"
+	satsync "github.com/satchel-mail/satchel/sync"
 	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -50,6 +54,65 @@ func TestRecoverDownloadWithoutRow(t *testing.T) {
 			e.assertSettled()
 		})
 	}
+}
+
+// listCounter counts the folder lookups that list a directory.
+type listCounter struct {
+	satsync.Folder
+	finds *atomic.Int32
+}
+
+func (l listCounter) Find(key string) (mail.Flags, bool, error) {
+	l.finds.Add(1)
+	return l.Folder.Find(key)
+}
+
+// TestRecoverCutDownloadBatch: killed in the middle of a batch of
+// downloads, with an intent for each message of the batch and the files
+// of some of them written (one renamed since by a mail reader). The next
+// run keeps those and downloads the others, and finds the files of all
+// the intents together, not by a listing of the folder for each.
+func TestRecoverCutDownloadBatch(t *testing.T) {
+	srv := serverModes[0].start(t)
+	seed(t, srv, 100, 0)
+	e := newEnv(t, srv)
+	e.mustSync()
+	ctx := context.Background()
+	mb, _, _ := e.ix.Mailbox(ctx, "INBOX")
+	var ins []mail.Intent
+	written := 0
+	for i := range 40 {
+		body := msg(fmt.Sprintf("batch %d", i))
+		uid := srv.Append("INBOX", body, nil, day)
+		key := maildir.NewKey()
+		if i%4 == 0 {
+			key = e.writeLocal("INBOX", bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), mail.NewFlags())
+			written++
+		}
+		row := mail.Message{UIDValidity: mb.UIDValidity, UID: mail.UID(uid), Key: key, Size: int64(len(body)), InternalDate: day}
+		ins = append(ins, mail.Intent{MailboxID: mb.ID, Kind: mail.IntentDownload, UID: mail.UID(uid), Key: key, Row: row})
+	}
+	if _, err := e.dir("INBOX").SetFlags(ins[4].Key, mail.NewFlags(`\Seen`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ix.AddIntents(ctx, ins); err != nil {
+		t.Fatal(err)
+	}
+	finds := new(atomic.Int32)
+	root := maildir.Root{Dir: e.root}
+	e.folder = func(rel string) satsync.Folder { return listCounter{root.Folder(rel), finds} }
+	res := e.mustSync()
+	if down, _, _ := totals(res); down != 40-written {
+		t.Errorf("downloaded %d, want %d (the %d written before the cut are kept)", down, 40-written, written)
+	}
+	if n := finds.Load(); n != 0 {
+		t.Errorf("%d lookups listing the folder one key at a time, want none", n)
+	}
+	if ins, _ := e.ix.Intents(ctx, mb.ID); len(ins) != 0 {
+		t.Fatalf("intents left: %d", len(ins))
+	}
+	e.assertMirror(false)
+	e.assertSettled()
 }
 
 // TestRecoverAppendWithoutUID: killed after APPEND succeeded but before
