@@ -740,10 +740,20 @@ func (r *runner) recoverVanished(ctx context.Context, b *box) error {
 	if err != nil {
 		return err
 	}
+	want := map[string]mail.Flags{}
+	for _, in := range ins {
+		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
+			want[in.Key] = in.Row.Flags.System()
+		}
+	}
+	present, err := b.folder.FindAll(want) // not a listing per intent (see recover)
+	if err != nil {
+		return err
+	}
 	var own []string
 	for _, in := range ins {
 		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
-			if _, ok, err := b.folder.Find(in.Key); err == nil && ok && in.Row.UIDValidity == b.mb.UIDValidity {
+			if _, ok := present[in.Key]; ok && in.Row.UIDValidity == b.mb.UIDValidity {
 				if err := ix.CompleteIntent(ctx, in.ID, []mail.RowChange{{MailboxID: b.mb.ID, Row: in.Row}}); err != nil {
 					return err
 				}
