@@ -57,8 +57,11 @@ type box struct {
 	// (agreedStamp) and they did not agree.
 	compared bool
 	// stream: the UIDs of a first sync streamed in windows (stream.go),
-	// until the plan takes them over.
-	stream []mail.UID
+	// until the plan takes them over; resumed: the first sync streams on
+	// from where an interrupted one stopped (resumable), its rows and
+	// files not read.
+	stream  []mail.UID
+	resumed bool
 	plan   *Plan
 	res    *MailboxResult
 }
@@ -106,8 +109,15 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			return err
 		}
 	}
-	delta := !first && r.deltaReady(ctx, remote, b, mb)
-	if !first && !delta {
+	if !first {
+		if b.resumed, err = r.resumable(ctx, b, mb); err != nil {
+			return err
+		}
+	}
+	delta := !first && !b.resumed && r.deltaReady(ctx, remote, b, mb)
+	if b.resumed {
+		b.known = rowsOf(mb.UIDValidity) // none read: see resumable
+	} else if !first && !delta {
 		if b.known, err = loadRows(ctx, ix, mb.ID, mb.UIDValidity); err != nil {
 			return err
 		}
@@ -136,6 +146,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	// with QRESYNC answers as to a plain SELECT, with no changes.
 	renumbered := !first && st.UIDValidity != mb.UIDValidity
 	delta = delta && !renumbered
+	b.resumed = b.resumed && !renumbered
 	// The rows read above are those of the server's numbering unless the
 	// mailbox is new or renumbered; rebase and adoptExisting change them.
 	reload := first || renumbered
@@ -185,8 +196,9 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		if err != nil {
 			return err
 		}
-		// The rows are read again only if something above changed them.
-		reload = reload || recovered
+		// The rows are read again only if something above changed them
+		// (a resumed stream reads none: it skips the UIDs they hold).
+		reload = reload || recovered && !b.resumed
 	}
 	b.mb.UIDValidity = st.UIDValidity
 	if reload {
@@ -210,7 +222,7 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 			return err
 		}
 	}
-	stream := false
+	stream := b.resumed
 	if first {
 		if stream, err = r.streamable(b); err != nil {
 			return fmt.Errorf("count the files of folder %s: %w", b.rel, err)
@@ -218,15 +230,28 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 	}
 	if stream {
 		err = r.learnStream(ctx, remote, b)
-	} else if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
-		err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
-	} else {
-		// Not QRESYNC, or NOMODSEQ, or a HIGHESTMODSEQ lower than the
-		// index's (a restored server): ask the slower ways.
-		err = r.remoteDelta(ctx, remote, b)
+		if err == nil && b.resumed {
+			stream, err = r.resumeStream(ctx, b)
+		}
+	}
+	if err == nil && !stream {
+		if qresync && st.HighestModSeq != 0 && st.HighestModSeq >= mb.HighestModSeq {
+			err = r.qresyncDelta(ctx, remote, b, qchanged, qgone)
+		} else {
+			// Not QRESYNC, or NOMODSEQ, or a HIGHESTMODSEQ lower than the
+			// index's (a restored server): ask the slower ways.
+			err = r.remoteDelta(ctx, remote, b)
+		}
 	}
 	if err != nil {
 		return err
+	}
+	if b.resumed {
+		// Its files are those of its rows (resumable counted them):
+		// nothing to upload, nothing to pair, and no listing of a folder
+		// that may hold a million files.
+		b.files = map[string]mail.Flags{}
+		return nil
 	}
 	// The folder's stamp, taken before it is listed; one that changed
 	// too recently (stampSettle) could hide a change in the same clock

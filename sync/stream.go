@@ -3,8 +3,10 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"github.com/satchel-mail/satchel/sync/mail"
@@ -36,6 +38,86 @@ func (r *runner) streamable(b *box) (bool, error) {
 	}
 	n, err := b.folder.Count()
 	return n == 0, err
+}
+
+// resumable reports whether mb, whose first sync did not complete, can go
+// on streaming from where it stopped instead of being learned whole: the
+// listing shows a mailbox of streamMin messages or more under the
+// recorded UIDVALIDITY; the options allow streaming (as for streamable);
+// every row is a synced message with its file, and the folder holds as
+// many files as the index has rows (nothing added or deleted locally
+// since: counted, not listed); and no upload or move is pending. Its
+// rows are then never held: the UIDs downloaded are skipped as the index
+// lists them (resumeStream), and the folder is compared with the index,
+// in constant memory, when the sync ends (agreedStamp).
+func (r *runner) resumable(ctx context.Context, b *box, mb mail.Mailbox) (bool, error) {
+	o := r.opts
+	st := b.Status
+	if o.DryRun || !o.pulls() || b.folderGone || b.vanished || o.Reindex || o.Force || o.FetchSkipped ||
+		!o.Since.IsZero() || o.MaxSize > 0 || o.MaxMessages > 0 || o.GmailLabels != nil ||
+		mb.UIDValidity == 0 || mb.UIDNext != 0 || mb.HighestModSeq != 0 || !mb.LastSync.IsZero() || mb.LocalPath != b.rel ||
+		st == nil || st.Messages < streamMin || st.UIDValidity != mb.UIDValidity {
+		return false, nil
+	}
+	ix := r.deps.Index
+	if onServer, onLocal, err := ix.CountRows(ctx, mb.ID, limbo); err != nil || onServer+onLocal > 0 {
+		return false, err
+	}
+	ins, err := ix.Intents(ctx, mb.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, in := range ins {
+		if in.Kind != mail.IntentDownload {
+			return false, nil
+		}
+	}
+	onServer, onLocal, err := ix.CountRows(ctx, mb.ID, mb.UIDValidity)
+	if err != nil || onServer == 0 || onServer != onLocal {
+		return false, err
+	}
+	files, err := r.deps.Folder(b.rel).Count()
+	if err != nil {
+		return false, fmt.Errorf("count the files of folder %s: %w", b.rel, err)
+	}
+	// The downloads an interrupted batch left have files without rows;
+	// recover decides about them before the rows are counted again.
+	return files >= onLocal && files <= onLocal+len(ins), nil
+}
+
+// resumeStream takes from a resumed mailbox's UIDs those the index has rows
+// for, reading the rows one at a time, and reports whether the sync still
+// streams: a row whose UID the server no longer has (expunged since the
+// interruption) needs the whole plan to decide about its file, and the
+// mailbox is then learned as any other, its rows loaded.
+func (r *runner) resumeStream(ctx context.Context, b *box) (bool, error) {
+	uids := b.stream
+	slices.Sort(uids)
+	out := uids[:0] // in place: out never passes the UID being read
+	i := 0
+	errGone := errors.New("a row's message is gone from the server")
+	err := r.deps.Index.EachMessage(ctx, b.mb.ID, b.mb.UIDValidity, func(m mail.Message) error {
+		for i < len(uids) && uids[i] < m.UID {
+			out = append(out, uids[i])
+			i++
+		}
+		if i < len(uids) && uids[i] == m.UID {
+			i++
+			return nil
+		}
+		return errGone
+	})
+	switch {
+	case errors.Is(err, errGone):
+		r.log.Info("interrupted first sync learned whole: messages were expunged since", "mailbox", b.Name)
+		b.resumed, b.stream = false, nil
+		b.known, err = loadRows(ctx, r.deps.Index, b.mb.ID, b.mb.UIDValidity)
+		return false, err
+	case err != nil:
+		return false, err
+	}
+	b.stream = append(out, uids[i:]...)
+	return true, nil
 }
 
 // learnStream learns a streamed mailbox: only its UIDs, which the plan

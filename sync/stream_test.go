@@ -9,6 +9,7 @@ import (
 	"time"
 
 	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
@@ -135,20 +136,19 @@ func TestStreamedFirstSync(t *testing.T) {
 	}
 }
 
-// TestStreamedFirstSyncCut: a streamed first sync that fails in the
-// middle keeps what it downloaded, and the next sync completes it with
-// no message twice.
-func TestStreamedFirstSyncCut(t *testing.T) {
+// cutStreamedFirstSync runs a first sync of 197 messages, streamed in
+// windows of 32 over two connections, that fails at the fourth window.
+func cutStreamedFirstSync(t *testing.T) (*imaptest.Server, *env) {
+	t.Helper()
 	satsync.SetStreamMin(t, 100)
 	satsync.SetStreamWindow(t, 32)
 	srv := serverModes[0].start(t)
 	streamSeed(srv, 200)
 	e := newEnv(t, srv)
 	e.opts.Connections = 2
-	cut := errors.New("connection cut")
 	calls := spyMeta(e, func(call int) error {
 		if call == 3 {
-			return cut
+			return errors.New("connection cut")
 		}
 		return nil
 	})
@@ -156,10 +156,60 @@ func TestStreamedFirstSyncCut(t *testing.T) {
 	if n := len(calls()); n < 4 {
 		t.Fatalf("the cut was not reached: %d Meta calls", n)
 	}
+	return srv, e
+}
+
+// TestStreamedFirstSyncCut: a streamed first sync that fails in the
+// middle keeps what it downloaded, and the next sync completes it with
+// no message twice.
+func TestStreamedFirstSyncCut(t *testing.T) {
+	_, e := cutStreamedFirstSync(t)
 	e.wrap = nil
 	e.mustSync()
 	e.assertMirror(false)
 	e.assertOneFilePerMessage()
+}
+
+// TestStreamedFirstSyncResumes: the run after a streamed first sync was cut
+// goes on streaming (windows of metadata for the messages not downloaded
+// yet, no whole listing), unless something since needs the whole plan: a
+// downloaded message expunged on the server (its file goes), or a file
+// added to the folder (it is uploaded).
+func TestStreamedFirstSyncResumes(t *testing.T) {
+	for _, since := range []string{"nothing", "expunged", "local file"} {
+		t.Run(since, func(t *testing.T) {
+			srv, e := cutStreamedFirstSync(t)
+			before := len(e.rows("INBOX"))
+			if before == 0 || before >= 197 {
+				t.Fatalf("%d rows after the cut; want some of 197", before)
+			}
+			switch since {
+			case "expunged":
+				for u := range e.rows("INBOX") {
+					srv.Expunge("INBOX", uint32(u))
+					break
+				}
+			case "local file":
+				e.writeLocal("INBOX", []byte("Subject: written meanwhile\n\nhello\n"), mail.NewFlags())
+			}
+			calls := spyMeta(e, nil)
+			res := e.mustSync()
+			asked, biggest := 0, 0
+			for _, c := range calls() {
+				asked += c
+				biggest = max(biggest, c)
+			}
+			streamed := biggest <= 32 && asked == 197-before
+			if want := since == "nothing"; streamed != want {
+				t.Errorf("resumed: metadata of %d messages asked, at most %d at a time, %d missing; streamed %v, want %v", asked, biggest, 197-before, streamed, want)
+			}
+			if m := mailboxResult(t, res, "INBOX"); since == "local file" && m.Uploaded != 1 {
+				t.Errorf("uploaded %d, want the local file", m.Uploaded)
+			}
+			e.assertMirror(false)
+			e.assertOneFilePerMessage()
+		})
+	}
 }
 
 // TestLeanAgreeSeesLocalChange: a folder compared by digest (agreeLean)
