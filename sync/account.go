@@ -560,7 +560,7 @@ type stampLater struct {
 // stampAll records the state of the mailboxes finish left to it, each
 // with its folder's stamp where the folder agrees with the index (see
 // agreedStamp), in one transaction. The wait for the folders' last
-// changes to be old enough to trust (stampSettle) is paid once for all,
+// changes to be old enough to trust (stampWait) is paid once for all,
 // and never longer than settleWait.
 func (r *runner) stampAll(ctx context.Context) {
 	r.mu.Lock()
@@ -573,7 +573,7 @@ func (r *runner) stampAll(ctx context.Context) {
 	var wait time.Duration
 	for _, l := range later {
 		if _, latest, err := l.b.folder.Stamp(); err == nil && !latest.IsZero() {
-			wait = max(wait, stampSettle(latest)-time.Since(latest))
+			wait = max(wait, stampWait(latest))
 		}
 	}
 	if wait > 0 && wait <= settleWait {
@@ -605,29 +605,39 @@ func (r *runner) stampAll(ctx context.Context) {
 // to be old enough to trust its stamp.
 const settleWait = 100 * time.Millisecond
 
-// stampSettle is how long after a folder's last change its stamp can be
-// trusted: until then a later change could leave the directories'
-// modification times as they are (the same clock tick). File systems
-// with sub-second timestamps (ext4, XFS, Btrfs, tmpfs) stamp at the
-// kernel's clock tick, 10 ms at most; others at whole seconds (FAT at
-// two).
-func stampSettle(latest time.Time) time.Duration {
-	if latest.Nanosecond() != 0 {
-		return 50 * time.Millisecond
+// stampWait is how long to wait, after a folder's last change at latest,
+// before its stamp can be trusted (0: it can be now): until then a later
+// change could leave the directories' modification times as they are (the
+// same clock tick). File systems with sub-second timestamps (ext4, XFS,
+// Btrfs, tmpfs) take them from the kernel's coarse clock, which moves a
+// tick (1 to 10 ms) at a time: once that clock is past latest (and a
+// millisecond more, for file systems that keep microseconds), every later
+// change is stamped later. Where that clock cannot be read, 50 ms. File
+// systems with whole-second times (FAT at two) need 2 s.
+func stampWait(latest time.Time) time.Duration {
+	if latest.Nanosecond() == 0 {
+		return max(0, 2*time.Second-time.Since(latest))
 	}
-	return 2 * time.Second
+	if now, tick, ok := coarseNow(); ok {
+		past := latest.Add(time.Millisecond)
+		if now.After(past) {
+			return 0
+		}
+		return past.Sub(now) + tick
+	}
+	return max(0, 50*time.Millisecond-time.Since(latest))
 }
 
 // errDisagree stops a comparison at the first difference.
 var errDisagree = errors.New("the folder and the index disagree")
 
 // agreedStamp returns the folder's stamp if it is old enough to trust
-// (stampSettle), the folder holds exactly the files the index records for
+// (stampWait), the folder holds exactly the files the index records for
 // it, with the flags it records for synced messages, and nothing changed
 // while it was compared; "" otherwise.
 func (r *runner) agreedStamp(ctx context.Context, b *box) string {
 	before, latest, err := b.folder.Stamp()
-	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
+	if err != nil || before == "" || stampWait(latest) > 0 {
 		return ""
 	}
 	if !r.folderAgrees(ctx, b) {

@@ -3,7 +3,6 @@ package sync
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -14,7 +13,7 @@ import (
 // the changes, not the mailbox. When
 //
 //   - the folder's stamp is the one recorded when both sides last agreed,
-//     and old enough to trust (stampSettle): no file was added, removed or
+//     and old enough to trust (stampWait): no file was added, removed or
 //     renamed since, so the folder is what the index records; or, where
 //     the last run changed the folder and recorded no stamp, the folder
 //     is compared with the index now (agreedStamp, in constant memory for
@@ -54,7 +53,7 @@ func (r *runner) deltaReady(ctx context.Context, remote Remote, b *box, mb mail.
 		}
 	}()
 	stamp, latest, err := r.deps.Folder(b.rel).Stamp()
-	if err != nil || time.Since(latest) < stampSettle(latest) {
+	if err != nil || stampWait(latest) > 0 {
 		return false
 	}
 	if mb.LocalStamp == "" && mb.LocalPath == b.rel && !b.compared {

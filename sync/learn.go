@@ -254,10 +254,10 @@ func (r *runner) learn(ctx context.Context, remote Remote, b *box) error {
 		return nil
 	}
 	// The folder's stamp, taken before it is listed; one that changed
-	// too recently (stampSettle) could hide a change in the same clock
+	// too recently (stampWait) could hide a change in the same clock
 	// tick and is not kept.
 	stamp, latest, err := b.folder.Stamp()
-	if err == nil && time.Since(latest) >= stampSettle(latest) {
+	if err == nil && stampWait(latest) == 0 {
 		b.stamp = stamp
 	}
 	if b.files, err = b.folder.ScanShared(b.known.sameKey); err != nil {

@@ -226,7 +226,7 @@ func TestLeanAgreeSeesLocalChange(t *testing.T) {
 	}
 	e := newEnv(t, srv)
 	e.mustSync()
-	settle := func() { time.Sleep(100 * time.Millisecond) } // past stampSettle
+	settle := func() { time.Sleep(100 * time.Millisecond) } // past stampWait
 
 	srv.AddFlags("INBOX", uids[0], `\Answered`)
 	e.mustSync()

@@ -3,7 +3,6 @@ package sync
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/satchel-mail/satchel/sync/mail"
 )
@@ -75,7 +74,7 @@ func (r *runner) watchedStamp(ctx context.Context, b *box) string {
 		return ""
 	}
 	before, latest, err := b.folder.Stamp()
-	if err != nil || before == "" || time.Since(latest) < stampSettle(latest) {
+	if err != nil || before == "" || stampWait(latest) > 0 {
 		return ""
 	}
 	changed, ok := b.watch.Changed()
