@@ -623,7 +623,8 @@ func stampWait(latest time.Time) time.Duration {
 		if now.After(past) {
 			return 0
 		}
-		return past.Sub(now) + tick
+		// The coarse clock lags the real one by up to a tick.
+		return past.Sub(now) + tick + time.Millisecond
 	}
 	return max(0, 50*time.Millisecond-time.Since(latest))
 }
