@@ -56,6 +56,13 @@ type powerScenario struct {
 
 var powerScenarios = []powerScenario{
 	{"first-pull", func(e *env) { powerSeed(e) }},
+	// INBOX's first sync streamed in windows of two (stream.go): the run
+	// after a cut resumes the stream where it can.
+	{"first-pull-streamed", func(e *env) {
+		satsync.SetStreamMin(e.t, 5)
+		satsync.SetStreamWindow(e.t, 2)
+		powerSeed(e)
+	}},
 	{"pull-changes", func(e *env) {
 		powerSeed(e)
 		e.mustSync()
