@@ -173,10 +173,11 @@ func TestStreamedFirstSyncCut(t *testing.T) {
 // TestStreamedFirstSyncResumes: the run after a streamed first sync was cut
 // goes on streaming (windows of metadata for the messages not downloaded
 // yet, no whole listing), unless something since needs the whole plan: a
-// downloaded message expunged on the server (its file goes), or a file
-// added to the folder (it is uploaded).
+// downloaded message expunged on the server (its file goes), a file added
+// to the folder (it is uploaded) or one deleted there (so is the message
+// on the server).
 func TestStreamedFirstSyncResumes(t *testing.T) {
-	for _, since := range []string{"nothing", "expunged", "local file"} {
+	for _, since := range []string{"nothing", "expunged", "local file", "local deletion"} {
 		t.Run(since, func(t *testing.T) {
 			srv, e := cutStreamedFirstSync(t)
 			before := len(e.rows("INBOX"))
@@ -191,6 +192,13 @@ func TestStreamedFirstSyncResumes(t *testing.T) {
 				}
 			case "local file":
 				e.writeLocal("INBOX", []byte("Subject: written meanwhile\n\nhello\n"), mail.NewFlags())
+			case "local deletion":
+				for _, r := range e.rows("INBOX") {
+					if err := e.dir("INBOX").Remove(r.Key); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
 			}
 			calls := spyMeta(e, nil)
 			res := e.mustSync()
@@ -203,8 +211,12 @@ func TestStreamedFirstSyncResumes(t *testing.T) {
 			if want := since == "nothing"; streamed != want {
 				t.Errorf("resumed: metadata of %d messages asked, at most %d at a time, %d missing; streamed %v, want %v", asked, biggest, 197-before, streamed, want)
 			}
-			if m := mailboxResult(t, res, "INBOX"); since == "local file" && m.Uploaded != 1 {
+			m := mailboxResult(t, res, "INBOX")
+			if since == "local file" && m.Uploaded != 1 {
 				t.Errorf("uploaded %d, want the local file", m.Uploaded)
+			}
+			if since == "local deletion" && m.Deleted != 1 {
+				t.Errorf("deleted %d on the server, want the message deleted locally", m.Deleted)
 			}
 			e.assertMirror(false)
 			e.assertOneFilePerMessage()
