@@ -62,8 +62,8 @@ type box struct {
 	// files not read.
 	stream  []mail.UID
 	resumed bool
-	plan   *Plan
-	res    *MailboxResult
+	plan    *Plan
+	res     *MailboxResult
 }
 
 // learn selects a mailbox, asks the server what changed since the index's

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/satchel-mail/satchel/maildir"
-	"github.com/satchel-mail/satchel/sync/imaptest"
 	satsync "github.com/satchel-mail/satchel/sync"
+	"github.com/satchel-mail/satchel/sync/imaptest"
 	"github.com/satchel-mail/satchel/sync/mail"
 )
 
