@@ -65,33 +65,32 @@ func chunks[T any](l []T, fn func([]T) error) error {
 // uidvalidity with these Maildir keys, by key; keys without a row are
 // absent.
 func (ix *Index) TagMessagesByKey(ctx context.Context, mailboxID int64, uidvalidity mail.UIDValidity, keys []string) (map[string]mail.Message, error) {
-	out := map[string]mail.Message{}
-	err := chunks(keys, func(part []string) error {
-		args := []any{mailboxID, int64(uidvalidity)}
-		for _, k := range part {
-			args = append(args, k)
-		}
-		return ix.eachRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE mailbox_id = ? AND uidvalidity = ? AND maildir_key IN (`+inList(len(part))+`)`, args, func(m mail.Message) {
-			out[m.Key] = m
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read messages of mailbox %d by key: %w", mailboxID, err)
-	}
-	return out, nil
+	return ix.messagesByKey(ctx, mailboxID, &uidvalidity, keys)
 }
 
 // MessagesByKey returns the rows of the mailbox's messages with these
 // Maildir keys, under any UIDVALIDITY, by key; keys without a row are
 // absent. A key names one row of a mailbox (messages_maildir_key).
 func (ix *Index) MessagesByKey(ctx context.Context, mailboxID int64, keys []string) (map[string]mail.Message, error) {
+	return ix.messagesByKey(ctx, mailboxID, nil, keys)
+}
+
+// messagesByKey reads the rows of these keys, under uidvalidity if set.
+func (ix *Index) messagesByKey(ctx context.Context, mailboxID int64, uidvalidity *mail.UIDValidity, keys []string) (map[string]mail.Message, error) {
 	out := map[string]mail.Message{}
+	where := `mailbox_id = ?`
+	if uidvalidity != nil {
+		where += ` AND uidvalidity = ?`
+	}
 	err := chunks(keys, func(part []string) error {
 		args := []any{mailboxID}
+		if uidvalidity != nil {
+			args = append(args, int64(*uidvalidity))
+		}
 		for _, k := range part {
 			args = append(args, k)
 		}
-		return ix.eachRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE mailbox_id = ? AND maildir_key IN (`+inList(len(part))+`)`, args, func(m mail.Message) {
+		return ix.eachRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+where+` AND maildir_key IN (`+inList(len(part))+`)`, args, func(m mail.Message) {
 			out[m.Key] = m
 		})
 	})
