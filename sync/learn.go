@@ -287,6 +287,21 @@ func (r *runner) firstCutShort(ctx context.Context, mb mail.Mailbox) (bool, erro
 	return err == nil && len(ins) == 0, err
 }
 
+// interruptedFiles finds the files of the interrupted downloads and
+// adoptions among ins, together, by key: a download cut short leaves a
+// batch of intents (up to one per message of each connection's batch),
+// most without a file, and looking each up alone would list a large
+// folder for each.
+func interruptedFiles(f Folder, ins []mail.Intent) (map[string]mail.Flags, error) {
+	want := map[string]mail.Flags{}
+	for _, in := range ins {
+		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
+			want[in.Key] = in.Row.Flags.System()
+		}
+	}
+	return f.FindAll(want)
+}
+
 // qresyncDelta takes the server's changes as QRESYNC reported them during
 // SELECT: no UID list, no flag scan.
 func (r *runner) qresyncDelta(ctx context.Context, remote Remote, b *box, changed []mail.RemoteMessage, gone []mail.UID) error {
@@ -498,17 +513,7 @@ func (r *runner) recover(ctx context.Context, remote Remote, b *box) (bool, erro
 	if searches {
 		exclude = b.known.uidsFrom(from)
 	}
-	// The files of interrupted downloads and adoptions, found together: a
-	// download cut short leaves a batch of intents (up to one per message
-	// of each connection's batch), most without a file, and looking each
-	// up alone would list a large folder for each.
-	want := map[string]mail.Flags{}
-	for _, in := range ins {
-		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
-			want[in.Key] = in.Row.Flags.System()
-		}
-	}
-	present, err := b.folder.FindAll(want)
+	present, err := interruptedFiles(b.folder, ins)
 	if err != nil {
 		return false, err
 	}

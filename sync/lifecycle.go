@@ -740,13 +740,7 @@ func (r *runner) recoverVanished(ctx context.Context, b *box) error {
 	if err != nil {
 		return err
 	}
-	want := map[string]mail.Flags{}
-	for _, in := range ins {
-		if in.Kind == mail.IntentDownload || in.Kind == mail.IntentAdopt {
-			want[in.Key] = in.Row.Flags.System()
-		}
-	}
-	present, err := b.folder.FindAll(want) // not a listing per intent (see recover)
+	present, err := interruptedFiles(b.folder, ins)
 	if err != nil {
 		return err
 	}
