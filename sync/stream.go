@@ -31,9 +31,7 @@ var streamWindow = 4096
 // download limits that keep the newest messages, Gmail's label mode),
 // and mail to pull.
 func (r *runner) streamable(b *box) (bool, error) {
-	o := r.opts
-	if o.DryRun || !o.pulls() || b.folderGone || b.st.Messages < streamMin || b.known.len() > 0 || b.limbo.len() > 0 ||
-		!o.Since.IsZero() || o.MaxSize > 0 || o.MaxMessages > 0 || o.GmailLabels != nil {
+	if !r.mayStream(b) || b.st.Messages < streamMin || b.known.len() > 0 || b.limbo.len() > 0 {
 		return false, nil
 	}
 	n, err := b.folder.Count()
@@ -53,8 +51,7 @@ func (r *runner) streamable(b *box) (bool, error) {
 func (r *runner) resumable(ctx context.Context, b *box, mb mail.Mailbox) (bool, error) {
 	o := r.opts
 	st := b.Status
-	if o.DryRun || !o.pulls() || b.folderGone || b.vanished || o.Reindex || o.Force || o.FetchSkipped ||
-		!o.Since.IsZero() || o.MaxSize > 0 || o.MaxMessages > 0 || o.GmailLabels != nil ||
+	if !r.mayStream(b) || b.vanished || o.Reindex || o.Force || o.FetchSkipped ||
 		mb.UIDValidity == 0 || mb.UIDNext != 0 || mb.HighestModSeq != 0 || !mb.LastSync.IsZero() || mb.LocalPath != b.rel ||
 		st == nil || st.Messages < streamMin || st.UIDValidity != mb.UIDValidity {
 		return false, nil
@@ -121,6 +118,16 @@ func (r *runner) resumeStream(ctx context.Context, b *box) (bool, error) {
 	}
 	b.stream = append(out, uids[i:]...)
 	return true, nil
+}
+
+// mayStream reports whether the run's options and b's folder let its
+// first sync be streamed: nothing needs the whole listing to decide (a dry
+// run's plan, the download limits that keep the newest messages, Gmail's
+// label mode), there is mail to pull and a folder to pull it into.
+func (r *runner) mayStream(b *box) bool {
+	o := r.opts
+	return !o.DryRun && o.pulls() && !b.folderGone &&
+		o.Since.IsZero() && o.MaxSize <= 0 && o.MaxMessages <= 0 && o.GmailLabels == nil
 }
 
 // learnStream learns a streamed mailbox: only its UIDs, which the plan
