@@ -523,9 +523,7 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 			// What changed in the folder since is known by name: the
 			// stamp is kept if those messages are as the index records
 			// them (watchedStamp, once the whole pass is applied).
-			r.mu.Lock()
-			r.toStamp = append(r.toStamp, stampLater{b, mb})
-			r.mu.Unlock()
+			r.queueStamp(b, mb)
 			queued = true
 			return nil
 		}
@@ -542,13 +540,18 @@ func (r *runner) finish(ctx context.Context, b *box) error {
 		// now is what the index says, so that the next run need not list
 		// it again (stampAll, once the whole pass is applied). What a
 		// guard held back must be planned (and reported) again.
-		r.mu.Lock()
-		r.toStamp = append(r.toStamp, stampLater{b, mb})
-		r.mu.Unlock()
+		r.queueStamp(b, mb)
 		queued = true
 		return nil
 	}
 	return r.deps.Index.SaveMailbox(ctx, mb)
+}
+
+// queueStamp leaves the recording of b's state, mb, to stampAll.
+func (r *runner) queueStamp(b *box, mb mail.Mailbox) {
+	r.mu.Lock()
+	r.toStamp = append(r.toStamp, stampLater{b, mb})
+	r.mu.Unlock()
 }
 
 // stampLater is a mailbox whose state finish left for stampAll to record.
@@ -669,13 +672,8 @@ func (r *runner) folderAgrees(ctx context.Context, b *box) bool {
 	}
 	check := func(m mail.Message) error {
 		f, ok := files[m.Key]
-		switch {
-		case !m.State.OnLocal():
-			if ok {
-				return errDisagree
-			}
-		case m.State == mail.StateHeld, !ok, m.State == mail.StateSynced && !f.System().Equal(m.Flags.System()):
-			return errDisagree
+		if err := keyAgrees(m, true, f, ok); err != nil {
+			return err
 		}
 		delete(files, m.Key)
 		return nil

@@ -130,7 +130,8 @@ func (r *runner) keysAgree(ctx context.Context, b *box, changed map[string]*mail
 	return true
 }
 
-// keyAgrees compares one key's file (found, with flags) with its row (ok).
+// keyAgrees compares one key's file (found, with flags) with its row (ok),
+// by the rules of folderAgrees, which compares every row with it.
 func keyAgrees(m mail.Message, ok bool, flags mail.Flags, found bool) error {
 	switch {
 	case !ok:
