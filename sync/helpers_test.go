@@ -89,10 +89,8 @@ type env struct {
 	passwords atomic.Int32
 	// clock, when set, is the connections' clock (imapremote.Options.Now).
 	clock func() time.Time
-	// noWatch: the run watches no folder (as where inotify is missing);
-	// watch, when set, stands between the engine and each folder watch.
+	// noWatch: the run watches no folder (as where inotify is missing).
 	noWatch bool
-	watch   func(rel string, fw satsync.FolderWatch) satsync.FolderWatch
 }
 
 // watcher gives the engine the root's folder watcher, as satchel does.
@@ -105,25 +103,8 @@ func (e *env) watcher(root maildir.Root) func() (satsync.Watcher, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.watch == nil {
-			return w, nil
-		}
-		return wrappedWatcher{w, e.watch}, nil
+		return w, nil
 	}
-}
-
-// wrappedWatcher passes each folder watch through wrap.
-type wrappedWatcher struct {
-	*maildir.Watcher
-	wrap func(rel string, fw satsync.FolderWatch) satsync.FolderWatch
-}
-
-func (w wrappedWatcher) Watch(rel string) (satsync.FolderWatch, error) {
-	fw, err := w.Watcher.Watch(rel)
-	if err != nil {
-		return nil, err
-	}
-	return w.wrap(rel, fw), nil
 }
 
 type lockedBuffer struct {
