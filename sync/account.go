@@ -573,18 +573,13 @@ func (r *runner) stampAll(ctx context.Context) {
 	if len(later) == 0 {
 		return
 	}
-	var wait time.Duration
+	var latests []time.Time
 	for _, l := range later {
 		if _, latest, err := l.b.folder.Stamp(); err == nil && !latest.IsZero() {
-			wait = max(wait, stampWait(latest))
+			latests = append(latests, latest)
 		}
 	}
-	if wait > 0 && wait <= settleWait {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-	}
+	settleStamps(ctx, latests, settleWait)
 	mbs := make([]mail.Mailbox, len(later))
 	for i, l := range later {
 		mbs[i] = l.mb
@@ -630,6 +625,32 @@ func stampWait(latest time.Time) time.Duration {
 		return past.Sub(now) + tick + time.Millisecond
 	}
 	return max(0, 50*time.Millisecond-time.Since(latest))
+}
+
+// settleStamps waits until the stamps of folders last changed at latests
+// can all be trusted (stampWait), and reports whether they can; it waits
+// no longer than limit, and not at all when that would not be enough.
+// stampWait's estimate is asked again after each wait: the coarse clock
+// can fall behind by more than its tick on a loaded machine.
+func settleStamps(ctx context.Context, latests []time.Time, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		var wait time.Duration
+		for _, l := range latests {
+			wait = max(wait, stampWait(l))
+		}
+		if wait == 0 {
+			return true
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return false
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // errDisagree stops a comparison at the first difference.

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,8 +10,9 @@ import (
 )
 
 // TestStampWait: once stampWait says a directory's modification time can
-// be trusted, the next change to the directory gets another one; a change
-// just made cannot be trusted yet; whole-second times need two seconds.
+// be trusted (settleStamps waiting for it, within settleWait), the next
+// change to the directory gets another one; a change just made cannot be
+// trusted yet; whole-second times need two seconds.
 func TestStampWait(t *testing.T) {
 	dir := t.TempDir()
 	mtime := func() time.Time {
@@ -33,7 +35,9 @@ func TestStampWait(t *testing.T) {
 		if w > settleWait {
 			t.Fatalf("wait %v after a change, more than %v", w, settleWait)
 		}
-		time.Sleep(w)
+		if !settleStamps(context.Background(), []time.Time{m1}, settleWait) {
+			t.Fatalf("not settled within %v", settleWait)
+		}
 		if w := stampWait(m1); w != 0 {
 			t.Fatalf("still %v to wait after waiting", w)
 		}
